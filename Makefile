@@ -1,0 +1,37 @@
+# chatflow: `make dev` runs the whole system, `make test` runs every test.
+# Both install and start the local services first (idempotent).
+SHELL := /bin/bash
+export PATH := $(CURDIR)/bin:$(PATH)
+GO ?= go
+
+.PHONY: dev test services stop build generate vet e2e bench clean-data
+
+build:
+	$(GO) build -o bin/chatflow ./cmd/chatflow
+
+bin/temporal:
+	GOBIN=$(CURDIR)/bin $(GO) install github.com/temporalio/cli/cmd/temporal@v1.5.1
+
+services: build bin/temporal
+	scripts/services.sh start
+	bin/chatflow migrate
+
+## dev: start services, then API + WebSocket + workers + web client on :8080
+dev: services
+	@echo "chatflow: http://127.0.0.1:8080  (Temporal Web UI: http://127.0.0.1:8233)"
+	bin/chatflow dev
+
+## test: start services, then the whole test suite (unit, workflow, integration, e2e)
+test: services
+	$(GO) vet ./...
+	$(GO) test -p 2 -count=1 -timeout 20m ./...
+	scripts/e2e.sh
+
+stop:
+	scripts/services.sh stop
+
+generate:
+	$(GO) tool sqlc generate
+
+clean-data: stop
+	rm -rf .data

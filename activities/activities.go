@@ -1,0 +1,50 @@
+// Package activities holds the Temporal activities: the sign-up saga's steps
+// and their compensations, and the batched message persistence. Every
+// activity is idempotent, so Temporal's retries never duplicate anything.
+package activities
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/chatflow/chatflow"
+	"github.com/chatflow/chatflow/db"
+	"github.com/chatflow/chatflow/events"
+)
+
+// Publisher is the part of the Kafka publisher the activities need.
+type Publisher interface {
+	Publish(ctx context.Context, recs ...events.Record) error
+}
+
+// Activities holds the dependencies of every activity. Workflows call the
+// methods through a nil *Activities; the worker registers a real one.
+type Activities struct {
+	Pool    *pgxpool.Pool
+	Queries *db.Queries
+	Events  Publisher
+}
+
+// New wires the activities to a Postgres pool and a Kafka publisher.
+func New(pool *pgxpool.Pool, pub Publisher) *Activities {
+	return &Activities{Pool: pool, Queries: db.New(pool), Events: pub}
+}
+
+// domainFailure turns a domain error into a non-retryable application error
+// whose type is the stable code, so the workflow can report it to clients.
+func domainFailure(err *chatflow.Error) error {
+	return temporal.NewNonRetryableApplicationError(err.Detail, err.Code, nil)
+}
+
+// uniqueViolation returns the violated constraint's name, if err is one.
+func uniqueViolation(err error) (string, bool) {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return pgErr.ConstraintName, true
+	}
+	return "", false
+}

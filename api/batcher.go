@@ -1,0 +1,164 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/chatflow/chatflow"
+	"github.com/chatflow/chatflow/activities"
+	"github.com/chatflow/chatflow/workflows"
+)
+
+// pendingMsg is an accepted message waiting for its batch workflow to start.
+type pendingMsg struct {
+	msg  chatflow.Message
+	done func(error)
+}
+
+// Batcher is the group commit of accepted messages into Temporal: it gathers
+// messages for a few milliseconds (and for as long as all start slots are
+// busy) and starts ONE PersistBatch workflow per batch.
+type Batcher struct {
+	s   *Server
+	in  chan pendingMsg
+	sem chan struct{}
+}
+
+func newBatcher(s *Server) *Batcher {
+	return &Batcher{s: s, in: make(chan pendingMsg, 4*s.Cfg.BatchMax), sem: make(chan struct{}, s.Cfg.BatchInflight)}
+}
+
+// add queues a message; done runs once its batch workflow has started (nil)
+// or the node gives up on it.
+func (b *Batcher) add(ctx context.Context, m chatflow.Message, done func(error)) error {
+	select {
+	case b.in <- pendingMsg{m, done}:
+		return nil
+	case <-ctx.Done():
+		return chatflow.Errorf(chatflow.ECodeUnavailable, "node is overloaded; retry with the same client_msg_id")
+	}
+}
+
+func (b *Batcher) run(ctx context.Context) {
+	linger := b.s.Cfg.BatchLinger
+	for {
+		var batch []pendingMsg
+		select {
+		case p := <-b.in:
+			batch = append(batch, p)
+		case <-ctx.Done():
+			b.drain()
+			return
+		}
+		timer := time.NewTimer(linger)
+	gather:
+		for len(batch) < b.s.Cfg.BatchMax {
+			select {
+			case p := <-b.in:
+				batch = append(batch, p)
+			case <-timer.C:
+				break gather
+			}
+		}
+		timer.Stop()
+		// Wait for a start slot, still gathering: under load batches grow
+		// instead of queueing more workflow starts.
+	slot:
+		for {
+			if len(batch) >= b.s.Cfg.BatchMax {
+				b.sem <- struct{}{}
+				break
+			}
+			select {
+			case b.sem <- struct{}{}:
+				break slot
+			case p := <-b.in:
+				batch = append(batch, p)
+			}
+		}
+		go func(batch []pendingMsg) {
+			defer func() { <-b.sem }()
+			b.flush(context.WithoutCancel(ctx), batch)
+		}(batch)
+	}
+}
+
+// drain flushes whatever is queued when the node stops.
+func (b *Batcher) drain() {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		var batch []pendingMsg
+	collect:
+		for len(batch) < b.s.Cfg.BatchMax {
+			select {
+			case p := <-b.in:
+				batch = append(batch, p)
+			default:
+				break collect
+			}
+		}
+		if len(batch) == 0 {
+			// wait for in-flight starts
+			for i := 0; i < cap(b.sem); i++ {
+				b.sem <- struct{}{}
+			}
+			return
+		}
+		b.flush(ctx, batch)
+	}
+}
+
+// flush starts the batch workflow, retrying with the same workflow id so a
+// start that succeeded but whose answer was lost is not started twice.
+func (b *Batcher) flush(ctx context.Context, batch []pendingMsg) {
+	msgs := make([]chatflow.Message, len(batch))
+	for i, p := range batch {
+		msgs[i] = p.msg
+	}
+	id := "msgbatch-" + b.s.Cfg.NodeID + "-" + uuid.Must(uuid.NewV7()).String()
+	opts := client.StartWorkflowOptions{
+		ID: id, TaskQueue: workflows.MessagesTaskQueue,
+		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+	}
+	start := time.Now()
+	backoff := 50 * time.Millisecond
+	var err error
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err = b.s.Temporal.ExecuteWorkflow(sctx, opts, workflows.PersistBatch, activities.MessageBatch{Node: b.s.Cfg.NodeID, Messages: msgs})
+		cancel()
+		var already *serviceerror.WorkflowExecutionAlreadyStarted
+		if err == nil || errors.As(err, &already) {
+			err = nil
+			break
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		b.s.Log.Warn("batch workflow start failed; retrying", "batch", id, "messages", len(msgs), "error", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+	b.s.metrics.batchStart.Observe(time.Since(start).Seconds())
+	if err != nil {
+		b.s.Log.Error("batch not started; messages stay in the Redis history until resent", "batch", id, "messages", len(msgs), "error", err)
+		err = chatflow.Errorf(chatflow.ECodeUnavailable, "persistence unavailable; retry with the same client_msg_id")
+	} else {
+		b.s.metrics.batchSize.Observe(float64(len(msgs)))
+		b.s.metrics.messagesCommitted.Add(float64(len(msgs)))
+	}
+	for _, p := range batch {
+		p.done(err)
+	}
+}

@@ -1,0 +1,220 @@
+// Package api is the HTTP and WebSocket node: Fiber REST handlers, the /ws
+// endpoint, Redis fan-out across nodes and the group commit of messages into
+// Temporal. Handlers hang off Server; there are no globals.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/gofiber/fiber/v2/middleware/requestid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"go.temporal.io/sdk/client"
+
+	"github.com/chatflow/chatflow"
+	"github.com/chatflow/chatflow/db"
+	"github.com/chatflow/chatflow/token"
+)
+
+// Config tunes a node.
+type Config struct {
+	// NodeID names this node in logs and batch workflow ids.
+	NodeID string
+	// AdminUsernames get the admin role at login.
+	AdminUsernames []string
+	// BcryptCost is the password hashing cost.
+	BcryptCost int
+	// BatchLinger is how long a message batch waits for company.
+	BatchLinger time.Duration
+	// BatchMax caps messages per batch workflow (payload stays far below 2 MB).
+	BatchMax int
+	// BatchInflight caps concurrent batch workflow starts.
+	BatchInflight int
+	// WSSendRate and WSSendBurst limit frames per second per connection.
+	WSSendRate  float64
+	WSSendBurst int
+	// WSQueue is the per-connection outbound queue; a reader that lets it
+	// fill up is disconnected.
+	WSQueue int
+	// HistoryCap is the length of each room's recent-history stream in Redis.
+	HistoryCap int
+	// KafkaBrokers is checked by /readyz.
+	KafkaBrokers string
+}
+
+func (c *Config) defaults() {
+	if c.NodeID == "" {
+		c.NodeID = "node"
+	}
+	if c.BcryptCost == 0 {
+		c.BcryptCost = 10
+	}
+	if c.BatchLinger == 0 {
+		c.BatchLinger = 5 * time.Millisecond
+	}
+	if c.BatchMax == 0 {
+		c.BatchMax = 2000
+	}
+	if c.BatchInflight == 0 {
+		c.BatchInflight = 8
+	}
+	if c.WSSendRate == 0 {
+		c.WSSendRate = 50
+	}
+	if c.WSSendBurst == 0 {
+		c.WSSendBurst = 100
+	}
+	if c.WSQueue == 0 {
+		c.WSQueue = 512
+	}
+	if c.HistoryCap == 0 {
+		c.HistoryCap = 1000
+	}
+}
+
+// Server is one api node.
+type Server struct {
+	Pool     *pgxpool.Pool
+	Queries  *db.Queries
+	Redis    redis.UniversalClient
+	Temporal client.Client
+	Tokens   *token.Service
+	Log      *slog.Logger
+	Cfg      Config
+
+	app     *fiber.App
+	hub     *Hub
+	batcher *Batcher
+	metrics *Metrics
+	// stop ends the node's background loops.
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// New wires a node; call Listen to serve.
+func New(pool *pgxpool.Pool, rdb redis.UniversalClient, tc client.Client, tokens *token.Service, log *slog.Logger, cfg Config) *Server {
+	cfg.defaults()
+	s := &Server{
+		Pool: pool, Queries: db.New(pool), Redis: rdb, Temporal: tc, Tokens: tokens, Log: log, Cfg: cfg,
+		done: make(chan struct{}),
+	}
+	s.metrics = newMetrics()
+	s.hub = newHub(s)
+	s.batcher = newBatcher(s)
+	s.app = fiber.New(fiber.Config{
+		AppName:               "chatflow",
+		DisableStartupMessage: true,
+		ErrorHandler:          s.errorHandler,
+		BodyLimit:             64 << 10,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		JSONEncoder:           json.Marshal,
+		JSONDecoder:           json.Unmarshal,
+	})
+	s.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
+		s.Log.Error("panic in handler", "path", c.Path(), "panic", e, "request_id", c.Locals(requestid.ConfigDefault.ContextKey))
+	}}))
+	s.app.Use(requestid.New())
+	s.app.Use(s.observe)
+	s.routes()
+	return s
+}
+
+// App exposes the Fiber app, for tests that drive it in-process.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Start launches the node's background loops (fan-out subscriber, batcher).
+func (s *Server) Start(ctx context.Context) {
+	ctx, s.stop = context.WithCancel(ctx)
+	go func() {
+		defer close(s.done)
+		done := make(chan struct{})
+		go func() { s.hub.run(ctx); close(done) }()
+		s.batcher.run(ctx)
+		<-done
+	}()
+}
+
+// Listen serves HTTP and WebSocket on addr until Shutdown.
+func (s *Server) Listen(addr string) error { return s.app.Listen(addr) }
+
+// Shutdown stops accepting requests, closes WebSocket connections, and
+// flushes pending message batches into Temporal before returning.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.hub.closeAll()
+	err := s.app.ShutdownWithContext(ctx)
+	if s.stop != nil {
+		s.stop()
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+		}
+	}
+	return err
+}
+
+func (s *Server) routes() {
+	s.app.Get("/healthz", s.healthz)
+	s.app.Get("/readyz", s.readyz)
+	s.app.Get("/metrics", s.metricsHandler)
+
+	v1 := s.app.Group("/api/v1")
+	v1.Post("/signup", s.signup)
+	v1.Get("/signup/:id", s.signupStatus)
+	v1.Post("/auth/login", s.login)
+	v1.Post("/auth/refresh", s.refresh)
+
+	authed := v1.Group("", s.requireAuth)
+	authed.Post("/auth/logout", s.logout)
+	authed.Get("/me", s.me)
+	authed.Patch("/me", s.updateMe)
+	authed.Get("/me/account/transactions", s.transactions)
+	authed.Post("/me/account/deposits", s.deposit)
+	authed.Get("/users", s.searchUsers)
+	authed.Get("/friends", s.listFriends)
+	authed.Post("/friends", s.addFriend)
+	authed.Delete("/friends/:user_id", s.removeFriend)
+	authed.Get("/admin/stats", s.requireAdmin, s.adminStats)
+	authed.Get("/admin/signups", s.requireAdmin, s.adminSignups)
+
+	authed.Post("/rooms", s.createRoom)
+	authed.Get("/rooms", s.listRooms)
+	authed.Get("/rooms/:room_id", s.getRoom)
+	authed.Post("/rooms/:room_id/members", s.invite)
+	authed.Delete("/rooms/:room_id/members/me", s.leave)
+	authed.Get("/rooms/:room_id/messages", s.history)
+	authed.Post("/rooms/:room_id/messages", s.postMessage)
+	authed.Post("/rooms/:room_id/read", s.postRead)
+
+	s.app.Get("/ws", s.wsUpgrade, s.wsHandler())
+	s.app.Use(func(c *fiber.Ctx) error {
+		return chatflow.Errorf(chatflow.ECodeNotFound, "no route for %s %s", c.Method(), c.Path())
+	})
+}
+
+// decode parses a JSON request body, answering validation_failed on garbage.
+func decode(c *fiber.Ctx, v any) error {
+	body := c.Body()
+	if len(body) == 0 {
+		return chatflow.Errorf(chatflow.ECodeValidation, "request body must be a JSON object")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			return chatflow.Errorf(chatflow.ECodeValidation, "field %q has the wrong type", ute.Field)
+		}
+		return chatflow.Errorf(chatflow.ECodeValidation, "request body is not valid JSON")
+	}
+	return nil
+}
+
+func (s *Server) healthz(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "ok", "node": s.Cfg.NodeID})
+}

@@ -1,0 +1,137 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/chatflow/chatflow"
+	"github.com/chatflow/chatflow/activities"
+	"github.com/chatflow/chatflow/db"
+	"github.com/chatflow/chatflow/workflows"
+)
+
+var errNoRows = pgx.ErrNoRows
+
+// signupRef maps a public signup_id to its workflow run; kept in Redis for a week.
+type signupRef struct {
+	WorkflowID string    `json:"wid"`
+	RunID      string    `json:"rid"`
+	Username   string    `json:"username"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+const signupRefTTL = 7 * 24 * time.Hour
+
+func signupKey(id string) string { return "signup:" + id }
+
+func (s *Server) signup(c *fiber.Ctx) error {
+	var req chatflow.SignupRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	req.Normalize()
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	taken, err := s.Queries.UsernameOrEmailExists(ctx, db.UsernameOrEmailExistsParams{Username: req.Username, Email: req.Email})
+	if err != nil {
+		return err
+	}
+	if taken.UsernameTaken {
+		return chatflow.Errorf(chatflow.ECodeUsernameTaken, "username %q is already registered", req.Username)
+	}
+	if taken.EmailTaken {
+		return chatflow.Errorf(chatflow.ECodeEmailTaken, "email is already registered")
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(req.Password), s.Cfg.BcryptCost)
+	if err != nil {
+		return err
+	}
+	in := activities.SignupInput{
+		SignupID: uuid.NewString(), UserID: uuid.New(), Username: req.Username, Email: req.Email,
+		PasswordHash: string(hash), DisplayName: req.DisplayName, RequestedAt: time.Now().UTC(),
+	}
+	run, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:        workflows.SignupWorkflowID(req.Username),
+		TaskQueue: workflows.SignupTaskQueue,
+		// A failed sign-up frees the name; a running or completed one keeps it.
+		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionTimeout: 10 * time.Minute,
+		StaticSummary:            "sign-up of " + req.Username,
+		StaticDetails:            "signup_id `" + in.SignupID + "`, user_id `" + in.UserID.String() + "`",
+		Memo:                     map[string]any{"signup_id": in.SignupID},
+	}, workflows.Signup, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return chatflow.Errorf(chatflow.ECodeUsernameTaken, "username %q is already registered", req.Username)
+	}
+	if err != nil {
+		return err
+	}
+	ref, _ := json.Marshal(signupRef{WorkflowID: run.GetID(), RunID: run.GetRunID(), Username: req.Username, CreatedAt: in.RequestedAt})
+	if err := s.Redis.Set(ctx, signupKey(in.SignupID), ref, signupRefTTL).Err(); err != nil {
+		return err
+	}
+	s.metrics.signupsStarted.Inc()
+	c.Location("/api/v1/signup/" + in.SignupID)
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"signup_id": in.SignupID, "status": chatflow.StatusRunning})
+}
+
+func (s *Server) signupStatus(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if _, err := uuid.Parse(id); err != nil {
+		return chatflow.Errorf(chatflow.ECodeNotFound, "no sign-up %q", id)
+	}
+	ctx := c.UserContext()
+	raw, err := s.Redis.Get(ctx, signupKey(id)).Bytes()
+	if err != nil {
+		return chatflow.Errorf(chatflow.ECodeNotFound, "no sign-up %q", id)
+	}
+	var ref signupRef
+	if err := json.Unmarshal(raw, &ref); err != nil {
+		return err
+	}
+	if w := c.Query("wait"); w != "" {
+		d, err := time.ParseDuration(w)
+		if err != nil || d < 0 {
+			return chatflow.Errorf(chatflow.ECodeValidation, "wait must be a duration such as 5s")
+		}
+		if d > 30*time.Second {
+			d = 30 * time.Second
+		}
+		wctx, cancel := context.WithTimeout(ctx, d)
+		_ = s.Temporal.GetWorkflow(wctx, ref.WorkflowID, ref.RunID).Get(wctx, nil) // outcome comes from the query
+		cancel()
+	}
+	p, err := s.signupProgress(ctx, ref)
+	if err != nil {
+		return err
+	}
+	p.SignupID = id
+	return c.JSON(p)
+}
+
+// signupProgress asks the workflow for its step statuses.
+func (s *Server) signupProgress(ctx context.Context, ref signupRef) (chatflow.SignupProgress, error) {
+	var p chatflow.SignupProgress
+	v, err := s.Temporal.QueryWorkflow(ctx, ref.WorkflowID, ref.RunID, workflows.QueryProgress)
+	if err != nil {
+		return p, chatflow.Errorf(chatflow.ECodeUnavailable, "sign-up status is not available right now: %v", err)
+	}
+	if err := v.Get(&p); err != nil {
+		return p, err
+	}
+	return p, nil
+}

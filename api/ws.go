@@ -1,0 +1,489 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/chatflow/chatflow"
+	"github.com/chatflow/chatflow/token"
+)
+
+// Frame size limits. A valid send fits well under maxFrame even with every
+// character JSON-escaped; frames up to wsReadLimit get an error frame, larger
+// ones close the connection (1009) because reading them is the attack.
+const (
+	maxFrame    = 64 << 10
+	wsReadLimit = 256 << 10
+	pingEvery   = 25 * time.Second
+	readTimeout = 70 * time.Second
+	writeWait   = 10 * time.Second
+	// maxSyncBuffer bounds live frames held back while a sync replays.
+	maxSyncBuffer = 10000
+	syncPage      = 500
+)
+
+// inFrame is any client→server frame.
+type inFrame struct {
+	Type        string           `json:"type"`
+	RoomID      string           `json:"room_id"`
+	ClientMsgID string           `json:"client_msg_id"`
+	Body        string           `json:"body"`
+	Seq         int64            `json:"seq"`
+	Rooms       map[string]int64 `json:"rooms"`
+}
+
+type errorFrame struct {
+	Type   string `json:"type"`
+	Code   string `json:"code"`
+	Detail string `json:"detail"`
+	Ref    string `json:"ref,omitempty"`
+}
+
+type ackFrame struct {
+	Type        string `json:"type"`
+	ClientMsgID string `json:"client_msg_id"`
+	MessageID   string `json:"message_id"`
+	RoomID      string `json:"room_id"`
+	Seq         int64  `json:"seq"`
+	Duplicate   bool   `json:"duplicate,omitempty"`
+}
+
+// roomState tracks what this connection has been sent of one room, so that
+// sync replays and live fan-out never send a message twice.
+type roomState struct {
+	last      int64 // highest seq sent
+	firstLive int64 // first seq sent live (0: none yet)
+	syncing   bool
+	buf       [][]byte // live frames held back during a sync
+}
+
+// wsConn is one client connection.
+type wsConn struct {
+	s    *Server
+	ws   *websocket.Conn
+	user string
+	uid  uuid.UUID
+
+	out       chan []byte
+	closed    chan struct{}
+	closeOnce sync.Once
+	reason    string
+
+	mu    sync.Mutex
+	rooms map[string]*roomState
+
+	tokens float64
+	last   time.Time
+}
+
+func (c *wsConn) addRoom(room string) {
+	c.mu.Lock()
+	if c.rooms[room] == nil {
+		c.rooms[room] = &roomState{}
+	}
+	c.mu.Unlock()
+}
+
+func (c *wsConn) removeRoom(room string) {
+	c.mu.Lock()
+	delete(c.rooms, room)
+	c.mu.Unlock()
+}
+
+func (c *wsConn) roomList() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.rooms))
+	for r := range c.rooms {
+		out = append(out, r)
+	}
+	return out
+}
+
+func (c *wsConn) isMember(room string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rooms[room] != nil
+}
+
+// enqueue queues a frame without blocking; a client that lets its queue
+// fill up is disconnected so memory stays bounded.
+func (c *wsConn) enqueue(frame []byte) {
+	select {
+	case c.out <- frame:
+	case <-c.closed:
+	default:
+		c.s.metrics.wsSlowDropped.Inc()
+		c.close("slow reader: send queue full")
+	}
+}
+
+// deliverMessage sends a live message frame unless a sync is replaying the
+// room (then it is held back) or it was already sent.
+func (c *wsConn) deliverMessage(room string, seq int64, frame []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.rooms[room]
+	switch {
+	case st == nil:
+		return
+	case st.syncing:
+		if len(st.buf) >= maxSyncBuffer {
+			go c.close("slow reader: sync backlog")
+			return
+		}
+		st.buf = append(st.buf, frame)
+		return
+	case seq <= st.last:
+		return
+	}
+	if st.firstLive == 0 {
+		st.firstLive = seq
+	}
+	st.last = seq
+	c.enqueue(frame)
+}
+
+func (c *wsConn) close(reason string) {
+	c.closeOnce.Do(func() {
+		c.reason = reason
+		close(c.closed)
+	})
+}
+
+func (c *wsConn) sendJSON(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	c.enqueue(b)
+}
+
+func (c *wsConn) sendError(code, detail, ref string) {
+	c.s.metrics.wsErrors.WithLabelValues(code).Inc()
+	c.sendJSON(errorFrame{Type: "error", Code: code, Detail: detail, Ref: ref})
+}
+
+// allow is a token bucket over inbound frames.
+func (c *wsConn) allow() bool {
+	now := time.Now()
+	c.tokens += now.Sub(c.last).Seconds() * c.s.Cfg.WSSendRate
+	if max := float64(c.s.Cfg.WSSendBurst); c.tokens > max {
+		c.tokens = max
+	}
+	c.last = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+func (s *Server) wsUpgrade(c *fiber.Ctx) error {
+	if !websocket.IsWebSocketUpgrade(c) {
+		return fiber.NewError(fiber.StatusUpgradeRequired, "GET /ws needs a WebSocket upgrade")
+	}
+	claims, err := s.authenticate(c, true)
+	if err != nil {
+		return err
+	}
+	c.Locals(claimsKey, claims)
+	return c.Next()
+}
+
+func (s *Server) wsHandler() fiber.Handler {
+	return websocket.New(s.serveWS, websocket.Config{ReadBufferSize: 1024, WriteBufferSize: 1024})
+}
+
+func (s *Server) serveWS(ws *websocket.Conn) {
+	claims := ws.Locals(claimsKey).(*token.Claims)
+	uid := uuid.MustParse(claims.Subject)
+	c := &wsConn{
+		s: s, ws: ws, user: uid.String(), uid: uid,
+		out: make(chan []byte, s.Cfg.WSQueue), closed: make(chan struct{}),
+		rooms: map[string]*roomState{}, tokens: float64(s.Cfg.WSSendBurst), last: time.Now(),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ids, err := s.Queries.UserRoomIDs(ctx, uid)
+	cancel()
+	if err != nil {
+		s.Log.Error("ws: load rooms", "user", c.user, "error", err)
+		_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseInternalServerErr, "try again"))
+		return
+	}
+	rooms := make([]string, len(ids))
+	for i, id := range ids {
+		rooms[i] = id.String()
+	}
+	s.hub.register(c, rooms)
+	s.presence(c, true)
+	writerDone := make(chan struct{})
+	go func() { c.writeLoop(); close(writerDone) }()
+	c.readLoop()
+	c.close("client gone")
+	<-writerDone
+	s.hub.unregister(c)
+	s.presence(c, false)
+}
+
+func (c *wsConn) writeLoop() {
+	ping := time.NewTicker(pingEvery)
+	defer ping.Stop()
+	defer c.ws.Close() // also ends the read loop
+	for {
+		select {
+		case b := <-c.out:
+			_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+				c.close("write failed")
+				return
+			}
+			c.s.metrics.wsFramesOut.Inc()
+		case <-ping.C:
+			_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+			if err := c.ws.WriteMessage(websocket.PingMessage, nil); err != nil {
+				c.close("ping failed")
+				return
+			}
+		case <-c.closed:
+			_ = c.ws.SetWriteDeadline(time.Now().Add(time.Second))
+			_ = c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, c.reason))
+			return
+		}
+	}
+}
+
+func (c *wsConn) readLoop() {
+	c.ws.SetReadLimit(wsReadLimit)
+	_ = c.ws.SetReadDeadline(time.Now().Add(readTimeout))
+	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(readTimeout)) })
+	for {
+		mt, data, err := c.ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		_ = c.ws.SetReadDeadline(time.Now().Add(readTimeout))
+		c.s.metrics.wsFramesIn.Inc()
+		select {
+		case <-c.closed:
+			return
+		default:
+		}
+		c.handleFrame(mt, data)
+	}
+}
+
+// handleFrame answers every bad frame with an error frame; nothing a client
+// sends ends the connection except frames over wsReadLimit.
+func (c *wsConn) handleFrame(mt int, data []byte) {
+	if mt != websocket.TextMessage {
+		c.sendError(chatflow.ECodeBadFrame, "only text frames carrying JSON are accepted", "")
+		return
+	}
+	if len(data) > maxFrame {
+		c.sendError(chatflow.ECodeTooLarge, "frame is larger than 64 KiB", "")
+		return
+	}
+	if !utf8.Valid(data) {
+		c.sendError(chatflow.ECodeBadFrame, "frame is not valid UTF-8", "")
+		return
+	}
+	var f inFrame
+	if err := json.Unmarshal(data, &f); err != nil {
+		c.sendError(chatflow.ECodeBadFrame, "frame is not a valid JSON object of a known shape", "")
+		return
+	}
+	if !c.allow() {
+		c.sendError(chatflow.ECodeRateLimited, "too many frames; slow down", refOf(f))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	switch f.Type {
+	case "send":
+		c.handleSend(ctx, f)
+	case "typing":
+		if !c.isMember(f.RoomID) {
+			c.sendError(chatflow.ECodeNotMember, "not a member of that room", f.RoomID)
+			return
+		}
+		_ = c.s.publish(ctx, roomChannel(f.RoomID), map[string]string{"type": "typing", "room_id": f.RoomID, "user_id": c.user})
+	case "read":
+		c.handleRead(ctx, f)
+	case "sync":
+		c.handleSync(ctx, f)
+	case "ping":
+		c.sendJSON(map[string]string{"type": "pong"})
+	default:
+		c.sendError(chatflow.ECodeBadFrame, "unknown frame type "+quoteShort(f.Type), "")
+	}
+}
+
+func refOf(f inFrame) string {
+	if f.ClientMsgID != "" && len(f.ClientMsgID) <= chatflow.MaxClientMsgID {
+		return f.ClientMsgID
+	}
+	return f.Type
+}
+
+func quoteShort(s string) string {
+	if len(s) > 32 {
+		s = s[:32]
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func (c *wsConn) handleSend(ctx context.Context, f inFrame) {
+	ref := refOf(f)
+	start := time.Now()
+	a, err := c.s.accept(ctx, c.uid, f.RoomID, f.ClientMsgID, f.Body)
+	if err != nil {
+		c.sendError(chatflow.ErrorCode(err), chatflow.ErrorDetail(err), ref)
+		return
+	}
+	c.s.metrics.messagesAccepted.Inc()
+	ack := ackFrame{Type: "ack", ClientMsgID: a.msg.ClientMsgID, MessageID: a.msg.MessageID, RoomID: a.msg.RoomID, Seq: a.msg.Seq, Duplicate: a.dup}
+	err = c.s.batcher.add(ctx, a.msg, func(err error) {
+		if err != nil {
+			c.sendError(chatflow.ErrorCode(err), chatflow.ErrorDetail(err), ref)
+			return
+		}
+		c.s.metrics.ackLatency.Observe(time.Since(start).Seconds())
+		c.sendJSON(ack)
+	})
+	if err != nil {
+		c.sendError(chatflow.ErrorCode(err), chatflow.ErrorDetail(err), ref)
+	}
+}
+
+func (c *wsConn) handleRead(ctx context.Context, f inFrame) {
+	room, err := uuid.Parse(f.RoomID)
+	if err != nil || f.Seq < 0 {
+		c.sendError(chatflow.ECodeValidation, "read needs a room_id and a seq >= 0", f.RoomID)
+		return
+	}
+	if _, err := c.s.markRead(ctx, c.uid, room, f.Seq); err != nil {
+		c.sendError(chatflow.ErrorCode(err), chatflow.ErrorDetail(err), f.RoomID)
+	}
+}
+
+// handleSync replays, per room, every message after the client's last seen
+// seq, then resumes live delivery with no gap and no duplicate.
+func (c *wsConn) handleSync(ctx context.Context, f inFrame) {
+	if len(f.Rooms) == 0 {
+		c.sendError(chatflow.ECodeValidation, "sync needs rooms: {room_id: last_seq}", "sync")
+		return
+	}
+	for roomID, last := range f.Rooms {
+		room, err := uuid.Parse(roomID)
+		if err != nil || last < 0 {
+			c.sendError(chatflow.ECodeValidation, "sync rooms must map room ids to seqs >= 0", roomID)
+			continue
+		}
+		roomID = room.String()
+		c.mu.Lock()
+		st := c.rooms[roomID]
+		if st != nil {
+			st.syncing = true
+		}
+		c.mu.Unlock()
+		if st == nil {
+			c.sendError(chatflow.ECodeNotMember, "not a member of that room", roomID)
+			continue
+		}
+		sent, err := c.replay(ctx, room, last, st)
+		c.mu.Lock()
+		if sent > st.last {
+			st.last = sent
+		}
+		for _, b := range st.buf {
+			if seq, _ := frameSeq(b); seq > st.last {
+				st.last = seq
+				c.enqueue(b)
+			}
+		}
+		st.buf, st.syncing = nil, false
+		c.mu.Unlock()
+		if err != nil {
+			c.sendError(chatflow.ErrorCode(err), chatflow.ErrorDetail(err), roomID)
+		}
+	}
+}
+
+// replay sends the room's messages after last, page by page, blocking on the
+// queue (the client asked for them), and returns the highest seq covered.
+func (c *wsConn) replay(ctx context.Context, room uuid.UUID, last int64, st *roomState) (int64, error) {
+	cur, err := c.s.currentSeq(ctx, room)
+	if err != nil {
+		return last, err
+	}
+	c.mu.Lock()
+	firstLive, liveLast := st.firstLive, st.last
+	c.mu.Unlock()
+	for lo := last + 1; lo <= cur; lo += syncPage {
+		frames, err := c.s.fetchRange(ctx, room, lo, min(lo+syncPage-1, cur))
+		if err != nil {
+			return lo - 1, err
+		}
+		for _, fr := range frames {
+			if seq, _ := frameSeq(fr); firstLive > 0 && seq >= firstLive && seq <= liveLast {
+				continue // already sent live on this connection
+			}
+			select {
+			case c.out <- fr:
+			case <-c.closed:
+				return cur, nil
+			case <-time.After(writeWait):
+				c.close("slow reader during sync")
+				return cur, nil
+			}
+		}
+	}
+	return cur, nil
+}
+
+// presence counts a user's connections across nodes and announces the
+// transitions online/offline to the rooms the user is in.
+func (s *Server) presence(c *wsConn, online bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	key := "presence:" + userChannel(c.user)
+	var n int64
+	var err error
+	if online {
+		n, err = s.Redis.Incr(ctx, key).Result()
+	} else {
+		n, err = s.Redis.Decr(ctx, key).Result()
+	}
+	if err != nil || (online && n != 1) || (!online && n > 0) {
+		return
+	}
+	if n < 0 {
+		s.Redis.Set(ctx, key, 0, 0)
+	}
+	ids, err := s.Queries.UserRoomIDs(ctx, c.uid)
+	if err != nil {
+		return
+	}
+	frame, _ := json.Marshal(map[string]any{"type": "presence", "user_id": c.user, "online": online})
+	pipe := s.Redis.Pipeline()
+	for _, id := range ids {
+		pipe.Publish(ctx, roomChannel(id.String()), frame)
+	}
+	_, _ = pipe.Exec(ctx)
+}
+
+// online reports whether a user has a live connection on any node.
+func (s *Server) online(ctx context.Context, user uuid.UUID) bool {
+	n, _ := s.Redis.Get(ctx, "presence:"+userChannel(user.String())).Int64()
+	return n > 0
+}
+

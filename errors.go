@@ -1,0 +1,63 @@
+// Package chatflow holds the domain types and error codes shared by every
+// part of the chat backend. It imports nothing internal so that any package
+// can depend on it.
+package chatflow
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Stable error codes. Clients match on these strings, so they never change
+// once published; add new ones instead.
+const (
+	ECodeValidation         = "validation_failed"
+	ECodeUsernameTaken      = "username_taken"
+	ECodeEmailTaken         = "email_taken"
+	ECodeInvalidCredentials = "invalid_credentials"
+	ECodeInvalidToken       = "invalid_token"
+	ECodeTokenReused        = "token_reused"
+	ECodeUnauthorized       = "unauthorized"
+	ECodeForbidden          = "forbidden"
+	ECodeNotFound           = "not_found"
+	ECodeNotMember          = "not_member"
+	ECodeRateLimited        = "rate_limited"
+	ECodeConflict           = "conflict"
+	ECodeBadFrame           = "bad_frame"
+	ECodeTooLarge           = "too_large"
+	ECodeUnavailable        = "unavailable"
+	ECodeInternal           = "internal"
+)
+
+// Error is a domain error carrying a stable code and a human readable detail.
+type Error struct {
+	Code   string
+	Detail string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Detail }
+
+// Errorf builds a domain error with the given code.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Detail: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of a domain error anywhere in err's chain, or
+// ECodeInternal for anything else.
+func ErrorCode(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ECodeInternal
+}
+
+// ErrorDetail returns the detail of a domain error, or a generic text for
+// internal errors so that internals never leak to clients.
+func ErrorDetail(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Detail
+	}
+	return "internal error"
+}
