@@ -36,7 +36,8 @@ func newHub(s *Server) *Hub {
 }
 
 func (h *Hub) run(ctx context.Context) {
-	defer h.ps.Close()
+	// Receive does not watch ctx; closing the PubSub is what unblocks it.
+	go func() { <-ctx.Done(); h.ps.Close() }()
 	for {
 		msg, err := h.ps.Receive(ctx)
 		if err != nil {

@@ -486,4 +486,3 @@ func (s *Server) online(ctx context.Context, user uuid.UUID) bool {
 	n, _ := s.Redis.Get(ctx, "presence:"+userChannel(user.String())).Int64()
 	return n > 0
 }
-

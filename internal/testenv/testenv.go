@@ -1,0 +1,352 @@
+// Package testenv connects tests to the real local services started by
+// `make test` (scripts/services.sh) and runs in-process api nodes and worker
+// pools against them. It fails a test loudly when a service is missing.
+package testenv
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/chatflow/chatflow/activities"
+	"github.com/chatflow/chatflow/api"
+	"github.com/chatflow/chatflow/events"
+	"github.com/chatflow/chatflow/postgres"
+	"github.com/chatflow/chatflow/token"
+	"github.com/chatflow/chatflow/workers"
+)
+
+// Env is a connection to the local services.
+type Env struct {
+	Pool         *pgxpool.Pool
+	Redis        *redis.Client
+	Temporal     client.Client
+	KafkaBrokers string
+	Log          *slog.Logger
+}
+
+func getenv(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// Secret is the JWT key the test nodes use.
+const Secret = "chatflow-test-secret-0123456789abcdef"
+
+var (
+	once    sync.Once
+	shared  *Env
+	openErr error
+)
+
+// Open returns the shared connection to the services, migrating the schema
+// once per test binary.
+func Open(t testing.TB) *Env {
+	t.Helper()
+	once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		e := &Env{KafkaBrokers: getenv("KAFKA_BROKERS", "127.0.0.1:59092")}
+		level := slog.LevelWarn
+		if os.Getenv("TEST_LOG") != "" {
+			level = slog.LevelDebug
+		}
+		e.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+		e.Pool, openErr = postgres.Open(ctx, getenv("DATABASE_URL", "postgres://postgres@127.0.0.1:55432/chatflow?sslmode=disable"), 40)
+		if openErr != nil {
+			return
+		}
+		if openErr = postgres.Migrate(ctx, e.Pool); openErr != nil {
+			return
+		}
+		e.Redis = redis.NewClient(&redis.Options{Addr: getenv("REDIS_ADDR", "127.0.0.1:56379"), PoolSize: 200})
+		if openErr = e.Redis.Ping(ctx).Err(); openErr != nil {
+			return
+		}
+		e.Temporal, openErr = client.Dial(client.Options{
+			HostPort: getenv("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+			Logger:   tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		})
+		if openErr != nil {
+			return
+		}
+		if openErr = events.Ping(ctx, e.KafkaBrokers); openErr != nil {
+			return
+		}
+		shared = e
+	})
+	if openErr != nil {
+		t.Fatalf("local services are not reachable (%v); run `make test`, or `scripts/services.sh start` first", openErr)
+	}
+	return shared
+}
+
+// Tokens returns a token service with the test key.
+func (e *Env) Tokens() *token.Service {
+	return token.New(token.Config{
+		Secret: []byte(Secret), Issuer: "chatflow", Audience: "chatflow-clients",
+		AccessTTL: 15 * time.Minute, RefreshTTL: time.Hour,
+	}, e.Redis)
+}
+
+// Worker runs the worker pools of this test binary on the given task queues
+// (empty: the real ones) until the test ends; it returns a stop function
+// for tests that kill a worker mid-load.
+func (e *Env) Worker(t testing.TB, pub activities.Publisher) (stop func()) {
+	t.Helper()
+	if pub == nil {
+		p := events.NewPublisher(e.KafkaBrokers)
+		t.Cleanup(func() { p.Close() })
+		pub = p
+	}
+	ws := workers.New(e.Temporal, activities.New(e.Pool, pub), workers.Options{})
+	for _, w := range ws {
+		if err := w.Start(); err != nil {
+			t.Fatalf("start worker: %v", err)
+		}
+	}
+	var o sync.Once
+	stop = func() {
+		o.Do(func() {
+			for _, w := range ws {
+				w.Stop()
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// Workers exposes worker construction for tests that need custom queues.
+func (e *Env) Workers(pub activities.Publisher) []worker.Worker {
+	return workers.New(e.Temporal, activities.New(e.Pool, pub), workers.Options{})
+}
+
+// Node is an in-process api node listening on a loopback port.
+type Node struct {
+	Server *api.Server
+	URL    string // http://127.0.0.1:port
+	Addr   string
+}
+
+// StartNode runs an api node until the test ends. cfg may be zero.
+func (e *Env) StartNode(t testing.TB, cfg api.Config) *Node {
+	t.Helper()
+	if cfg.NodeID == "" {
+		cfg.NodeID = "test-" + uuid.NewString()[:8]
+	}
+	if cfg.BcryptCost == 0 {
+		cfg.BcryptCost = 4 // bcrypt.MinCost: tests exercise the flow, not the hash cost
+	}
+	if cfg.KafkaBrokers == "" {
+		cfg.KafkaBrokers = e.KafkaBrokers
+	}
+	srv := api.New(e.Pool, e.Redis, e.Temporal, e.Tokens(), e.Log, cfg)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv.Start(ctx)
+	go func() { _ = srv.App().Listener(ln) }()
+	t.Cleanup(func() {
+		sctx, c := context.WithTimeout(context.Background(), 20*time.Second)
+		defer c()
+		_ = srv.Shutdown(sctx)
+		cancel()
+	})
+	addr := ln.Addr().String()
+	return &Node{Server: srv, URL: "http://" + addr, Addr: addr}
+}
+
+// Call performs a JSON request and decodes the JSON answer into out (may be nil).
+func (n *Node) Call(t testing.TB, method, path, token string, body any, out any) int {
+	t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	case []byte:
+		r = strings.NewReader(string(b))
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = strings.NewReader(string(raw))
+	}
+	req, err := http.NewRequest(method, n.URL+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// User is a signed-up, logged-in test user.
+type User struct {
+	ID, Username, Email, Password string
+	Access, Refresh               string
+}
+
+// Unique returns a fresh username-safe suffix.
+func Unique() string { return strings.ReplaceAll(uuid.NewString()[:12], "-", "") }
+
+// SignUp registers a user through the saga and logs in. A worker must run.
+func (n *Node) SignUp(t testing.TB, prefix string) User {
+	t.Helper()
+	u := User{Username: prefix + "_" + Unique(), Password: "password-" + Unique()}
+	u.Email = u.Username + "@example.test"
+	var started struct {
+		SignupID string `json:"signup_id"`
+	}
+	if st := n.Call(t, "POST", "/api/v1/signup", "", map[string]string{
+		"username": u.Username, "email": u.Email, "password": u.Password, "display_name": strings.ToUpper(prefix),
+	}, &started); st != 202 {
+		t.Fatalf("signup %s: status %d", u.Username, st)
+	}
+	var prog struct {
+		Status string `json:"status"`
+		UserID string `json:"user_id"`
+		Error  string `json:"error"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for prog.Status != "completed" {
+		if time.Now().After(deadline) {
+			t.Fatalf("signup %s did not complete: %+v", u.Username, prog)
+		}
+		n.Call(t, "GET", "/api/v1/signup/"+started.SignupID+"?wait=5s", "", nil, &prog)
+		if prog.Status == "failed" {
+			t.Fatalf("signup %s failed: %s", u.Username, prog.Error)
+		}
+	}
+	u.ID = prog.UserID
+	n.Login(t, &u)
+	return u
+}
+
+// Login refreshes u's tokens.
+func (n *Node) Login(t testing.TB, u *User) {
+	t.Helper()
+	var pair struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	if st := n.Call(t, "POST", "/api/v1/auth/login", "", map[string]string{"username": u.Username, "password": u.Password}, &pair); st != 200 {
+		t.Fatalf("login %s: status %d", u.Username, st)
+	}
+	u.Access, u.Refresh = pair.AccessToken, pair.RefreshToken
+}
+
+// CreateRoom creates a room owned by owner with the given members and returns its id.
+func (n *Node) CreateRoom(t testing.TB, owner User, members ...User) string {
+	t.Helper()
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = m.ID
+	}
+	var room struct {
+		RoomID string `json:"room_id"`
+	}
+	if st := n.Call(t, "POST", "/api/v1/rooms", owner.Access, map[string]any{"name": "room " + Unique(), "member_ids": ids}, &room); st != 201 {
+		t.Fatalf("create room: status %d", st)
+	}
+	return room.RoomID
+}
+
+// WS is a test WebSocket client.
+type WS struct {
+	Conn *websocket.Conn
+	t    testing.TB
+}
+
+// Dial opens /ws as the user.
+func (n *Node) Dial(t testing.TB, u User) *WS {
+	t.Helper()
+	c, resp, err := websocket.DefaultDialer.Dial("ws://"+n.Addr+"/ws?access_token="+u.Access, nil)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial ws: %v (status %d)", err, status)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &WS{Conn: c, t: t}
+}
+
+// Send writes one JSON frame.
+func (w *WS) Send(v any) {
+	w.t.Helper()
+	if err := w.Conn.WriteJSON(v); err != nil {
+		w.t.Fatalf("ws write: %v", err)
+	}
+}
+
+// Frame is any server frame, decoded loosely.
+type Frame map[string]any
+
+// Type returns the frame's type.
+func (f Frame) Type() string { s, _ := f["type"].(string); return s }
+
+// Str returns a string field.
+func (f Frame) Str(k string) string { s, _ := f[k].(string); return s }
+
+// Int returns a numeric field.
+func (f Frame) Int(k string) int64 { n, _ := f[k].(float64); return int64(n) }
+
+// Next reads frames until one matches pred or the timeout passes.
+func (w *WS) Next(timeout time.Duration, pred func(Frame) bool) (Frame, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		_ = w.Conn.SetReadDeadline(deadline)
+		_, data, err := w.Conn.ReadMessage()
+		if err != nil {
+			return nil, err
+		}
+		var f Frame
+		if err := json.Unmarshal(data, &f); err != nil {
+			return nil, fmt.Errorf("server sent non-JSON frame %q", data)
+		}
+		if pred == nil || pred(f) {
+			return f, nil
+		}
+	}
+}
+
+// OfType matches frames of a type.
+func OfType(typ string) func(Frame) bool { return func(f Frame) bool { return f.Type() == typ } }
