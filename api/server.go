@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/chatflow/chatflow"
+	"github.com/chatflow/chatflow/api/docs"
 	"github.com/chatflow/chatflow/db"
 	"github.com/chatflow/chatflow/token"
 )
@@ -164,6 +165,14 @@ func (s *Server) routes() {
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
 	s.app.Get("/metrics", s.metricsHandler)
+	s.app.Get("/openapi.json", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
+		return c.Send(docs.OpenAPI)
+	})
+	s.app.Get("/docs", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+		return c.Send(docs.Page)
+	})
 
 	v1 := s.app.Group("/api/v1")
 	v1.Post("/signup", s.signup)
