@@ -2,9 +2,38 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/chatflow/chatflow/bench"
 )
 
-func bench(ctx context.Context, args []string) error {
-	return errors.New("bench: not built yet")
+func runBench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	var o bench.Options
+	urls := fs.String("url", "http://127.0.0.1:8080", "api node base URLs, comma-separated (clients spread round-robin)")
+	fs.StringVar(&o.Scenario, "scenario", "chat", "signup | chat | reconnect | history | baseline")
+	fs.IntVar(&o.Signups, "signups", 200, "signup: concurrent sign-ups")
+	fs.IntVar(&o.Clients, "clients", 100, "chat: WebSocket clients (users)")
+	fs.IntVar(&o.RoomSize, "room-size", 5, "chat: members per room")
+	fs.Float64Var(&o.Rate, "rate", 2, "chat: messages per second per client")
+	fs.DurationVar(&o.Duration, "duration", 20*time.Second, "chat/history: load duration")
+	fs.IntVar(&o.Readers, "readers", 32, "history: concurrent readers")
+	fs.IntVar(&o.Concurrency, "concurrency", 64, "parallel sign-ups during setup")
+	fs.StringVar(&o.Out, "out", "", "write the JSON result here")
+	fs.StringVar(&o.Label, "label", "", "label for the result")
+	fs.StringVar(&o.DatabaseURL, "db", env("DATABASE_URL", "postgres://postgres@127.0.0.1:55432/chatflow?sslmode=disable"), "Postgres, for the loss check and COPY baseline")
+	fs.StringVar(&o.RedisPort, "redis-port", "56379", "Redis port, for the PUBLISH baseline")
+	_ = fs.Parse(args)
+	o.URLs = strings.Split(*urls, ",")
+	r, err := bench.Run(ctx, o)
+	if err != nil {
+		return err
+	}
+	if !r.OK {
+		return fmt.Errorf("bench: a check failed (see above)")
+	}
+	return nil
 }

@@ -54,7 +54,7 @@ func main() {
 	case "kafka-broker":
 		err = kafkaBroker(ctx, args)
 	case "bench":
-		err = bench(ctx, args)
+		err = runBench(ctx, args)
 	case "-h", "--help", "help":
 		usage()
 	default:
