@@ -21,6 +21,7 @@ import (
 	"github.com/chatflow/chatflow/api/docs"
 	"github.com/chatflow/chatflow/db"
 	"github.com/chatflow/chatflow/token"
+	"github.com/chatflow/chatflow/web"
 )
 
 // Config tunes a node.
@@ -203,6 +204,8 @@ func (s *Server) routes() {
 	authed.Post("/rooms/:room_id/read", s.postRead)
 
 	s.app.Get("/ws", s.wsUpgrade, s.wsHandler())
+	s.app.Get("/", web.Index)
+	s.app.Use("/static", web.Static())
 	s.app.Use(func(c *fiber.Ctx) error {
 		return chatflow.Errorf(chatflow.ECodeNotFound, "no route for %s %s", c.Method(), c.Path())
 	})

@@ -120,15 +120,24 @@ func run(ctx context.Context, withAPI, withWorker bool) error {
 	errc := make(chan error, 2)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	workerDone := make(chan struct{})
 	if withWorker {
 		pub := events.NewPublisher(cfg.KafkaBrokers)
 		defer pub.Close()
 		ws := workers.New(tc, activities.New(pool, pub), workers.Options{
 			SignupConcurrency: cfg.SignupWorkers, MessagesConcurrency: cfg.MessageWorkers,
 		})
-		go func() { errc <- workers.Run(runCtx, ws) }()
+		go func() {
+			defer close(workerDone)
+			if err := workers.Run(runCtx, ws); err != nil {
+				errc <- err
+			}
+		}()
 		log.Info("worker pools running", "temporal", cfg.TemporalAddress)
+	} else {
+		close(workerDone)
 	}
+	var srv *api.Server
 	if withAPI {
 		if cfg.JWTSecret == DevJWTSecret {
 			log.Warn("JWT_SECRET is the development default; set it in any shared environment")
@@ -138,7 +147,7 @@ func run(ctx context.Context, withAPI, withWorker bool) error {
 		if err := rdb.Ping(ctx).Err(); err != nil {
 			return fmt.Errorf("redis: %w", err)
 		}
-		srv := newServer(pool, rdb, tc, cfg, log)
+		srv = newServer(pool, rdb, tc, cfg, log)
 		srv.Start(runCtx)
 		go func() {
 			log.Info("api listening", "addr", cfg.HTTPAddr, "node", cfg.NodeID)
@@ -146,22 +155,27 @@ func run(ctx context.Context, withAPI, withWorker bool) error {
 				errc <- err
 			}
 		}()
-		defer func() {
-			sctx, c := context.WithTimeout(context.Background(), 25*time.Second)
-			defer c()
-			log.Info("api shutting down")
-			if err := srv.Shutdown(sctx); err != nil {
-				log.Error("shutdown", "error", err)
-			}
-		}()
 	}
+	var runErr error
 	select {
 	case <-ctx.Done():
 		log.Info("signal received, stopping")
-		return nil
-	case err := <-errc:
-		return err
+	case runErr = <-errc:
 	}
+	// Order matters: the api flushes its pending batches into Temporal first,
+	// then the workers finish their in-flight activities, and only then do the
+	// Temporal client and the pools close (deferred above).
+	if srv != nil {
+		sctx, c := context.WithTimeout(context.Background(), 25*time.Second)
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Error("api shutdown", "error", err)
+		}
+		c()
+	}
+	cancel()
+	<-workerDone
+	log.Info("stopped")
+	return runErr
 }
 
 func newServer(pool *pgxpool.Pool, rdb redis.UniversalClient, tc client.Client, cfg Config, log *slog.Logger) *api.Server {
