@@ -124,7 +124,7 @@ func (b *Batcher) flush(ctx context.Context, batch []pendingMsg) {
 	}
 	id := "msgbatch-" + b.s.Cfg.NodeID + "-" + uuid.Must(uuid.NewV7()).String()
 	opts := client.StartWorkflowOptions{
-		ID: id, TaskQueue: workflows.MessagesTaskQueue,
+		ID: id, TaskQueue: b.s.Cfg.MessagesTaskQueue,
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 	}

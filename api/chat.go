@@ -225,7 +225,7 @@ func (s *Server) fetchRange(ctx context.Context, room uuid.UUID, lo, hi int64) (
 	}
 	var out []json.RawMessage
 	if streamFrom > lo {
-		rows, err := s.Queries.ListMessagesRange(ctx, db.ListMessagesRangeParams{RoomID: room, Lo: lo, Hi: streamFrom - 1})
+		rows, err := s.persistedRange(ctx, room, lo, streamFrom-1)
 		if err != nil {
 			return nil, err
 		}
@@ -243,6 +243,35 @@ func (s *Server) fetchRange(ctx context.Context, room uuid.UUID, lo, hi int64) (
 		}
 	}
 	return out, nil
+}
+
+// inFlightWait bounds how long a read waits for accepted messages that have
+// left the Redis stream but whose batch has not reached Postgres yet.
+const inFlightWait = 5 * time.Second
+
+// persistedRange reads seqs lo..hi from Postgres. Every seq up to the room
+// counter was accepted and seqs have no gaps, so a short answer means some
+// of them were trimmed from the capped stream while their batch was still in
+// flight (a busy room, workers restarting): wait for them instead of
+// handing out a gap that a sync would then skip for good. A hole that stays
+// (a batch that never started) is logged and served around.
+func (s *Server) persistedRange(ctx context.Context, room uuid.UUID, lo, hi int64) ([]db.ChatMessage, error) {
+	deadline := time.Now().Add(inFlightWait)
+	for {
+		rows, err := s.Queries.ListMessagesRange(ctx, db.ListMessagesRangeParams{RoomID: room, Lo: lo, Hi: hi})
+		if err != nil || int64(len(rows)) >= hi-lo+1 {
+			return rows, err
+		}
+		if time.Now().After(deadline) {
+			s.Log.Error("messages missing from both the Redis stream and Postgres", "room", room, "lo", lo, "hi", hi, "found", len(rows))
+			return rows, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func streamSeq(id string) int64 {

@@ -130,6 +130,11 @@ func (s *Server) cacheRoom(ctx context.Context, room uuid.UUID, members []uuid.U
 	return err
 }
 
+// addCachedMembers adds members to a room's member set only if it is cached.
+var addCachedMembers = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('SADD', KEYS[1], unpack(ARGV))`)
+
 func (s *Server) roomView(ctx context.Context, room db.ChatRoom, lastRead int64) (roomView, error) {
 	rows, err := s.Queries.RoomMembers(ctx, room.ID)
 	if err != nil {
@@ -333,7 +338,10 @@ func (s *Server) invite(c *fiber.Ctx) error {
 		for i, a := range added {
 			vals[i] = a.String()
 		}
-		if err := s.Redis.SAdd(ctx, membersKey(id.String()), vals...).Err(); err != nil {
+		// Only add to a cached member set: creating the key here would make
+		// it hold just the new members, locking everyone else out until it
+		// expires. A missing set is loaded whole from Postgres on next send.
+		if err := addCachedMembers.Run(ctx, s.Redis, []string{membersKey(id.String())}, vals...).Err(); err != nil && err != redis.Nil {
 			return err
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/chatflow/chatflow/api/docs"
 	"github.com/chatflow/chatflow/db"
 	"github.com/chatflow/chatflow/token"
+	"github.com/chatflow/chatflow/workflows"
 	"github.com/chatflow/chatflow/web"
 )
 
@@ -48,6 +49,9 @@ type Config struct {
 	HistoryCap int
 	// KafkaBrokers is checked by /readyz.
 	KafkaBrokers string
+	// SignupTaskQueue and MessagesTaskQueue default to the workflows package's names.
+	SignupTaskQueue   string
+	MessagesTaskQueue string
 }
 
 func (c *Config) defaults() {
@@ -77,6 +81,12 @@ func (c *Config) defaults() {
 	}
 	if c.HistoryCap == 0 {
 		c.HistoryCap = 1000
+	}
+	if c.SignupTaskQueue == "" {
+		c.SignupTaskQueue = workflows.SignupTaskQueue
+	}
+	if c.MessagesTaskQueue == "" {
+		c.MessagesTaskQueue = workflows.MessagesTaskQueue
 	}
 }
 
@@ -181,27 +191,29 @@ func (s *Server) routes() {
 	v1.Post("/auth/login", s.login)
 	v1.Post("/auth/refresh", s.refresh)
 
-	authed := v1.Group("", s.requireAuth)
-	authed.Post("/auth/logout", s.logout)
-	authed.Get("/me", s.me)
-	authed.Patch("/me", s.updateMe)
-	authed.Get("/me/account/transactions", s.transactions)
-	authed.Post("/me/account/deposits", s.deposit)
-	authed.Get("/users", s.searchUsers)
-	authed.Get("/friends", s.listFriends)
-	authed.Post("/friends", s.addFriend)
-	authed.Delete("/friends/:user_id", s.removeFriend)
-	authed.Get("/admin/stats", s.requireAdmin, s.adminStats)
-	authed.Get("/admin/signups", s.requireAdmin, s.adminSignups)
+	// requireAuth goes on each route, not on a group: a group middleware would
+	// answer 401 for unknown paths under /api/v1 instead of 404.
+	auth := s.requireAuth
+	v1.Post("/auth/logout", auth, s.logout)
+	v1.Get("/me", auth, s.me)
+	v1.Patch("/me", auth, s.updateMe)
+	v1.Get("/me/account/transactions", auth, s.transactions)
+	v1.Post("/me/account/deposits", auth, s.deposit)
+	v1.Get("/users", auth, s.searchUsers)
+	v1.Get("/friends", auth, s.listFriends)
+	v1.Post("/friends", auth, s.addFriend)
+	v1.Delete("/friends/:user_id", auth, s.removeFriend)
+	v1.Get("/admin/stats", auth, s.requireAdmin, s.adminStats)
+	v1.Get("/admin/signups", auth, s.requireAdmin, s.adminSignups)
 
-	authed.Post("/rooms", s.createRoom)
-	authed.Get("/rooms", s.listRooms)
-	authed.Get("/rooms/:room_id", s.getRoom)
-	authed.Post("/rooms/:room_id/members", s.invite)
-	authed.Delete("/rooms/:room_id/members/me", s.leave)
-	authed.Get("/rooms/:room_id/messages", s.history)
-	authed.Post("/rooms/:room_id/messages", s.postMessage)
-	authed.Post("/rooms/:room_id/read", s.postRead)
+	v1.Post("/rooms", auth, s.createRoom)
+	v1.Get("/rooms", auth, s.listRooms)
+	v1.Get("/rooms/:room_id", auth, s.getRoom)
+	v1.Post("/rooms/:room_id/members", auth, s.invite)
+	v1.Delete("/rooms/:room_id/members/me", auth, s.leave)
+	v1.Get("/rooms/:room_id/messages", auth, s.history)
+	v1.Post("/rooms/:room_id/messages", auth, s.postMessage)
+	v1.Post("/rooms/:room_id/read", auth, s.postRead)
 
 	s.app.Get("/ws", s.wsUpgrade, s.wsHandler())
 	s.app.Get("/", web.Index)

@@ -64,14 +64,17 @@ func (s *Server) signup(c *fiber.Ctx) error {
 	}
 	run, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:        workflows.SignupWorkflowID(req.Username),
-		TaskQueue: workflows.SignupTaskQueue,
+		TaskQueue: s.Cfg.SignupTaskQueue,
 		// A failed sign-up frees the name; a running or completed one keeps it.
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowExecutionTimeout: 10 * time.Minute,
-		StaticSummary:            "sign-up of " + req.Username,
-		StaticDetails:            "signup_id `" + in.SignupID + "`, user_id `" + in.UserID.String() + "`",
-		Memo:                     map[string]any{"signup_id": in.SignupID},
+		// Without this the SDK swallows "already started" and hands back the
+		// other sign-up's run, so every concurrent duplicate would get a 202.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		WorkflowExecutionTimeout:                 10 * time.Minute,
+		StaticSummary:                            "sign-up of " + req.Username,
+		StaticDetails:                            "signup_id `" + in.SignupID + "`, user_id `" + in.UserID.String() + "`",
+		Memo:                                     map[string]any{"signup_id": in.SignupID},
 	}, workflows.Signup, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/base64"
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -312,7 +313,10 @@ func (s *Server) adminSignups(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	resp, err := s.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 		PageSize: 50,
-		Query:    "WorkflowType = 'Signup' ORDER BY StartTime DESC",
+		// No ORDER BY: SQL visibility stores (the dev server's SQLite, MySQL,
+		// Postgres) reject it. They list running executions first, then by
+		// close time, newest first; the page is sorted by start time below.
+		Query: "WorkflowType = 'Signup'",
 	})
 	if err != nil {
 		return chatflow.Errorf(chatflow.ECodeUnavailable, "Temporal visibility is not available: %v", err)
@@ -339,5 +343,6 @@ func (s *Server) adminSignups(c *fiber.Ctx) error {
 		}
 		out = append(out, r)
 	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].StartedAt.After(out[j].StartedAt) })
 	return c.JSON(fiber.Map{"signups": out})
 }

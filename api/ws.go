@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -43,7 +44,7 @@ type errorFrame struct {
 	Type   string `json:"type"`
 	Code   string `json:"code"`
 	Detail string `json:"detail"`
-	Ref    string `json:"ref,omitempty"`
+	Ref    string `json:"ref"` // always present: the API lists it as part of the frame
 }
 
 type ackFrame struct {
@@ -297,7 +298,14 @@ func (c *wsConn) handleFrame(mt int, data []byte) {
 	}
 	var f inFrame
 	if err := json.Unmarshal(data, &f); err != nil {
-		c.sendError(chatflow.ECodeBadFrame, "frame is not a valid JSON object of a known shape", "")
+		// A field of the wrong type still leaves the others decoded, so the
+		// client learns which of its frames was refused.
+		var ute *json.UnmarshalTypeError
+		ref := ""
+		if errors.As(err, &ute) {
+			ref = refOf(f)
+		}
+		c.sendError(chatflow.ECodeBadFrame, "frame is not a valid JSON object of a known shape", ref)
 		return
 	}
 	if !c.allow() {
@@ -322,13 +330,16 @@ func (c *wsConn) handleFrame(mt int, data []byte) {
 	case "ping":
 		c.sendJSON(map[string]string{"type": "pong"})
 	default:
-		c.sendError(chatflow.ECodeBadFrame, "unknown frame type "+quoteShort(f.Type), "")
+		c.sendError(chatflow.ECodeBadFrame, "unknown frame type "+quoteShort(f.Type), refOf(f))
 	}
 }
 
 func refOf(f inFrame) string {
 	if f.ClientMsgID != "" && len(f.ClientMsgID) <= chatflow.MaxClientMsgID {
 		return f.ClientMsgID
+	}
+	if len(f.Type) > 32 {
+		return "" // never echo a large client string back
 	}
 	return f.Type
 }

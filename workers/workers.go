@@ -17,6 +17,9 @@ import (
 type Options struct {
 	SignupConcurrency   int
 	MessagesConcurrency int
+	// SignupTaskQueue and MessagesTaskQueue default to the workflows package's names.
+	SignupTaskQueue   string
+	MessagesTaskQueue string
 }
 
 // New builds both workers with every workflow and activity registered.
@@ -27,14 +30,20 @@ func New(c client.Client, acts *activities.Activities, o Options) []worker.Worke
 	if o.MessagesConcurrency <= 0 {
 		o.MessagesConcurrency = 64
 	}
-	sw := worker.New(c, workflows.SignupTaskQueue, worker.Options{
+	if o.SignupTaskQueue == "" {
+		o.SignupTaskQueue = workflows.SignupTaskQueue
+	}
+	if o.MessagesTaskQueue == "" {
+		o.MessagesTaskQueue = workflows.MessagesTaskQueue
+	}
+	sw := worker.New(c, o.SignupTaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize:     o.SignupConcurrency,
 		MaxConcurrentWorkflowTaskExecutionSize: o.SignupConcurrency,
 	})
 	sw.RegisterWorkflow(workflows.Signup)
 	sw.RegisterActivity(acts)
 
-	mw := worker.New(c, workflows.MessagesTaskQueue, worker.Options{
+	mw := worker.New(c, o.MessagesTaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize:     o.MessagesConcurrency,
 		MaxConcurrentWorkflowTaskExecutionSize: o.MessagesConcurrency,
 		MaxConcurrentActivityTaskPollers:       4,

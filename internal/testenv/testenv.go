@@ -49,6 +49,14 @@ func getenv(k, def string) string {
 	return def
 }
 
+// Task queues of this test binary, so that concurrent test runs never
+// execute each other's workflows.
+var (
+	runID             = uuid.NewString()[:8]
+	SignupTaskQueue   = "test-signup-" + runID
+	MessagesTaskQueue = "test-messages-" + runID
+)
+
 // Secret is the JWT key the test nodes use.
 const Secret = "chatflow-test-secret-0123456789abcdef"
 
@@ -118,7 +126,7 @@ func (e *Env) Worker(t testing.TB, pub activities.Publisher) (stop func()) {
 		t.Cleanup(func() { p.Close() })
 		pub = p
 	}
-	ws := workers.New(e.Temporal, activities.New(e.Pool, pub), workers.Options{})
+	ws := workers.New(e.Temporal, activities.New(e.Pool, pub), workers.Options{SignupTaskQueue: SignupTaskQueue, MessagesTaskQueue: MessagesTaskQueue})
 	for _, w := range ws {
 		if err := w.Start(); err != nil {
 			t.Fatalf("start worker: %v", err)
@@ -138,7 +146,7 @@ func (e *Env) Worker(t testing.TB, pub activities.Publisher) (stop func()) {
 
 // Workers exposes worker construction for tests that need custom queues.
 func (e *Env) Workers(pub activities.Publisher) []worker.Worker {
-	return workers.New(e.Temporal, activities.New(e.Pool, pub), workers.Options{})
+	return workers.New(e.Temporal, activities.New(e.Pool, pub), workers.Options{SignupTaskQueue: SignupTaskQueue, MessagesTaskQueue: MessagesTaskQueue})
 }
 
 // Node is an in-process api node listening on a loopback port.
@@ -159,6 +167,12 @@ func (e *Env) StartNode(t testing.TB, cfg api.Config) *Node {
 	}
 	if cfg.KafkaBrokers == "" {
 		cfg.KafkaBrokers = e.KafkaBrokers
+	}
+	if cfg.SignupTaskQueue == "" {
+		cfg.SignupTaskQueue = SignupTaskQueue
+	}
+	if cfg.MessagesTaskQueue == "" {
+		cfg.MessagesTaskQueue = MessagesTaskQueue
 	}
 	srv := api.New(e.Pool, e.Redis, e.Temporal, e.Tokens(), e.Log, cfg)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
