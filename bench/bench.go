@@ -33,6 +33,7 @@ type Options struct {
 	Rate        float64       // (b) messages/s per client
 	Duration    time.Duration // (b)(d) load duration
 	Readers     int           // (d) concurrent history readers
+	Conns       int           // idle: connections to open
 	Concurrency int           // parallel sign-ups during setup
 	Out         string        // JSON result file
 	Label       string
@@ -79,7 +80,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	r := &Result{Label: o.Label, Scenario: o.Scenario, StartedAt: time.Now().UTC(), Metrics: map[string]float64{},
 		Latency: map[string]Summary{}, Checks: map[string]string{}, OK: true,
 		Params: map[string]any{"urls": o.URLs, "signups": o.Signups, "clients": o.Clients, "room_size": o.RoomSize,
-			"rate_per_client": o.Rate, "duration_s": o.Duration.Seconds(), "readers": o.Readers}}
+			"rate_per_client": o.Rate, "duration_s": o.Duration.Seconds(), "readers": o.Readers, "conns": o.Conns}}
 	procs := startProcWatch()
 	var err error
 	switch o.Scenario {
@@ -93,6 +94,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		err = runHistory(ctx, o, r)
 	case "baseline":
 		err = runBaselines(ctx, o, r)
+	case "idle":
+		err = runIdle(ctx, o, r)
 	default:
 		err = fmt.Errorf("unknown scenario %q", o.Scenario)
 	}

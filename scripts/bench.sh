@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs the benchmark suite against real local processes and plots the load
+# curve: services, one worker process, one or two api processes, then
+# `chatflow bench` scenarios. Results: bench/results/*.json, bench/results/*.png.
+# Usage: scripts/bench.sh [quick]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=bench/results
+mkdir -p "$OUT" .data/logs
+make -s services >/dev/null
+go build -o bin/chatflow ./cmd/chatflow
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+start_system() { # nodes bcrypt_cost
+  cleanup; pids=()
+  LOG_LEVEL=warn NODE_ID=bench-worker bin/chatflow worker >.data/logs/bench-worker.log 2>&1 & pids+=($!)
+  for i in $(seq 1 "$1"); do
+    HTTP_ADDR=127.0.0.1:$((18180 + i)) NODE_ID=bench-api$i BCRYPT_COST=$2 LOG_LEVEL=warn \
+      bin/chatflow api >.data/logs/bench-api$i.log 2>&1 & pids+=($!)
+  done
+  for i in $(seq 1 "$1"); do
+    for _ in $(seq 100); do curl -fs "127.0.0.1:$((18180 + i))/readyz" >/dev/null && break; sleep 0.2; done
+  done
+}
+urls() { local u=""; for i in $(seq 1 "$1"); do u+="${u:+,}http://127.0.0.1:$((18180 + i))"; done; echo "$u"; }
+
+bench() { echo "+ chatflow bench $*" >&2; bin/chatflow bench "$@"; }
+
+start_system 1 10
+bench -scenario baseline -out $OUT/baseline.json
+bench -scenario signup -url "$(urls 1)" -signups 200 -concurrency 50 -out $OUT/signup.json
+
+start_system 1 4
+if [[ ${1:-} == quick ]]; then
+  bench -scenario chat -url "$(urls 1)" -clients 100 -rate 10 -duration 10s -out $OUT/chat-quick.json
+  exit 0
+fi
+bench -scenario history -url "$(urls 1)" -readers 32 -duration 15s -out $OUT/history.json
+bench -scenario idle -url "$(urls 1)" -clients 50 -conns 10000 -out $OUT/idle.json
+for lvl in "100 10" "1000 5" "2000 5" "5000 4"; do
+  set -- $lvl
+  bench -scenario chat -url "$(urls 1)" -clients "$1" -rate "$2" -duration 20s -label "1node-$1x$2" -out "$OUT/chat-1node-$1x$2.json" || true
+done
+start_system 2 4
+for lvl in "1000 5" "2000 5"; do
+  set -- $lvl
+  bench -scenario chat -url "$(urls 2)" -clients "$1" -rate "$2" -duration 20s -label "2node-$1x$2" -out "$OUT/chat-2node-$1x$2.json" || true
+done
+bench -scenario reconnect -url "$(urls 2)" -clients 1000 -rate 2 -duration 10s -label reconnect -out $OUT/reconnect.json || true
+scripts/plot.sh
