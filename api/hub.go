@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -214,7 +215,8 @@ func (h *Hub) reconcile(chans []string) {
 		}
 	}
 	if len(unsub) > 0 {
-		if err := h.ps.Unsubscribe(ctx, unsub...); err != nil {
+		// after shutdown the PubSub is closed, which drops every subscription anyway
+		if err := h.ps.Unsubscribe(ctx, unsub...); err != nil && !errors.Is(err, redis.ErrClosed) {
 			h.s.Log.Warn("unsubscribe", "channels", len(unsub), "error", err)
 		}
 		for _, ch := range unsub {

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -82,13 +83,15 @@ func (s *Server) observe(c *fiber.Ctx) error {
 			status = statusOf(chatflow.ErrorCode(err))
 		}
 	}
-	route := c.Route().Path
+	// Fiber reuses its request buffers: labels must be copies, or a later
+	// request rewrites a stored label in place.
+	route, method := strings.Clone(c.Route().Path), strings.Clone(c.Method())
 	if route == "/" && c.Path() != "/" {
 		route = "unmatched"
 	}
 	d := time.Since(start)
-	s.metrics.httpRequests.WithLabelValues(route, c.Method(), strconv.Itoa(status)).Inc()
-	s.metrics.httpLatency.WithLabelValues(route, c.Method()).Observe(d.Seconds())
+	s.metrics.httpRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	s.metrics.httpLatency.WithLabelValues(route, method).Observe(d.Seconds())
 	if route != "/metrics" && route != "/healthz" {
 		s.Log.Debug("http", "method", c.Method(), "path", c.Path(), "status", status, "ms", d.Milliseconds(),
 			"request_id", c.Locals(requestid.ConfigDefault.ContextKey))

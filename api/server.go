@@ -21,8 +21,8 @@ import (
 	"github.com/chatflow/chatflow/api/docs"
 	"github.com/chatflow/chatflow/db"
 	"github.com/chatflow/chatflow/token"
-	"github.com/chatflow/chatflow/workflows"
 	"github.com/chatflow/chatflow/web"
+	"github.com/chatflow/chatflow/workflows"
 )
 
 // Config tunes a node.

@@ -30,6 +30,8 @@ const (
 	syncPage      = 500
 )
 
+var errConnClosed = errors.New("connection closed by the server")
+
 // inFrame is any client→server frame.
 type inFrame struct {
 	Type        string           `json:"type"`
@@ -72,7 +74,8 @@ type wsConn struct {
 	user string
 	uid  uuid.UUID
 
-	out       chan []byte
+	out       chan []byte // live frames; a reader that lets it fill up is dropped
+	bulk      chan []byte // sync replays, handed over one by one (unbuffered)
 	closed    chan struct{}
 	closeOnce sync.Once
 	reason    string
@@ -152,11 +155,30 @@ func (c *wsConn) deliverMessage(room string, seq int64, frame []byte) {
 	c.enqueue(frame)
 }
 
+// close ends the connection. The socket's write deadline is cut short so a
+// write stuck on a reader that does not read (the slow-reader case) returns
+// now instead of after writeWait; the write loop then ends the read loop.
 func (c *wsConn) close(reason string) {
 	c.closeOnce.Do(func() {
 		c.reason = reason
 		close(c.closed)
+		if c.ws != nil {
+			if nc := c.ws.NetConn(); nc != nil {
+				_ = nc.SetWriteDeadline(time.Now())
+			}
+		}
 	})
+}
+
+// stopReading makes a blocked ReadMessage return. Closing the websocket is
+// not enough: a hijacked fasthttp conn is only closed by fasthttp once the
+// handler returns, so without this a silent client would hold the
+// connection, its goroutines and its hub registration (and look online)
+// until the read deadline.
+func (c *wsConn) stopReading() {
+	if nc := c.ws.NetConn(); nc != nil {
+		_ = nc.SetReadDeadline(time.Now())
+	}
 }
 
 func (c *wsConn) sendJSON(v any) {
@@ -208,7 +230,7 @@ func (s *Server) serveWS(ws *websocket.Conn) {
 	uid := uuid.MustParse(claims.Subject)
 	c := &wsConn{
 		s: s, ws: ws, user: uid.String(), uid: uid,
-		out: make(chan []byte, s.Cfg.WSQueue), closed: make(chan struct{}),
+		out: make(chan []byte, s.Cfg.WSQueue), bulk: make(chan []byte), closed: make(chan struct{}),
 		rooms: map[string]*roomState{}, tokens: float64(s.Cfg.WSSendBurst), last: time.Now(),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -234,37 +256,72 @@ func (s *Server) serveWS(ws *websocket.Conn) {
 	s.presence(c, false)
 }
 
+// writeLoop writes live frames first and replayed ones when no live frame
+// waits: a replay paced by the client's link must never be what fills the
+// live queue and gets the client dropped as a slow reader.
 func (c *wsConn) writeLoop() {
 	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
-	defer c.ws.Close() // also ends the read loop
+	defer c.stopReading()
+	defer c.ws.Close()
 	for {
+		var b []byte
 		select {
-		case b := <-c.out:
-			_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
-			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-				c.close("write failed")
+		case b = <-c.out:
+		case <-ping.C: // pings keep the read deadline moving even when c.out never empties
+			if !c.writePing() {
 				return
 			}
-			c.s.metrics.wsFramesOut.Inc()
-		case <-ping.C:
-			_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
-			if err := c.ws.WriteMessage(websocket.PingMessage, nil); err != nil {
-				c.close("ping failed")
+			continue
+		default:
+			select {
+			case b = <-c.out:
+			case b = <-c.bulk:
+			case <-ping.C:
+				if !c.writePing() {
+					return
+				}
+				continue
+			case <-c.closed:
+				_ = c.ws.SetWriteDeadline(time.Now().Add(time.Second))
+				_ = c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, c.reason))
 				return
 			}
-		case <-c.closed:
-			_ = c.ws.SetWriteDeadline(time.Now().Add(time.Second))
-			_ = c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, c.reason))
+		}
+		select {
+		case <-c.closed: // a closed connection writes nothing more but the close frame
+			continue
+		default:
+		}
+		_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+		if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+			c.close("write failed")
 			return
 		}
+		c.s.metrics.wsFramesOut.Inc()
 	}
+}
+
+func (c *wsConn) writePing() bool {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+	if err := c.ws.WriteMessage(websocket.PingMessage, nil); err != nil {
+		c.close("ping failed")
+		return false
+	}
+	return true
 }
 
 func (c *wsConn) readLoop() {
 	c.ws.SetReadLimit(wsReadLimit)
 	_ = c.ws.SetReadDeadline(time.Now().Add(readTimeout))
-	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(readTimeout)) })
+	c.ws.SetPongHandler(func(string) error {
+		select {
+		case <-c.closed:
+			return errConnClosed
+		default:
+		}
+		return c.ws.SetReadDeadline(time.Now().Add(readTimeout))
+	})
 	for {
 		mt, data, err := c.ws.ReadMessage()
 		if err != nil {
@@ -411,17 +468,32 @@ func (c *wsConn) handleSync(ctx context.Context, f inFrame) {
 			continue
 		}
 		sent, err := c.replay(ctx, room, last, st)
+		// Hand over the live frames held back meanwhile, by the same blocking
+		// path and never under c.mu (the hub takes it); frames arriving while
+		// this runs are held back too, until none is left.
 		c.mu.Lock()
 		if sent > st.last {
 			st.last = sent
 		}
-		for _, b := range st.buf {
-			if seq, _ := frameSeq(b); seq > st.last {
-				st.last = seq
-				c.enqueue(b)
+		for len(st.buf) > 0 {
+			buf, top := st.buf, st.last
+			st.buf = nil
+			c.mu.Unlock()
+			for _, b := range buf {
+				if seq, _ := frameSeq(b); seq > top {
+					if !c.sendBulk(b) {
+						break
+					}
+					top = seq
+				}
+			}
+			c.mu.Lock()
+			st.last = max(st.last, top)
+			if c.isClosed() {
+				st.buf = nil
 			}
 		}
-		st.buf, st.syncing = nil, false
+		st.syncing = false
 		c.mu.Unlock()
 		if err != nil {
 			c.sendError(chatflow.ErrorCode(err), chatflow.ErrorDetail(err), roomID)
@@ -440,7 +512,11 @@ func (c *wsConn) replay(ctx context.Context, room uuid.UUID, last int64, st *roo
 	firstLive, liveLast := st.firstLive, st.last
 	c.mu.Unlock()
 	for lo := last + 1; lo <= cur; lo += syncPage {
-		frames, err := c.s.fetchRange(ctx, room, lo, min(lo+syncPage-1, cur))
+		// each page gets its own deadline: a long replay is paced by the
+		// client's link, not bounded by the sync frame's handling budget
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		frames, err := c.s.fetchRange(pctx, room, lo, min(lo+syncPage-1, cur))
+		cancel()
 		if err != nil {
 			return lo - 1, err
 		}
@@ -448,17 +524,38 @@ func (c *wsConn) replay(ctx context.Context, room uuid.UUID, last int64, st *roo
 			if seq, _ := frameSeq(fr); firstLive > 0 && seq >= firstLive && seq <= liveLast {
 				continue // already sent live on this connection
 			}
-			select {
-			case c.out <- fr:
-			case <-c.closed:
-				return cur, nil
-			case <-time.After(writeWait):
-				c.close("slow reader during sync")
+			if !c.sendBulk(fr) {
 				return cur, nil
 			}
 		}
 	}
 	return cur, nil
+}
+
+// sendBulk hands a replayed frame to the writer, waiting while the client
+// reads (it asked for these), but not for ever; false once the connection
+// is closed.
+func (c *wsConn) sendBulk(fr []byte) bool {
+	t := time.NewTimer(writeWait)
+	defer t.Stop()
+	select {
+	case c.bulk <- fr:
+		return true
+	case <-c.closed:
+		return false
+	case <-t.C:
+		c.close("slow reader during sync")
+		return false
+	}
+}
+
+func (c *wsConn) isClosed() bool {
+	select {
+	case <-c.closed:
+		return true
+	default:
+		return false
+	}
 }
 
 // presence counts a user's connections across nodes and announces the
