@@ -86,8 +86,11 @@ start_temporal() {
   if bin/temporal operator cluster health --address "127.0.0.1:$TEMPORAL_PORT" >/dev/null 2>&1; then
     log "temporal already running on :$TEMPORAL_PORT"; return
   fi
+  # WAL + synchronous=normal: commits survive a crash of the process (not of
+  # the OS) and workflow starts take about half the time of the defaults.
   nohup bin/temporal server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
     --db-filename "$DATA/temporal/temporal.db" --log-level warn \
+    --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
     >"$DATA/logs/temporal.log" 2>&1 &
   echo $! >"$DATA/temporal/pid"
   wait_for temporal 120 bin/temporal operator cluster health --address "127.0.0.1:$TEMPORAL_PORT"
