@@ -39,6 +39,7 @@ func newHub(s *Server) *Hub {
 func (h *Hub) run(ctx context.Context) {
 	// Receive does not watch ctx; closing the PubSub is what unblocks it.
 	go func() { <-ctx.Done(); h.ps.Close() }()
+	go h.pingLoop(ctx)
 	for {
 		msg, err := h.ps.Receive(ctx)
 		if err != nil {
@@ -53,6 +54,31 @@ func (h *Hub) run(ctx context.Context) {
 		case *redis.Message:
 			h.dispatch(m.Channel, []byte(m.Payload))
 		case *redis.Subscription, *redis.Pong:
+		}
+	}
+}
+
+// pingLoop pings every connection periodically; the pongs keep read
+// deadlines moving and reveal dead peers.
+func (h *Hub) pingLoop(ctx context.Context) {
+	t := time.NewTicker(pingEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		h.mu.RLock()
+		conns := make([]*wsConn, 0, len(h.users))
+		for _, set := range h.users {
+			for c := range set {
+				conns = append(conns, c)
+			}
+		}
+		h.mu.RUnlock()
+		for _, c := range conns {
+			c.ping()
 		}
 	}
 }

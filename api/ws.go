@@ -74,8 +74,15 @@ type wsConn struct {
 	user string
 	uid  uuid.UUID
 
-	out       chan []byte // live frames; a reader that lets it fill up is dropped
-	bulk      chan []byte // sync replays, handed over one by one (unbuffered)
+	// Outbound frames wait in q; a flusher goroutine exists only while q is
+	// non-empty, so an idle connection costs no goroutine and no buffer.
+	qmu     sync.Mutex
+	q       [][]byte // nil entry: a ping
+	writing bool     // a flusher is running
+	done    bool     // closed: nothing more is queued
+	wmu     sync.Mutex
+	wg      sync.WaitGroup // flusher and closer; the socket is not touched after Wait
+
 	closed    chan struct{}
 	closeOnce sync.Once
 	reason    string
@@ -120,13 +127,70 @@ func (c *wsConn) isMember(room string) bool {
 // enqueue queues a frame without blocking; a client that lets its queue
 // fill up is disconnected so memory stays bounded.
 func (c *wsConn) enqueue(frame []byte) {
-	select {
-	case c.out <- frame:
-	case <-c.closed:
-	default:
+	c.qmu.Lock()
+	if c.done {
+		c.qmu.Unlock()
+		return
+	}
+	if len(c.q) >= c.s.Cfg.WSQueue {
+		c.qmu.Unlock()
 		c.s.metrics.wsSlowDropped.Inc()
 		c.close("slow reader: send queue full")
+		return
 	}
+	c.q = append(c.q, frame)
+	if !c.writing {
+		c.writing = true
+		c.wg.Add(1)
+		go c.flush()
+	}
+	c.qmu.Unlock()
+}
+
+// ping queues a ping; the hub calls it for every connection periodically.
+func (c *wsConn) ping() { c.enqueue(nil) }
+
+// flush writes queued frames until the queue is empty, then exits.
+func (c *wsConn) flush() {
+	defer c.wg.Done()
+	for {
+		c.qmu.Lock()
+		batch := c.q
+		c.q = nil
+		if len(batch) == 0 || c.done {
+			c.writing = false
+			c.qmu.Unlock()
+			return
+		}
+		c.qmu.Unlock()
+		for _, b := range batch {
+			mt := websocket.TextMessage
+			if b == nil {
+				mt = websocket.PingMessage
+			}
+			if err := c.write(mt, b); err != nil {
+				c.close("write failed")
+				c.qmu.Lock()
+				c.writing = false
+				c.qmu.Unlock()
+				return
+			}
+			if b != nil {
+				c.s.metrics.wsFramesOut.Inc()
+			}
+		}
+	}
+}
+
+// write puts one frame on the socket; writers take turns.
+func (c *wsConn) write(mt int, b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.isClosed() {
+		return errConnClosed
+	}
+	_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+	return c.ws.WriteMessage(mt, b)
 }
 
 // deliverMessage sends a live message frame unless a sync is replaying the
@@ -160,13 +224,28 @@ func (c *wsConn) deliverMessage(room string, seq int64, frame []byte) {
 // now instead of after writeWait; the write loop then ends the read loop.
 func (c *wsConn) close(reason string) {
 	c.closeOnce.Do(func() {
+		c.qmu.Lock()
+		c.done, c.q = true, nil
+		c.wg.Add(1)
+		c.qmu.Unlock()
 		c.reason = reason
 		close(c.closed)
-		if c.ws != nil {
-			if nc := c.ws.NetConn(); nc != nil {
-				_ = nc.SetWriteDeadline(time.Now())
-			}
+		if c.ws == nil {
+			c.wg.Done()
+			return
 		}
+		if nc := c.ws.NetConn(); nc != nil {
+			_ = nc.SetWriteDeadline(time.Now())
+		}
+		go func() {
+			defer c.wg.Done()
+			c.wmu.Lock() // after any stuck write has given up
+			_ = c.ws.SetWriteDeadline(time.Now().Add(time.Second))
+			_ = c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, c.reason))
+			c.wmu.Unlock()
+			_ = c.ws.Close()
+			c.stopReading()
+		}()
 	})
 }
 
@@ -222,7 +301,8 @@ func (s *Server) wsUpgrade(c *fiber.Ctx) error {
 }
 
 func (s *Server) wsHandler() fiber.Handler {
-	return websocket.New(s.serveWS, websocket.Config{ReadBufferSize: 1024, WriteBufferSize: 1024})
+	// Write buffers come from a pool: idle connections hold none.
+	return websocket.New(s.serveWS, websocket.Config{ReadBufferSize: 1024, WriteBufferSize: 4096, WriteBufferPool: &sync.Pool{}})
 }
 
 func (s *Server) serveWS(ws *websocket.Conn) {
@@ -230,8 +310,8 @@ func (s *Server) serveWS(ws *websocket.Conn) {
 	uid := uuid.MustParse(claims.Subject)
 	c := &wsConn{
 		s: s, ws: ws, user: uid.String(), uid: uid,
-		out: make(chan []byte, s.Cfg.WSQueue), bulk: make(chan []byte), closed: make(chan struct{}),
-		rooms: map[string]*roomState{}, tokens: float64(s.Cfg.WSSendBurst), last: time.Now(),
+		closed: make(chan struct{}),
+		rooms:  map[string]*roomState{}, tokens: float64(s.Cfg.WSSendBurst), last: time.Now(),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	ids, err := s.Queries.UserRoomIDs(ctx, uid)
@@ -247,68 +327,11 @@ func (s *Server) serveWS(ws *websocket.Conn) {
 	}
 	s.hub.register(c, rooms)
 	s.presence(c, true)
-	writerDone := make(chan struct{})
-	go func() { c.writeLoop(); close(writerDone) }()
 	c.readLoop()
 	c.close("client gone")
-	<-writerDone
+	c.wg.Wait() // the socket is released when this handler returns
 	s.hub.unregister(c)
 	s.presence(c, false)
-}
-
-// writeLoop writes live frames first and replayed ones when no live frame
-// waits: a replay paced by the client's link must never be what fills the
-// live queue and gets the client dropped as a slow reader.
-func (c *wsConn) writeLoop() {
-	ping := time.NewTicker(pingEvery)
-	defer ping.Stop()
-	defer c.stopReading()
-	defer c.ws.Close()
-	for {
-		var b []byte
-		select {
-		case b = <-c.out:
-		case <-ping.C: // pings keep the read deadline moving even when c.out never empties
-			if !c.writePing() {
-				return
-			}
-			continue
-		default:
-			select {
-			case b = <-c.out:
-			case b = <-c.bulk:
-			case <-ping.C:
-				if !c.writePing() {
-					return
-				}
-				continue
-			case <-c.closed:
-				_ = c.ws.SetWriteDeadline(time.Now().Add(time.Second))
-				_ = c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, c.reason))
-				return
-			}
-		}
-		select {
-		case <-c.closed: // a closed connection writes nothing more but the close frame
-			continue
-		default:
-		}
-		_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
-		if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-			c.close("write failed")
-			return
-		}
-		c.s.metrics.wsFramesOut.Inc()
-	}
-}
-
-func (c *wsConn) writePing() bool {
-	_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
-	if err := c.ws.WriteMessage(websocket.PingMessage, nil); err != nil {
-		c.close("ping failed")
-		return false
-	}
-	return true
 }
 
 func (c *wsConn) readLoop() {
@@ -532,21 +555,16 @@ func (c *wsConn) replay(ctx context.Context, room uuid.UUID, last int64, st *roo
 	return cur, nil
 }
 
-// sendBulk hands a replayed frame to the writer, waiting while the client
-// reads (it asked for these), but not for ever; false once the connection
-// is closed.
+// sendBulk writes a replayed frame straight to the socket, paced by the
+// client's reading (it asked for these) rather than through the bounded
+// live queue; false once the connection is closed.
 func (c *wsConn) sendBulk(fr []byte) bool {
-	t := time.NewTimer(writeWait)
-	defer t.Stop()
-	select {
-	case c.bulk <- fr:
-		return true
-	case <-c.closed:
-		return false
-	case <-t.C:
+	if err := c.write(websocket.TextMessage, fr); err != nil {
 		c.close("slow reader during sync")
 		return false
 	}
+	c.s.metrics.wsFramesOut.Inc()
+	return true
 }
 
 func (c *wsConn) isClosed() bool {
