@@ -18,19 +18,25 @@ type PersistResult struct {
 // them to Postgres, then publish them to Kafka. The messages were already
 // acknowledged to senders when this workflow started, so both steps retry
 // until they succeed.
+//
+// The steps are local activities: they run on the worker that picked up the
+// workflow task, so a batch costs one workflow task and two small markers in
+// history instead of two activity dispatches that would each copy the whole
+// batch into history again. A worker that dies mid-batch leaves the workflow
+// task to time out; another worker replays it and re-runs the (idempotent) steps.
 func PersistBatch(ctx workflow.Context, b activities.MessageBatch) (PersistResult, error) {
 	var a *activities.Activities
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: 100 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second,
 		},
 	})
 	var res PersistResult
-	if err := workflow.ExecuteActivity(ctx, a.PersistMessages, b).Get(ctx, &res.Inserted); err != nil {
+	if err := workflow.ExecuteLocalActivity(ctx, a.PersistMessages, b).Get(ctx, &res.Inserted); err != nil {
 		return res, err
 	}
-	if err := workflow.ExecuteActivity(ctx, a.PublishMessages, b).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteLocalActivity(ctx, a.PublishMessages, b).Get(ctx, nil); err != nil {
 		return res, err
 	}
 	return res, nil
