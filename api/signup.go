@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/chatflow/chatflow"
@@ -126,15 +127,54 @@ func (s *Server) signupStatus(c *fiber.Ctx) error {
 	return c.JSON(p)
 }
 
-// signupProgress asks the workflow for its step statuses.
+// signupProgress asks the workflow for its step statuses. A query needs a
+// worker with a free slot; when none answers in time (a sign-up storm, or
+// no worker running) the status comes from what the server itself records.
 func (s *Server) signupProgress(ctx context.Context, ref signupRef) (chatflow.SignupProgress, error) {
 	var p chatflow.SignupProgress
-	v, err := s.Temporal.QueryWorkflow(ctx, ref.WorkflowID, ref.RunID, workflows.QueryProgress)
+	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	v, err := s.Temporal.QueryWorkflow(qctx, ref.WorkflowID, ref.RunID, workflows.QueryProgress)
+	cancel()
+	if err == nil && v.Get(&p) == nil {
+		return p, nil
+	}
+	return s.signupFromHistory(ctx, ref)
+}
+
+// signupFromHistory derives the progress from the execution's status and,
+// once it has ended, its result or failure (which carries the progress).
+func (s *Server) signupFromHistory(ctx context.Context, ref signupRef) (chatflow.SignupProgress, error) {
+	p := chatflow.SignupProgress{Status: chatflow.StatusRunning}
+	for _, name := range chatflow.SignupSteps {
+		p.Steps = append(p.Steps, chatflow.StepStatus{Name: name, Status: chatflow.StatusPending})
+	}
+	d, err := s.Temporal.DescribeWorkflowExecution(ctx, ref.WorkflowID, ref.RunID)
 	if err != nil {
 		return p, chatflow.Errorf(chatflow.ECodeUnavailable, "sign-up status is not available right now: %v", err)
 	}
-	if err := v.Get(&p); err != nil {
-		return p, err
+	switch d.WorkflowExecutionInfo.GetStatus() {
+	case enums.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		return p, nil
+	case enums.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		var res workflows.SignupResult
+		if err := s.Temporal.GetWorkflow(ctx, ref.WorkflowID, ref.RunID).Get(ctx, &res); err != nil {
+			return p, err
+		}
+		p.Status, p.UserID = chatflow.StatusCompleted, res.UserID
+		for i := range p.Steps {
+			p.Steps[i].Status = chatflow.StatusCompleted
+		}
+		return p, nil
+	}
+	werr := s.Temporal.GetWorkflow(ctx, ref.WorkflowID, ref.RunID).Get(ctx, nil)
+	var app *temporal.ApplicationError
+	if errors.As(werr, &app) && app.HasDetails() && app.Details(&p) == nil {
+		return p, nil
+	}
+	p.Status = chatflow.StatusFailed
+	p.ErrorCode = chatflow.ECodeInternal
+	if werr != nil {
+		p.Error = werr.Error()
 	}
 	return p, nil
 }

@@ -36,6 +36,7 @@ type Options struct {
 	Conns       int           // idle: connections to open
 	Concurrency int           // parallel sign-ups during setup
 	Out         string        // JSON result file
+	UsersFile   string        // reuse the users created by earlier runs
 	Label       string
 }
 
@@ -145,7 +146,7 @@ func printTable(w io.Writer, r *Result) {
 		}
 	}
 	if len(r.Processes) > 0 {
-		fmt.Fprintf(w, "  %-28s %10s %10s\n", "process", "cpu cores", "max RSS MB")
+		fmt.Fprintf(w, "  %-28s %10s %10s\n", "process", "cpu cores", "max PSS MB")
 		for _, p := range r.Processes {
 			fmt.Fprintf(w, "  %-28s %10.2f %10.1f\n", p.Name, p.CPUCores, p.MaxRSSMB)
 		}
@@ -222,7 +223,7 @@ type ProcStat struct {
 	Name     string  `json:"name"`
 	PID      int     `json:"pid"`
 	CPUCores float64 `json:"cpu_cores"`
-	MaxRSSMB float64 `json:"max_rss_mb"`
+	MaxRSSMB float64 `json:"max_pss_mb"`
 }
 
 type procWatch struct {
@@ -271,6 +272,8 @@ func watchedPIDs() map[int]string {
 	return out
 }
 
+// procCPU returns a process's CPU seconds and its proportional set size
+// (PSS: shared pages split between sharers, so Postgres backends sum right).
 func procCPU(pid int) (cpuSec, rssMB float64, ok bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -283,8 +286,21 @@ func procCPU(pid int) (cpuSec, rssMB float64, ok bool) {
 	}
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
-	rss, _ := strconv.ParseFloat(f[21], 64)
-	return (ut + st) / 100, rss * float64(os.Getpagesize()) / (1 << 20), true
+	return (ut + st) / 100, pssMB(pid), true
+}
+
+func pssMB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "Pss:") {
+			v, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return v / 1024
+		}
+	}
+	return 0
 }
 
 func startProcWatch() *procWatch {
@@ -320,6 +336,12 @@ func (w *procWatch) stop() []ProcStat {
 	close(w.stopc)
 	w.wg.Wait()
 	el := time.Since(w.start).Seconds()
+	// processes born during the run (new Postgres backends, say) count from zero
+	for pid, name := range watchedPIDs() {
+		if _, ok := w.names[pid]; !ok {
+			w.names[pid] = name
+		}
+	}
 	agg := map[string]*ProcStat{}
 	for pid, name := range w.names {
 		c, rss, ok := procCPU(pid)

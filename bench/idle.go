@@ -34,7 +34,9 @@ func runIdle(ctx context.Context, o Options, r *Result) error {
 	var opened, failed atomic.Int64
 	var firstErr atomic.Value
 	stop := make(chan struct{})
-	pw := progress(stop, func() string { return fmt.Sprintf("[idle] connections %d/%d failed %d", opened.Load(), o.Conns, failed.Load()) })
+	pw := progress(stop, func() string {
+		return fmt.Sprintf("[idle] connections %d/%d failed %d", opened.Load(), o.Conns, failed.Load())
+	})
 	start := time.Now()
 	sem := make(chan struct{}, 100)
 	var wg sync.WaitGroup

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,13 +19,65 @@ import (
 )
 
 type user struct {
-	ID, Username, Password, Access string
-	node                           string
+	ID       string `json:"id"`
+	Username string `json:"username"`
+	Password string `json:"password"`
+	Access   string `json:"-"`
+	node     string
 }
 
 // signupUsers registers n users through the saga and logs them in,
-// recording saga and login latency.
+// recording saga and login latency. With o.UsersFile, users made by earlier
+// runs are logged in instead and new ones are appended to the file.
 func signupUsers(ctx context.Context, o Options, n int, r *Result, key string) ([]user, error) {
+	if o.UsersFile == "" {
+		return signupFresh(ctx, o, n, r, key)
+	}
+	var known []user
+	if raw, err := os.ReadFile(o.UsersFile); err == nil {
+		_ = json.Unmarshal(raw, &known)
+	}
+	if len(known) < n {
+		fresh, err := signupFresh(ctx, o, n-len(known), r, key)
+		if err != nil {
+			return nil, err
+		}
+		known = append(known, fresh...)
+		raw, _ := json.Marshal(known)
+		if err := os.WriteFile(o.UsersFile, raw, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	users := known[:n]
+	hc := newHTTPClient()
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for i := range users {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			var pair struct {
+				AccessToken string `json:"access_token"`
+			}
+			base := o.URLs[i%len(o.URLs)]
+			if _, err := httpJSON(ctx, hc, "POST", base+"/api/v1/auth/login", "", map[string]string{"username": users[i].Username, "password": users[i].Password}, &pair); err != nil {
+				firstErr.CompareAndSwap(nil, err)
+				return
+			}
+			users[i].Access, users[i].node = pair.AccessToken, base
+		}(i)
+	}
+	wg.Wait()
+	if e := firstErr.Load(); e != nil {
+		return nil, fmt.Errorf("login of cached users: %v", e)
+	}
+	return users, nil
+}
+
+func signupFresh(ctx context.Context, o Options, n int, r *Result, key string) ([]user, error) {
 	hc := newHTTPClient()
 	run := strings.ReplaceAll(uuid.NewString()[:8], "-", "")
 	users := make([]user, n)

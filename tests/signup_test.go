@@ -626,3 +626,32 @@ func TestSignupNameFreedByFailure(t *testing.T) {
 		t.Fatalf("second sign-up ended %+v", p)
 	}
 }
+
+// TestSignupStatusWithoutWorker: with no worker to answer the progress query,
+// the status still answers (from the server's own record) instead of failing.
+func TestSignupStatusWithoutWorker(t *testing.T) {
+	env := testenv.Open(t)
+	n := env.StartNode(t, api.Config{SignupTaskQueue: "nobody-polls-" + testenv.Unique()})
+	username := "sgnw_" + testenv.Unique()
+	var started struct {
+		SignupID string `json:"signup_id"`
+	}
+	if st := n.Call(t, "POST", "/api/v1/signup", "", map[string]string{
+		"username": username, "email": username + "@example.test", "password": "password-123",
+	}, &started); st != 202 {
+		t.Fatalf("signup: %d", st)
+	}
+	var p struct {
+		Status string `json:"status"`
+		Steps  []struct {
+			Name, Status string
+		} `json:"steps"`
+	}
+	if st := n.Call(t, "GET", "/api/v1/signup/"+started.SignupID, "", nil, &p); st != 200 {
+		t.Fatalf("status without a worker: %d", st)
+	}
+	if p.Status != "running" || len(p.Steps) != 5 || p.Steps[0].Status != "pending" {
+		t.Fatalf("progress without a worker: %+v", p)
+	}
+	_ = env.Temporal.TerminateWorkflow(context.Background(), workflows.SignupWorkflowID(username), "", "test over")
+}

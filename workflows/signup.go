@@ -98,6 +98,9 @@ func Signup(ctx workflow.Context, in activities.SignupInput) (res SignupResult, 
 			p.Error = errorMessage(err)
 			p.ErrorCode = errorCode(err)
 			workflow.SetCurrentDetails(ctx, progressDetails(p))
+			// The failure carries the final progress, so a finished saga's
+			// status can be read from history without a query (and a worker).
+			err = temporal.NewNonRetryableApplicationError(p.Error, p.ErrorCode, err, p)
 		}
 	}()
 

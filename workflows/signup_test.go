@@ -217,7 +217,20 @@ func TestSignupFailureCompensatesCompletedStepsInReverse(t *testing.T) {
 			var app *temporal.ApplicationError
 			require.True(t, errors.As(werr, &app), "workflow error %v does not wrap an ApplicationError", werr)
 			assert.Equal(t, msg, app.Message())
-			assert.Equal(t, code, app.Type())
+			wantCode := code
+			if wantCode == "" {
+				wantCode = chatflow.ECodeInternal
+			}
+			assert.Equal(t, wantCode, app.Type())
+			// The failure carries the final progress for readers without a worker.
+			var fp chatflow.SignupProgress
+			require.True(t, app.HasDetails(), "failure has no progress details")
+			require.NoError(t, app.Details(&fp))
+			assert.Equal(t, chatflow.StatusFailed, fp.Status)
+			assert.Equal(t, chatflow.StatusFailed, fp.Steps[failAt].Status)
+			if failAt > 0 {
+				assert.Equal(t, chatflow.StatusCompensated, fp.Steps[0].Status)
+			}
 
 			// Steps 0..failAt ran once each (non-retryable: no retry), then the
 			// compensations of steps failAt-1..0 ran, and nothing else.

@@ -25,6 +25,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Concurrency, "concurrency", 64, "parallel sign-ups during setup")
 	fs.StringVar(&o.Out, "out", "", "write the JSON result here")
 	fs.StringVar(&o.Label, "label", "", "label for the result")
+	fs.StringVar(&o.UsersFile, "users-file", "", "reuse users signed up by earlier runs (created and extended as needed)")
 	fs.StringVar(&o.DatabaseURL, "db", env("DATABASE_URL", "postgres://postgres@127.0.0.1:55432/chatflow?sslmode=disable"), "Postgres, for the loss check and COPY baseline")
 	fs.StringVar(&o.RedisPort, "redis-port", "56379", "Redis port, for the PUBLISH baseline")
 	_ = fs.Parse(args)
