@@ -27,11 +27,12 @@ type Activities struct {
 	Pool    *pgxpool.Pool
 	Queries *db.Queries
 	Events  Publisher
+	Metrics *Metrics
 }
 
 // New wires the activities to a Postgres pool and a Kafka publisher.
 func New(pool *pgxpool.Pool, pub Publisher) *Activities {
-	return &Activities{Pool: pool, Queries: db.New(pool), Events: pub}
+	return &Activities{Pool: pool, Queries: db.New(pool), Events: pub, Metrics: NewMetrics()}
 }
 
 // domainFailure turns a domain error into a non-retryable application error

@@ -66,6 +66,10 @@ func (a *Activities) PersistMessages(ctx context.Context, b MessageBatch) (int64
 		}
 		return q.BumpRoomSeqs(ctx, bump)
 	})
+	if err == nil && a.Metrics != nil {
+		a.Metrics.MessagesPersisted.Add(float64(inserted))
+		a.Metrics.BatchRows.Observe(float64(n))
+	}
 	return inserted, err
 }
 
@@ -80,5 +84,11 @@ func (a *Activities) PublishMessages(ctx context.Context, b MessageBatch) error 
 		}
 		recs[i] = events.Record{Topic: chatflow.TopicChatMessages, Key: []byte(m.RoomID), Value: v}
 	}
-	return a.Events.Publish(ctx, recs...)
+	if err := a.Events.Publish(ctx, recs...); err != nil {
+		return err
+	}
+	if a.Metrics != nil {
+		a.Metrics.MessagesPublished.Add(float64(len(recs)))
+	}
+	return nil
 }

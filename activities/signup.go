@@ -53,9 +53,15 @@ func (a *Activities) CreateCredentials(ctx context.Context, in SignupInput) erro
 	return nil
 }
 
-// DeleteCredentials compensates CreateCredentials.
+// DeleteCredentials compensates CreateCredentials, the last undo of a failed saga.
 func (a *Activities) DeleteCredentials(ctx context.Context, userID uuid.UUID) error {
-	return a.Queries.DeleteUser(ctx, userID)
+	if err := a.Queries.DeleteUser(ctx, userID); err != nil {
+		return err
+	}
+	if a.Metrics != nil {
+		a.Metrics.SagaOutcomes.WithLabelValues("compensated").Inc()
+	}
+	return nil
 }
 
 // CreateProfile creates the user's chat profile.
@@ -115,6 +121,9 @@ func (a *Activities) ActivateUser(ctx context.Context, userID uuid.UUID) error {
 	}
 	if n == 0 {
 		return fmt.Errorf("activate: user %s not found", userID)
+	}
+	if a.Metrics != nil {
+		a.Metrics.SagaOutcomes.WithLabelValues("completed").Inc()
 	}
 	return nil
 }

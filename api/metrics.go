@@ -65,6 +65,13 @@ func newMetrics() *Metrics {
 	return m
 }
 
+// Register adds collectors (the worker's, in a dev process) to /metrics.
+func (s *Server) Register(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		s.metrics.reg.MustRegister(c)
+	}
+}
+
 func (m *Metrics) connOpened() { m.wsConnections.Inc(); m.conns.Add(1) }
 func (m *Metrics) connClosed() { m.wsConnections.Dec(); m.conns.Add(-1) }
 

@@ -12,6 +12,7 @@ import (
 // matches the local services started by `make dev`.
 type Config struct {
 	HTTPAddr          string
+	MetricsAddr       string
 	DatabaseURL       string
 	PGMaxConns        int32
 	RedisAddr         string
@@ -45,6 +46,7 @@ func loadConfig() (Config, error) {
 	host, _ := os.Hostname()
 	c := Config{
 		HTTPAddr:          env("HTTP_ADDR", ":8080"),
+		MetricsAddr:       env("METRICS_ADDR", ":9090"),
 		DatabaseURL:       env("DATABASE_URL", "postgres://postgres@127.0.0.1:55432/chatflow?sslmode=disable"),
 		RedisAddr:         env("REDIS_ADDR", "127.0.0.1:56379"),
 		TemporalAddress:   env("TEMPORAL_ADDRESS", "127.0.0.1:7233"),

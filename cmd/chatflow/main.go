@@ -22,6 +22,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
@@ -121,10 +124,15 @@ func run(ctx context.Context, withAPI, withWorker bool) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	workerDone := make(chan struct{})
+	var acts *activities.Activities
 	if withWorker {
 		pub := events.NewPublisher(cfg.KafkaBrokers)
 		defer pub.Close()
-		ws := workers.New(tc, activities.New(pool, pub), workers.Options{
+		acts = activities.New(pool, pub)
+		if !withAPI {
+			go serveWorkerMetrics(cfg.MetricsAddr, acts.Metrics, log)
+		}
+		ws := workers.New(tc, acts, workers.Options{
 			SignupConcurrency: cfg.SignupWorkers, MessagesConcurrency: cfg.MessageWorkers,
 		})
 		go func() {
@@ -148,6 +156,9 @@ func run(ctx context.Context, withAPI, withWorker bool) error {
 			return fmt.Errorf("redis: %w", err)
 		}
 		srv = newServer(pool, rdb, tc, cfg, log)
+		if acts != nil {
+			srv.Register(acts.Metrics.Collectors()...)
+		}
 		srv.Start(runCtx)
 		go func() {
 			log.Info("api listening", "addr", cfg.HTTPAddr, "node", cfg.NodeID)
@@ -188,6 +199,19 @@ func newServer(pool *pgxpool.Pool, rdb redis.UniversalClient, tc client.Client, 
 		BatchLinger: cfg.BatchLinger, BatchMax: cfg.BatchMax, BatchInflight: cfg.BatchInflight,
 		WSSendRate: cfg.WSRate, WSSendBurst: cfg.WSBurst, WSQueue: cfg.WSQueue, KafkaBrokers: cfg.KafkaBrokers,
 	})
+}
+
+// serveWorkerMetrics exposes a worker process's metrics for Prometheus.
+func serveWorkerMetrics(addr string, m *activities.Metrics, log *slog.Logger) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m.Collectors()...)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	log.Info("worker metrics", "addr", addr)
+	if err := http.ListenAndServe(addr, mux); err != nil {
+		log.Warn("worker metrics server", "error", err)
+	}
 }
 
 func migrate(ctx context.Context) error {
