@@ -141,10 +141,15 @@ func (s *Server) roomView(ctx context.Context, room db.ChatRoom, lastRead int64)
 		return roomView{}, err
 	}
 	v := roomView{RoomID: room.ID.String(), Name: room.Name, CreatedAt: room.CreatedAt.UTC(), LastReadSeq: lastRead}
-	for _, r := range rows {
+	ids := make([]uuid.UUID, len(rows))
+	for i, r := range rows {
+		ids[i] = r.UserID
+	}
+	online := s.online(ctx, ids)
+	for i, r := range rows {
 		v.Members = append(v.Members, memberView{
 			UserID: r.UserID.String(), Username: r.Username, DisplayName: r.DisplayName,
-			LastReadSeq: r.LastReadSeq, Online: s.online(ctx, r.UserID),
+			LastReadSeq: r.LastReadSeq, Online: online[i],
 		})
 	}
 	live, err := s.liveState(ctx, []uuid.UUID{room.ID})

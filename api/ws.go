@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/chatflow/chatflow"
 	"github.com/chatflow/chatflow/token"
@@ -607,8 +608,22 @@ func (s *Server) presence(c *wsConn, online bool) {
 	_, _ = pipe.Exec(ctx)
 }
 
-// online reports whether a user has a live connection on any node.
-func (s *Server) online(ctx context.Context, user uuid.UUID) bool {
-	n, _ := s.Redis.Get(ctx, "presence:"+userChannel(user.String())).Int64()
-	return n > 0
+// online reports, for each user, whether it has a live connection on any
+// node, in one pipelined round trip.
+func (s *Server) online(ctx context.Context, users []uuid.UUID) []bool {
+	out := make([]bool, len(users))
+	if len(users) == 0 {
+		return out
+	}
+	pipe := s.Redis.Pipeline()
+	cmds := make([]*redis.StringCmd, len(users))
+	for i, u := range users {
+		cmds[i] = pipe.Get(ctx, "presence:"+userChannel(u.String()))
+	}
+	_, _ = pipe.Exec(ctx) // absent keys mean offline
+	for i, c := range cmds {
+		n, _ := c.Int64()
+		out[i] = n > 0
+	}
+	return out
 }
