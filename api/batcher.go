@@ -19,6 +19,44 @@ import (
 type pendingMsg struct {
 	msg  chatflow.Message
 	done func(error)
+	size int // upper bound of msg's size in the workflow input, see msgJSONSize
+}
+
+// maxBatchBytes caps the JSON size of one batch workflow's input. Temporal
+// rejects a start whose input is over 2 MB (the default blob size limit),
+// and that is not transient: flush would retry it forever, holding a start
+// slot, never acking the batch's senders and never persisting its messages.
+// BatchMax alone does not bound the size: 2000 messages of 4000 characters
+// are 8 MB of ASCII, and 4-byte characters or JSON escapes make a single
+// message up to ~24 KB. A batch stops growing once it reaches this many
+// bytes, so it ends at most one message (~25 KB) above it.
+const maxBatchBytes = 1 << 20
+
+// msgJSONSize is an upper bound of the bytes m adds to a batch workflow's
+// JSON input: fixed fields plus the two client strings as encoding/json
+// (which the Temporal data converter uses) escapes them.
+func msgJSONSize(m chatflow.Message) int {
+	// field names, three UUIDs, seq, sent_at, punctuation: about 260 bytes
+	const fixed = 300
+	return fixed + jsonStringSize(m.ClientMsgID) + jsonStringSize(m.Body)
+}
+
+// jsonStringSize bounds the length of s once JSON-encoded by encoding/json.
+func jsonStringSize(s string) int {
+	n := 2 // quotes
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			n += 2
+		case c < 0x20 || c == '<' || c == '>' || c == '&':
+			n += 6 // \u00XX (HTML-safe escaping is on by default)
+		case c == 0xe2:
+			n += 4 // lead byte of U+2028/U+2029, which become \u2028 (6 bytes for 3)
+		default:
+			n++
+		}
+	}
+	return n
 }
 
 // Batcher is the group commit of accepted messages into Temporal: it gathers
@@ -38,7 +76,7 @@ func newBatcher(s *Server) *Batcher {
 // or the node gives up on it.
 func (b *Batcher) add(ctx context.Context, m chatflow.Message, done func(error)) error {
 	select {
-	case b.in <- pendingMsg{m, done}:
+	case b.in <- pendingMsg{msg: m, done: done, size: msgJSONSize(m)}:
 		return nil
 	case <-ctx.Done():
 		return chatflow.Errorf(chatflow.ECodeUnavailable, "node is overloaded; retry with the same client_msg_id")
@@ -49,19 +87,22 @@ func (b *Batcher) run(ctx context.Context) {
 	linger := b.s.Cfg.BatchLinger
 	for {
 		var batch []pendingMsg
+		size := 0
+		add := func(p pendingMsg) { batch = append(batch, p); size += p.size }
+		full := func() bool { return len(batch) >= b.s.Cfg.BatchMax || size >= maxBatchBytes }
 		select {
 		case p := <-b.in:
-			batch = append(batch, p)
+			add(p)
 		case <-ctx.Done():
 			b.drain()
 			return
 		}
 		timer := time.NewTimer(linger)
 	gather:
-		for len(batch) < b.s.Cfg.BatchMax {
+		for !full() {
 			select {
 			case p := <-b.in:
-				batch = append(batch, p)
+				add(p)
 			case <-timer.C:
 				break gather
 			}
@@ -71,7 +112,7 @@ func (b *Batcher) run(ctx context.Context) {
 		// instead of queueing more workflow starts.
 	slot:
 		for {
-			if len(batch) >= b.s.Cfg.BatchMax {
+			if full() {
 				b.sem <- struct{}{}
 				break
 			}
@@ -79,7 +120,7 @@ func (b *Batcher) run(ctx context.Context) {
 			case b.sem <- struct{}{}:
 				break slot
 			case p := <-b.in:
-				batch = append(batch, p)
+				add(p)
 			}
 		}
 		go func(batch []pendingMsg) {
@@ -95,11 +136,13 @@ func (b *Batcher) drain() {
 	defer cancel()
 	for {
 		var batch []pendingMsg
+		size := 0
 	collect:
-		for len(batch) < b.s.Cfg.BatchMax {
+		for len(batch) < b.s.Cfg.BatchMax && size < maxBatchBytes {
 			select {
 			case p := <-b.in:
 				batch = append(batch, p)
+				size += p.size
 			default:
 				break collect
 			}

@@ -107,11 +107,17 @@ func (s *Server) accept(ctx context.Context, sender uuid.UUID, roomID, cmid, bod
 			continue
 		}
 		frame := []byte(res[1].(string))
-		var m messageFrame
+		if code > 0 { // new: every field is already known here, skip decoding
+			return accepted{msg: chatflow.Message{
+				MessageID: mid.String(), RoomID: roomID, Seq: code, SenderID: sender.String(),
+				ClientMsgID: cmid, Body: body, SentAt: now,
+			}, frame: frame}, nil
+		}
+		var m messageFrame // a duplicate: the original is only in the frame
 		if err := json.Unmarshal(frame, &m); err != nil {
 			return accepted{}, fmt.Errorf("decode accepted frame: %w", err)
 		}
-		return accepted{msg: m.Message, frame: frame, dup: code == 0}, nil
+		return accepted{msg: m.Message, frame: frame, dup: true}, nil
 	}
 	return accepted{}, chatflow.Errorf(chatflow.ECodeNotFound, "room %s not found", roomID)
 }

@@ -451,6 +451,9 @@ func (s *Server) history(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"messages": msgs, "has_more": more})
 }
 
+// restSendTimeout bounds a REST send, as handleFrame bounds a WebSocket one.
+const restSendTimeout = 10 * time.Second
+
 func (s *Server) postMessage(c *fiber.Ctx) error {
 	id, err := parseUUIDParam(c, "room_id")
 	if err != nil {
@@ -463,7 +466,14 @@ func (s *Server) postMessage(c *fiber.Ctx) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	a, err := s.send(c.UserContext(), userID(c), id.String(), req.ClientMsgID, req.Body)
+	// UserContext has no deadline, and send waits for the batch workflow to
+	// start, which flush retries for as long as Temporal is down: without a
+	// bound the request (and its goroutine) would hang until Temporal came
+	// back. Like a WebSocket send, give up and answer 503; the client retries
+	// with the same client_msg_id and gets the original message.
+	ctx, cancel := context.WithTimeout(c.UserContext(), restSendTimeout)
+	defer cancel()
+	a, err := s.send(ctx, userID(c), id.String(), req.ClientMsgID, req.Body)
 	if err != nil {
 		return err
 	}

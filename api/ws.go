@@ -68,6 +68,18 @@ type roomState struct {
 	buf       [][]byte // live frames held back during a sync
 }
 
+// markSent records that live frame seq went out. firstLive..last must be
+// seqs that were all sent, since replay skips that range as already sent; a
+// seq that skips ahead of last+1 means fan-out lost frames (a pub/sub
+// reconnect, Redis dropping a lagging subscriber), so it starts a new run and
+// a later sync replays the hole instead of skipping it for good.
+func (st *roomState) markSent(seq int64) {
+	if st.firstLive == 0 || seq != st.last+1 {
+		st.firstLive = seq
+	}
+	st.last = seq
+}
+
 // wsConn is one client connection.
 type wsConn struct {
 	s    *Server
@@ -213,10 +225,7 @@ func (c *wsConn) deliverMessage(room string, seq int64, frame []byte) {
 	case seq <= st.last:
 		return
 	}
-	if st.firstLive == 0 {
-		st.firstLive = seq
-	}
-	st.last = seq
+	st.markSent(seq)
 	c.enqueue(frame)
 }
 
@@ -503,16 +512,22 @@ func (c *wsConn) handleSync(ctx context.Context, f inFrame) {
 			buf, top := st.buf, st.last
 			st.buf = nil
 			c.mu.Unlock()
+			var sentLive []int64
 			for _, b := range buf {
 				if seq, _ := frameSeq(b); seq > top {
 					if !c.sendBulk(b) {
 						break
 					}
 					top = seq
+					sentLive = append(sentLive, seq)
 				}
 			}
 			c.mu.Lock()
-			st.last = max(st.last, top)
+			for _, seq := range sentLive { // as live sends, so holes among them are seen
+				if seq > st.last {
+					st.markSent(seq)
+				}
+			}
 			if c.isClosed() {
 				st.buf = nil
 			}
@@ -528,7 +543,11 @@ func (c *wsConn) handleSync(ctx context.Context, f inFrame) {
 // replay sends the room's messages after last, page by page, blocking on the
 // queue (the client asked for them), and returns the highest seq covered.
 func (c *wsConn) replay(ctx context.Context, room uuid.UUID, last int64, st *roomState) (int64, error) {
-	cur, err := c.s.currentSeq(ctx, room)
+	// Its own deadline too: the sync frame's budget may be spent by the
+	// replays of the rooms before this one, which would fail this room.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	cur, err := c.s.currentSeq(cctx, room)
+	cancel()
 	if err != nil {
 		return last, err
 	}

@@ -61,12 +61,20 @@ func (q *Queries) AddMembers(ctx context.Context, arg AddMembersParams) ([]uuid.
 }
 
 const bumpRoomSeqs = `-- name: BumpRoomSeqs :exec
+WITH v AS (
+    SELECT unnest($1::uuid[]) AS room_id, unnest($2::bigint[]) AS seq,
+           unnest($3::timestamptz[]) AS at
+), locked AS (
+    SELECT r.id FROM chat.rooms r JOIN v ON v.room_id = r.id
+    WHERE r.last_seq < v.seq
+    ORDER BY r.id
+    FOR UPDATE OF r
+)
 UPDATE chat.rooms r
 SET last_seq = GREATEST(r.last_seq, v.seq),
     last_message_at = GREATEST(r.last_message_at, v.at)
-FROM (SELECT unnest($1::uuid[]) AS room_id, unnest($2::bigint[]) AS seq,
-             unnest($3::timestamptz[]) AS at) v
-WHERE r.id = v.room_id
+FROM v
+WHERE r.id = v.room_id AND r.id IN (SELECT id FROM locked)
 `
 
 type BumpRoomSeqsParams struct {
@@ -76,6 +84,8 @@ type BumpRoomSeqsParams struct {
 }
 
 // BumpRoomSeqs advances each room's persisted last_seq to the batch's highest.
+// Concurrent batches touch the same rooms, so rows are locked in id order
+// first (no deadlocks), and rooms already past the batch are not locked at all.
 func (q *Queries) BumpRoomSeqs(ctx context.Context, arg BumpRoomSeqsParams) error {
 	_, err := q.db.Exec(ctx, bumpRoomSeqs, arg.RoomIds, arg.Seqs, arg.Ats)
 	return err

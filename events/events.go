@@ -31,7 +31,12 @@ func NewPublisher(brokers string) *Publisher {
 		RequiredAcks:           kafka.RequireAll,
 		AllowAutoTopicCreation: true,
 		BatchSize:              5000,
-		BatchBytes:             16 << 20,
+		// One produce request carries one record batch per partition, and
+		// brokers refuse batches over message.max.bytes (1048588 by default,
+		// kfake included) with MESSAGE_TOO_LARGE: every call that shared the
+		// batch fails. kafka-go's per-message size over-counts the record
+		// encoding, so this bound keeps each batch under that limit.
+		BatchBytes: 1_000_000,
 		// Callers already batch; a long linger would only add latency to each WriteMessages.
 		BatchTimeout: 2 * time.Millisecond,
 		WriteTimeout: 10 * time.Second,

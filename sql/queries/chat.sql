@@ -96,12 +96,22 @@ ON CONFLICT DO NOTHING;
 
 -- name: BumpRoomSeqs :exec
 -- BumpRoomSeqs advances each room's persisted last_seq to the batch's highest.
+-- Concurrent batches touch the same rooms, so rows are locked in id order
+-- first (no deadlocks), and rooms already past the batch are not locked at all.
+WITH v AS (
+    SELECT unnest(@room_ids::uuid[]) AS room_id, unnest(@seqs::bigint[]) AS seq,
+           unnest(@ats::timestamptz[]) AS at
+), locked AS (
+    SELECT r.id FROM chat.rooms r JOIN v ON v.room_id = r.id
+    WHERE r.last_seq < v.seq
+    ORDER BY r.id
+    FOR UPDATE OF r
+)
 UPDATE chat.rooms r
 SET last_seq = GREATEST(r.last_seq, v.seq),
     last_message_at = GREATEST(r.last_message_at, v.at)
-FROM (SELECT unnest(@room_ids::uuid[]) AS room_id, unnest(@seqs::bigint[]) AS seq,
-             unnest(@ats::timestamptz[]) AS at) v
-WHERE r.id = v.room_id;
+FROM v
+WHERE r.id = v.room_id AND r.id IN (SELECT id FROM locked);
 
 -- name: ListMessagesAfter :many
 SELECT * FROM chat.messages WHERE room_id = @room_id AND seq > @after_seq
