@@ -41,7 +41,8 @@ func msgJSONSize(m chatflow.Message) int {
 	return fixed + jsonStringSize(m.ClientMsgID) + jsonStringSize(m.Body)
 }
 
-// jsonStringSize bounds the length of s once JSON-encoded by encoding/json.
+// jsonStringSize bounds the length of s, valid UTF-8 (bodies are checked by
+// ValidBody, ids by ValidClientMsgID), once JSON-encoded by encoding/json.
 func jsonStringSize(s string) int {
 	n := 2 // quotes
 	for i := 0; i < len(s); i++ {
@@ -50,8 +51,9 @@ func jsonStringSize(s string) int {
 			n += 2
 		case c < 0x20 || c == '<' || c == '>' || c == '&':
 			n += 6 // \u00XX (HTML-safe escaping is on by default)
-		case c == 0xe2:
-			n += 4 // lead byte of U+2028/U+2029, which become \u2028 (6 bytes for 3)
+		case c == 0xe2 && i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xa8 || s[i+2] == 0xa9):
+			n += 6 // U+2028, U+2029 become \u2028, \u2029
+			i += 2
 		default:
 			n++
 		}

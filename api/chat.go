@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -280,8 +281,11 @@ func (s *Server) persistedRange(ctx context.Context, room uuid.UUID, lo, hi int6
 	}
 }
 
+// streamSeq reads the seq of a history stream entry id ("<seq>-0"). An id
+// without the dash reads as 0 rather than panicking on a -1 index.
 func streamSeq(id string) int64 {
-	n, _ := strconv.ParseInt(id[:bytes.IndexByte([]byte(id), '-')], 10, 64)
+	ms, _, _ := strings.Cut(id, "-")
+	n, _ := strconv.ParseInt(ms, 10, 64)
 	return n
 }
 

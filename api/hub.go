@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 	"sync"
 	"time"
 
@@ -86,9 +85,10 @@ func (h *Hub) pingLoop(ctx context.Context) {
 // dispatch hands a frame from Redis to the local connections it concerns.
 func (h *Hub) dispatch(channel string, frame []byte) {
 	h.s.metrics.fanoutFrames.Inc()
-	switch {
-	case strings.HasPrefix(channel, "{r:"):
-		room := channel[3 : len(channel)-1]
+	kind, id := parseChannel(channel)
+	switch kind {
+	case 'r':
+		room := id
 		seq, isMsg := frameSeq(frame)
 		h.mu.RLock()
 		for c := range h.rooms[room] {
@@ -99,8 +99,8 @@ func (h *Hub) dispatch(channel string, frame []byte) {
 			}
 		}
 		h.mu.RUnlock()
-	case strings.HasPrefix(channel, "{u:"):
-		user := channel[3 : len(channel)-1]
+	case 'u':
+		user := id
 		var ev roomEvent
 		_ = json.Unmarshal(frame, &ev)
 		h.mu.RLock()
@@ -121,6 +121,21 @@ func (h *Hub) dispatch(channel string, frame []byte) {
 			c.enqueue(frame)
 		}
 	}
+}
+
+// parseChannel splits a channel name made by roomChannel or userChannel
+// into its kind ('r' or 'u') and id; kind is 0 for any other name. It never
+// slices past the name, so an odd channel cannot panic the hub's receive
+// loop (which would take the whole node down).
+func parseChannel(ch string) (kind byte, id string) {
+	if len(ch) < 4 || ch[0] != '{' || ch[2] != ':' || ch[len(ch)-1] != '}' {
+		return 0, ""
+	}
+	switch ch[1] {
+	case 'r', 'u':
+		return ch[1], ch[3 : len(ch)-1]
+	}
+	return 0, ""
 }
 
 // register adds a connection with its rooms and subscribes what is new.
@@ -154,6 +169,13 @@ func (h *Hub) addRoomLocked(c *wsConn, room string) (first bool) {
 
 func (h *Hub) joinRoom(c *wsConn, room string) {
 	h.mu.Lock()
+	// dispatch picks connections up before calling this, unlocked: one that
+	// has been unregistered since must not be added back, or it would stay
+	// in h.rooms (and keep the room subscribed) for good.
+	if _, ok := h.users[c.user][c]; !ok {
+		h.mu.Unlock()
+		return
+	}
 	first := h.addRoomLocked(c, room)
 	h.mu.Unlock()
 	if first {
@@ -252,11 +274,13 @@ func (h *Hub) reconcile(chans []string) {
 }
 
 func (h *Hub) wantedLocked(ch string) bool {
-	id := ch[3 : len(ch)-1]
-	if strings.HasPrefix(ch, "{r:") {
+	switch kind, id := parseChannel(ch); kind {
+	case 'r':
 		return len(h.rooms[id]) > 0
+	case 'u':
+		return len(h.users[id]) > 0
 	}
-	return len(h.users[id]) > 0
+	return false
 }
 
 // userConnected reports whether the user has a connection on this node.

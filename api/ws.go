@@ -163,9 +163,12 @@ func (c *wsConn) enqueue(frame []byte) {
 // ping queues a ping; the hub calls it for every connection periodically.
 func (c *wsConn) ping() { c.enqueue(nil) }
 
-// flush writes queued frames until the queue is empty, then exits.
+// flush writes queued frames until the queue is empty, then exits. All
+// frames waiting at once go out in one write: under load that is one
+// syscall for many frames instead of one each.
 func (c *wsConn) flush() {
 	defer c.wg.Done()
+	var buf []byte
 	for {
 		c.qmu.Lock()
 		batch := c.q
@@ -176,23 +179,58 @@ func (c *wsConn) flush() {
 			return
 		}
 		c.qmu.Unlock()
+		buf = buf[:0]
+		frames := 0
 		for _, b := range batch {
-			mt := websocket.TextMessage
 			if b == nil {
-				mt = websocket.PingMessage
+				buf = append(buf, 0x89, 0x00) // ping, no payload
+				continue
 			}
-			if err := c.write(mt, b); err != nil {
-				c.close("write failed")
-				c.qmu.Lock()
-				c.writing = false
-				c.qmu.Unlock()
-				return
-			}
-			if b != nil {
-				c.s.metrics.wsFramesOut.Inc()
-			}
+			buf = appendTextFrame(buf, b)
+			frames++
+		}
+		if err := c.writeRaw(buf); err != nil {
+			c.close("write failed")
+			c.qmu.Lock()
+			c.writing = false
+			c.qmu.Unlock()
+			return
+		}
+		c.s.metrics.wsFramesOut.Add(float64(frames))
+		if cap(buf) > 64<<10 {
+			buf = nil // do not keep a burst's buffer around
 		}
 	}
+}
+
+// appendTextFrame appends one unmasked, final text frame (RFC 6455 §5.2):
+// what a server sends, byte for byte what WriteMessage would produce.
+func appendTextFrame(buf, payload []byte) []byte {
+	n := len(payload)
+	switch {
+	case n < 126:
+		buf = append(buf, 0x81, byte(n))
+	case n <= 0xffff:
+		buf = append(buf, 0x81, 126, byte(n>>8), byte(n))
+	default:
+		buf = append(buf, 0x81, 127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(buf, payload...)
+}
+
+// writeRaw writes ready-made frames straight to the socket. It holds wmu,
+// like every other writer, so it never interleaves with a frame that the
+// websocket library is writing.
+func (c *wsConn) writeRaw(p []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.isClosed() {
+		return errConnClosed
+	}
+	nc := c.ws.NetConn()
+	_ = nc.SetWriteDeadline(time.Now().Add(writeWait))
+	_, err := nc.Write(p)
+	return err
 }
 
 // write puts one frame on the socket; writers take turns.
@@ -408,11 +446,19 @@ func (c *wsConn) handleFrame(mt int, data []byte) {
 	case "send":
 		c.handleSend(ctx, f)
 	case "typing":
-		if !c.isMember(f.RoomID) {
-			c.sendError(chatflow.ECodeNotMember, "not a member of that room", f.RoomID)
+		// Rooms are keyed by the canonical id, as send, read and sync parse
+		// it: an upper-case id must not read as "not a member".
+		room, err := uuid.Parse(f.RoomID)
+		if err != nil {
+			c.sendError(chatflow.ECodeValidation, "room_id must be a UUID", refOf(f))
 			return
 		}
-		_ = c.s.publish(ctx, roomChannel(f.RoomID), map[string]string{"type": "typing", "room_id": f.RoomID, "user_id": c.user})
+		roomID := room.String()
+		if !c.isMember(roomID) {
+			c.sendError(chatflow.ECodeNotMember, "not a member of that room", roomID)
+			return
+		}
+		_ = c.s.publish(ctx, roomChannel(roomID), map[string]string{"type": "typing", "room_id": roomID, "user_id": c.user})
 	case "read":
 		c.handleRead(ctx, f)
 	case "sync":
@@ -486,7 +532,7 @@ func (c *wsConn) handleSync(ctx context.Context, f inFrame) {
 	for roomID, last := range f.Rooms {
 		room, err := uuid.Parse(roomID)
 		if err != nil || last < 0 {
-			c.sendError(chatflow.ECodeValidation, "sync rooms must map room ids to seqs >= 0", roomID)
+			c.syncError(chatflow.ECodeValidation, "sync rooms must map room ids to seqs >= 0", roomID)
 			continue
 		}
 		roomID = room.String()
@@ -497,7 +543,7 @@ func (c *wsConn) handleSync(ctx context.Context, f inFrame) {
 		}
 		c.mu.Unlock()
 		if st == nil {
-			c.sendError(chatflow.ECodeNotMember, "not a member of that room", roomID)
+			c.syncError(chatflow.ECodeNotMember, "not a member of that room", roomID)
 			continue
 		}
 		sent, err := c.replay(ctx, room, last, st)
@@ -535,8 +581,20 @@ func (c *wsConn) handleSync(ctx context.Context, f inFrame) {
 		st.syncing = false
 		c.mu.Unlock()
 		if err != nil {
-			c.sendError(chatflow.ErrorCode(err), chatflow.ErrorDetail(err), roomID)
+			c.syncError(chatflow.ErrorCode(err), chatflow.ErrorDetail(err), roomID)
 		}
+	}
+}
+
+// syncError answers one room of a sync. One sync frame can name over a
+// thousand rooms, so its errors are written like the replay, paced by the
+// client: queued, a single frame's errors could fill the live queue and
+// disconnect the client as a slow reader, on every reconnect of a client
+// that keeps rooms it has left in its sync.
+func (c *wsConn) syncError(code, detail, ref string) {
+	c.s.metrics.wsErrors.WithLabelValues(code).Inc()
+	if b, err := json.Marshal(errorFrame{Type: "error", Code: code, Detail: detail, Ref: ref}); err == nil {
+		c.sendBulk(b)
 	}
 }
 

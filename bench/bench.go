@@ -100,7 +100,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	default:
 		err = fmt.Errorf("unknown scenario %q", o.Scenario)
 	}
-	r.Processes = procs.stop()
+	if all := procs.stop(); r.Processes == nil {
+		r.Processes = all // scenarios with a load phase measure just that phase
+	}
 	if err != nil {
 		return r, err
 	}

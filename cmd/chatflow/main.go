@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -44,6 +45,10 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if addr := os.Getenv("PPROF_ADDR"); addr != "" {
+		// profiling on demand, on its own (loopback) port
+		go func() { _ = http.ListenAndServe(addr, nil) }()
+	}
 	var err error
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
 	case "api":
