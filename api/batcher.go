@@ -65,25 +65,34 @@ func jsonStringSize(s string) int {
 // messages for a few milliseconds (and for as long as all start slots are
 // busy) and starts ONE PersistBatch workflow per batch.
 type Batcher struct {
+	stopped chan struct{} // closed once run has drained and returned
 	s   *Server
 	in  chan pendingMsg
 	sem chan struct{}
 }
 
 func newBatcher(s *Server) *Batcher {
-	return &Batcher{s: s, in: make(chan pendingMsg, 4*s.Cfg.BatchMax), sem: make(chan struct{}, s.Cfg.BatchInflight)}
+	return &Batcher{s: s, in: make(chan pendingMsg, 4*s.Cfg.BatchMax), sem: make(chan struct{}, s.Cfg.BatchInflight), stopped: make(chan struct{})}
 }
 
 // add queues a message; done runs once its batch workflow has started (nil)
 // or the node gives up on it.
-func (b *Batcher) add(ctx context.Context, m chatflow.Message, done func(error)) error {
+//
+// A message handed to add has already been sequenced and fanned out, so add
+// never gives up on it for a deadline: it waits for room in the queue (the
+// sending connection waits with it, which is the backpressure). Callers ask
+// overloaded() before sequencing, so new sends are refused instead.
+func (b *Batcher) add(m chatflow.Message, done func(error)) error {
 	select {
 	case b.in <- pendingMsg{msg: m, done: done, size: msgJSONSize(m)}:
 		return nil
-	case <-ctx.Done():
-		return chatflow.Errorf(chatflow.ECodeUnavailable, "node is overloaded; retry with the same client_msg_id")
+	case <-b.stopped:
+		return chatflow.Errorf(chatflow.ECodeUnavailable, "node is shutting down; retry with the same client_msg_id")
 	}
 }
+
+// overloaded reports whether the queue is too full to take new sends.
+func (b *Batcher) overloaded() bool { return len(b.in) >= cap(b.in)*3/4 }
 
 func (b *Batcher) run(ctx context.Context) {
 	linger := b.s.Cfg.BatchLinger
@@ -97,6 +106,7 @@ func (b *Batcher) run(ctx context.Context) {
 			add(p)
 		case <-ctx.Done():
 			b.drain()
+			close(b.stopped)
 			return
 		}
 		timer := time.NewTimer(linger)

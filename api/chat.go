@@ -34,12 +34,12 @@ const memberSentinel = "-"
 
 // dedupeTTL is how long a (sender, client_msg_id) is remembered in Redis;
 // Postgres keeps the key for good.
-const dedupeTTL = 24 * time.Hour
+const dedupeTTL = time.Hour
 
 // sendScript is the whole accept path in one round trip: membership check,
 // dedupe, next seq, capped recent history and fan-out publish.
 // Returns {-1} not a member, {-2} member set not cached, {-3} seq counter
-// not cached, {0, frame} a duplicate, {seq, frame} accepted.
+// not cached, {0, original seq} a duplicate, {seq, frame} accepted.
 var sendScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[2]) == 0 then return {-2} end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then return {-1} end
@@ -48,7 +48,7 @@ if prev then return {0, prev} end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-3} end
 local seq = redis.call('INCR', KEYS[1])
 local frame = ARGV[2] .. seq .. ARGV[3]
-redis.call('SET', KEYS[4], frame, 'EX', ARGV[6])
+redis.call('SET', KEYS[4], seq, 'EX', ARGV[6])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], seq .. '-0', 'f', frame)
 redis.call('PUBLISH', ARGV[4], frame)
 return {seq, frame}`)
@@ -77,6 +77,10 @@ func (s *Server) accept(ctx context.Context, sender uuid.UUID, roomID, cmid, bod
 	}
 	if err := chatflow.ValidBody(body); err != nil {
 		return accepted{}, err
+	}
+	if s.batcher.overloaded() {
+		// refuse before sequencing: once a message has a seq it must be persisted
+		return accepted{}, chatflow.Errorf(chatflow.ECodeUnavailable, "node is overloaded; retry shortly with the same client_msg_id")
 	}
 	roomID = room.String()
 	mid, err := uuid.NewV7()
@@ -114,11 +118,32 @@ func (s *Server) accept(ctx context.Context, sender uuid.UUID, roomID, cmid, bod
 				ClientMsgID: cmid, Body: body, SentAt: now,
 			}, frame: frame}, nil
 		}
-		var m messageFrame // a duplicate: the original is only in the frame
-		if err := json.Unmarshal(frame, &m); err != nil {
-			return accepted{}, fmt.Errorf("decode accepted frame: %w", err)
+		// A duplicate: the dedupe key holds only the original's seq (a few
+		// bytes per message instead of a copy); the original comes from the
+		// room's history.
+		if len(frame) > 0 && frame[0] == '{' { // an entry from before keys held seqs
+			var m messageFrame
+			if err := json.Unmarshal(frame, &m); err != nil {
+				return accepted{}, fmt.Errorf("decode dedupe frame: %w", err)
+			}
+			return accepted{msg: m.Message, frame: frame, dup: true}, nil
 		}
-		return accepted{msg: m.Message, frame: frame, dup: true}, nil
+		orig, err := strconv.ParseInt(string(frame), 10, 64)
+		if err != nil {
+			return accepted{}, fmt.Errorf("dedupe entry %q: %w", frame, err)
+		}
+		frames, err := s.fetchRange(ctx, room, orig, orig)
+		if err != nil {
+			return accepted{}, err
+		}
+		if len(frames) != 1 {
+			return accepted{}, chatflow.Errorf(chatflow.ECodeUnavailable, "original of client_msg_id %q not readable yet; retry", cmid)
+		}
+		var m messageFrame
+		if err := json.Unmarshal(frames[0], &m); err != nil {
+			return accepted{}, fmt.Errorf("decode original frame: %w", err)
+		}
+		return accepted{msg: m.Message, frame: frames[0], dup: true}, nil
 	}
 	return accepted{}, chatflow.Errorf(chatflow.ECodeNotFound, "room %s not found", roomID)
 }
@@ -189,7 +214,7 @@ func (s *Server) send(ctx context.Context, sender uuid.UUID, roomID, cmid, body 
 		return a, err
 	}
 	done := make(chan error, 1)
-	if err := s.batcher.add(ctx, a.msg, func(err error) { done <- err }); err != nil {
+	if err := s.batcher.add(a.msg, func(err error) { done <- err }); err != nil {
 		return a, err
 	}
 	select {

@@ -151,7 +151,7 @@ func TestBatcherCapsPayloadBytes(t *testing.T) {
 			MessageID: uuid.NewString(), RoomID: uuid.NewString(), Seq: int64(i + 1), SenderID: uuid.NewString(),
 			ClientMsgID: "c" + strings.Repeat("x", 60), Body: strings.Repeat("<", chatflow.MaxBodyChars), SentAt: time.Now().UTC(),
 		}
-		if err := s.batcher.add(ctx, m, func(err error) {
+		if err := s.batcher.add(m, func(err error) {
 			if err != nil {
 				t.Errorf("batch failed: %v", err)
 			}

@@ -498,7 +498,7 @@ func (c *wsConn) handleSend(ctx context.Context, f inFrame) {
 	}
 	c.s.metrics.messagesAccepted.Inc()
 	ack := ackFrame{Type: "ack", ClientMsgID: a.msg.ClientMsgID, MessageID: a.msg.MessageID, RoomID: a.msg.RoomID, Seq: a.msg.Seq, Duplicate: a.dup}
-	err = c.s.batcher.add(ctx, a.msg, func(err error) {
+	err = c.s.batcher.add(a.msg, func(err error) {
 		if err != nil {
 			c.sendError(chatflow.ErrorCode(err), chatflow.ErrorDetail(err), ref)
 			return

@@ -27,6 +27,8 @@ start_system() { # nodes bcrypt_cost
 }
 urls() { local u=""; for i in $(seq 1 "$1"); do u+="${u:+,}http://127.0.0.1:$((18180 + i))"; done; echo "$u"; }
 
+# Users signed up by earlier runs are reused (the sign-up storm is its own scenario).
+U=(-users-file "$OUT/users.json")
 bench() { echo "+ chatflow bench $*" >&2; bin/chatflow bench "$@"; }
 
 start_system 1 10
@@ -35,19 +37,19 @@ bench -scenario signup -url "$(urls 1)" -signups 200 -concurrency 50 -out $OUT/s
 
 start_system 1 4
 if [[ ${1:-} == quick ]]; then
-  bench -scenario chat -url "$(urls 1)" -clients 100 -rate 10 -duration 10s -out $OUT/chat-quick.json
+  bench -scenario chat "${U[@]}" -url "$(urls 1)" -clients 100 -rate 10 -duration 10s -out $OUT/chat-quick.json
   exit 0
 fi
-bench -scenario history -url "$(urls 1)" -readers 32 -duration 15s -out $OUT/history.json
-bench -scenario idle -url "$(urls 1)" -clients 50 -conns 10000 -out $OUT/idle.json
-for lvl in "100 10" "1000 5" "2000 5" "5000 4"; do
+bench -scenario history "${U[@]}" -url "$(urls 1)" -readers 32 -duration 15s -out $OUT/history.json
+bench -scenario idle "${U[@]}" -url "$(urls 1)" -clients 100 -conns 10000 -out $OUT/idle.json
+for lvl in "100 10" "500 5" "1000 5" "2000 5" "5000 4"; do
   set -- $lvl
-  bench -scenario chat -url "$(urls 1)" -clients "$1" -rate "$2" -duration 20s -label "1node-$1x$2" -out "$OUT/chat-1node-$1x$2.json" || true
+  bench -scenario chat "${U[@]}" -url "$(urls 1)" -clients "$1" -rate "$2" -duration 20s -label "1node-$1x$2" -out "$OUT/chat-1node-$1x$2.json" || true
 done
 start_system 2 4
-for lvl in "1000 5" "2000 5"; do
+for lvl in "500 5" "1000 5"; do
   set -- $lvl
-  bench -scenario chat -url "$(urls 2)" -clients "$1" -rate "$2" -duration 20s -label "2node-$1x$2" -out "$OUT/chat-2node-$1x$2.json" || true
+  bench -scenario chat "${U[@]}" -url "$(urls 2)" -clients "$1" -rate "$2" -duration 20s -label "2node-$1x$2" -out "$OUT/chat-2node-$1x$2.json" || true
 done
-bench -scenario reconnect -url "$(urls 2)" -clients 1000 -rate 2 -duration 10s -label reconnect -out $OUT/reconnect.json || true
+bench -scenario reconnect "${U[@]}" -url "$(urls 2)" -clients 1000 -rate 2 -duration 10s -label reconnect -out $OUT/reconnect.json || true
 scripts/plot.sh
