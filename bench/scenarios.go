@@ -181,6 +181,7 @@ type wsClient struct {
 	ackLat   []time.Duration
 	delivLat []time.Duration
 	errors   int
+	lastAck  time.Time
 	closed   atomic.Bool
 }
 
@@ -237,6 +238,7 @@ func (c *wsClient) read(deliveries *atomic.Int64) {
 			if t, ok := c.sentAt[cmid]; ok {
 				c.ackLat = append(c.ackLat, now.Sub(t))
 				c.acked[cmid] = seq
+				c.lastAck = now
 			}
 			c.mu.Unlock()
 		case "error":
@@ -411,8 +413,10 @@ func runChat(ctx context.Context, o Options, r *Result, reconnect bool) error {
 
 	var ackLat, delivLat []time.Duration
 	var acks, errs int
+	ackSpan := loadEl // overloaded runs keep acking after the senders stop
 	for _, c := range clients {
 		c.mu.Lock()
+		ackSpan = max(ackSpan, c.lastAck.Sub(loadStart))
 		ackLat = append(ackLat, c.ackLat...)
 		delivLat = append(delivLat, c.delivLat...)
 		acks += len(c.acked)
@@ -425,7 +429,8 @@ func runChat(ctx context.Context, o Options, r *Result, reconnect bool) error {
 	r.Metrics["sent"] = float64(sent.Load())
 	r.Metrics["acked"] = float64(acks)
 	r.Metrics["error_frames"] = float64(errs)
-	r.Metrics["accepted_msgs_per_s"] = float64(acks) / loadEl.Seconds()
+	r.Metrics["accepted_msgs_per_s"] = float64(acks) / ackSpan.Seconds()
+	r.Metrics["ack_span_s"] = ackSpan.Seconds()
 	r.Metrics["deliveries"] = float64(deliveries.Load())
 	r.Metrics["deliveries_per_s"] = float64(deliveries.Load()) / loadEl.Seconds()
 	r.Latency["send_to_ack"] = Summarize(ackLat)
