@@ -109,7 +109,7 @@ func (s *Server) createRoom(c *fiber.Ctx) error {
 		}
 		_ = s.publish(ctx, userChannel(id.String()), roomEvent{Type: "room", Event: ev, RoomID: room.ID.String(), UserID: id.String()})
 	}
-	v, err := s.roomView(ctx, room, 0)
+	v, err := s.roomView(ctx, room, me)
 	if err != nil {
 		return err
 	}
@@ -135,16 +135,22 @@ var addCachedMembers = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 return redis.call('SADD', KEYS[1], unpack(ARGV))`)
 
-func (s *Server) roomView(ctx context.Context, room db.ChatRoom, lastRead int64) (roomView, error) {
+// roomView renders a room as the caller sees it: unread and read marker are
+// the caller's own.
+func (s *Server) roomView(ctx context.Context, room db.ChatRoom, caller uuid.UUID) (roomView, error) {
 	rows, err := s.Queries.RoomMembers(ctx, room.ID)
 	if err != nil {
 		return roomView{}, err
 	}
-	v := roomView{RoomID: room.ID.String(), Name: room.Name, CreatedAt: room.CreatedAt.UTC(), LastReadSeq: lastRead}
+	var lastRead int64
 	ids := make([]uuid.UUID, len(rows))
 	for i, r := range rows {
 		ids[i] = r.UserID
+		if r.UserID == caller {
+			lastRead = r.LastReadSeq
+		}
 	}
+	v := roomView{RoomID: room.ID.String(), Name: room.Name, CreatedAt: room.CreatedAt.UTC(), LastReadSeq: lastRead}
 	online := s.online(ctx, ids)
 	for i, r := range rows {
 		v.Members = append(v.Members, memberView{
@@ -289,17 +295,7 @@ func (s *Server) getRoom(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	var lastRead int64
-	members, err := s.Queries.RoomMembers(ctx, id)
-	if err != nil {
-		return err
-	}
-	for _, m := range members {
-		if m.UserID == me {
-			lastRead = m.LastReadSeq
-		}
-	}
-	v, err := s.roomView(ctx, room, lastRead)
+	v, err := s.roomView(ctx, room, me)
 	if err != nil {
 		return err
 	}
@@ -354,7 +350,7 @@ func (s *Server) invite(c *fiber.Ctx) error {
 		_ = s.publish(ctx, userChannel(a.String()), roomEvent{Type: "room", Event: "invited", RoomID: id.String(), UserID: a.String()})
 		_ = s.publish(ctx, roomChannel(id.String()), roomEvent{Type: "room", Event: "joined", RoomID: id.String(), UserID: a.String()})
 	}
-	v, err := s.roomView(ctx, room, 0)
+	v, err := s.roomView(ctx, room, userID(c))
 	if err != nil {
 		return err
 	}

@@ -73,7 +73,8 @@ start_redis() {
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DATA/redis" --appendonly yes \
     --appendfsync everysec --daemonize yes --pidfile "$DATA/redis/redis.pid" \
     --logfile "$DATA/logs/redis.log" --save "" --maxclients 20000
-  wait_for redis 40 redis-cli -p "$REDIS_PORT" ping
+  # redis-cli exits 0 on error replies too (LOADING while the AOF replays): want PONG
+  wait_for redis 600 bash -c "redis-cli -p $REDIS_PORT ping | grep -q PONG"
   log "redis started on :$REDIS_PORT"
 }
 
