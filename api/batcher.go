@@ -66,9 +66,9 @@ func jsonStringSize(s string) int {
 // busy) and starts ONE PersistBatch workflow per batch.
 type Batcher struct {
 	stopped chan struct{} // closed once run has drained and returned
-	s   *Server
-	in  chan pendingMsg
-	sem chan struct{}
+	s       *Server
+	in      chan pendingMsg
+	sem     chan struct{}
 }
 
 func newBatcher(s *Server) *Batcher {
