@@ -92,7 +92,7 @@ func (s *Server) accept(ctx context.Context, sender uuid.UUID, roomID, cmid, bod
 	keys := []string{seqKey(roomID), membersKey(roomID), historyKey(roomID), dedupeKey(roomID, sender.String(), cmid)}
 	args := []any{sender.String(), prefix, suffix, roomChannel(roomID), s.Cfg.HistoryCap, int(dedupeTTL.Seconds())}
 	for attempt := 0; attempt < 3; attempt++ {
-		res, err := sendScript.Run(ctx, s.Redis, keys, args...).Slice()
+		res, err := s.pipe.call(ctx, keys, args)
 		if err != nil {
 			return accepted{}, fmt.Errorf("send script: %w", err)
 		}

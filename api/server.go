@@ -101,6 +101,7 @@ type Server struct {
 	Cfg      Config
 
 	app     *fiber.App
+	pipe    *Pipeliner
 	hub     *Hub
 	batcher *Batcher
 	metrics *Metrics
@@ -118,6 +119,7 @@ func New(pool *pgxpool.Pool, rdb redis.UniversalClient, tc client.Client, tokens
 	}
 	s.metrics = newMetrics()
 	s.hub = newHub(s)
+	s.pipe = newPipeliner(rdb)
 	s.batcher = newBatcher(s)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "chatflow",
@@ -145,6 +147,7 @@ func (s *Server) App() *fiber.App { return s.app }
 // Start launches the node's background loops (fan-out subscriber, batcher).
 func (s *Server) Start(ctx context.Context) {
 	ctx, s.stop = context.WithCancel(ctx)
+	s.pipe.run(ctx, 2)
 	go func() {
 		defer close(s.done)
 		done := make(chan struct{})
