@@ -429,6 +429,7 @@ func (s *Server) history(c *fiber.Ctx) error {
 	var more bool
 	switch {
 	case hasAfter:
+		after = min(after, cur) // a cursor past the end is the end (and cannot overflow)
 		lo, hi = after+1, min(after+limit, cur)
 		more = hi < cur
 	default:
@@ -509,13 +510,15 @@ func (s *Server) markRead(ctx context.Context, user, room uuid.UUID, seq int64) 
 	if err != nil {
 		return 0, err
 	}
-	got, err := s.Queries.MarkRead(ctx, db.MarkReadParams{RoomID: room, UserID: user, Seq: min(seq, cur)})
+	r, err := s.Queries.MarkRead(ctx, db.MarkReadParams{RoomID: room, UserID: user, Seq: min(seq, cur)})
 	if isNotFound(err) {
 		return 0, chatflow.Errorf(chatflow.ECodeNotMember, "you are not a member of room %s", room)
 	}
 	if err != nil {
 		return 0, err
 	}
-	_ = s.publish(ctx, roomChannel(room.String()), map[string]any{"type": "read", "room_id": room.String(), "user_id": user.String(), "seq": got})
-	return got, nil
+	if r.LastReadSeq > r.PrevSeq { // a marker that did not move tells nobody anything
+		_ = s.publish(ctx, roomChannel(room.String()), map[string]any{"type": "read", "room_id": room.String(), "user_id": user.String(), "seq": r.LastReadSeq})
+	}
+	return r.LastReadSeq, nil
 }

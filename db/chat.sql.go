@@ -528,9 +528,15 @@ func (q *Queries) ListRooms(ctx context.Context, arg ListRoomsParams) ([]ListRoo
 }
 
 const markRead = `-- name: MarkRead :one
-UPDATE chat.members SET last_read_seq = GREATEST(last_read_seq, $1)
-WHERE room_id = $2 AND user_id = $3
-RETURNING last_read_seq
+WITH prev AS (
+    SELECT last_read_seq FROM chat.members
+    WHERE room_id = $2 AND user_id = $3
+    FOR UPDATE
+)
+UPDATE chat.members m SET last_read_seq = GREATEST(m.last_read_seq, $1)
+FROM prev
+WHERE m.room_id = $2 AND m.user_id = $3
+RETURNING m.last_read_seq, prev.last_read_seq AS prev_seq
 `
 
 type MarkReadParams struct {
@@ -539,12 +545,17 @@ type MarkReadParams struct {
 	UserID uuid.UUID `json:"user_id"`
 }
 
-// MarkRead moves the read marker forward only.
-func (q *Queries) MarkRead(ctx context.Context, arg MarkReadParams) (int64, error) {
+type MarkReadRow struct {
+	LastReadSeq int64 `json:"last_read_seq"`
+	PrevSeq     int64 `json:"prev_seq"`
+}
+
+// MarkRead moves the read marker forward only, and reports where it was.
+func (q *Queries) MarkRead(ctx context.Context, arg MarkReadParams) (MarkReadRow, error) {
 	row := q.db.QueryRow(ctx, markRead, arg.Seq, arg.RoomID, arg.UserID)
-	var last_read_seq int64
-	err := row.Scan(&last_read_seq)
-	return last_read_seq, err
+	var i MarkReadRow
+	err := row.Scan(&i.LastReadSeq, &i.PrevSeq)
+	return i, err
 }
 
 const profilesExist = `-- name: ProfilesExist :one

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -245,6 +246,64 @@ func TestChatInviteWithoutCachedMembers(t *testing.T) {
 		if st != 201 || m.Seq != int64(i+1) {
 			n.Call(t, "POST", "/api/v1/rooms/"+room+"/messages", u.Access, map[string]string{"client_msg_id": "m", "body": "x"}, &p)
 			t.Fatalf("member %s cannot send after the invite: %d %+v", u.Username, st, p)
+		}
+	}
+}
+
+// TestChatReadMarkerEvents: moving a read marker tells the room once; a read
+// that does not move it (same seq, or an older one) tells nobody.
+func TestChatReadMarkerEvents(t *testing.T) {
+	env := testenv.Open(t)
+	env.Worker(t, nil)
+	n := env.StartNode(t, api.Config{})
+	a, b := n.SignUp(t, "rmea"), n.SignUp(t, "rmeb")
+	room := n.CreateRoom(t, a, b)
+	for i := 1; i <= 3; i++ {
+		if st := n.Call(t, "POST", "/api/v1/rooms/"+room+"/messages", a.Access, map[string]string{"client_msg_id": fmt.Sprintf("rm%d", i), "body": "x"}, nil); st != 201 {
+			t.Fatalf("send: %d", st)
+		}
+	}
+	wa := n.Dial(t, a)
+	wa.Send(map[string]any{"type": "ping"})
+	if _, err := wa.Next(5*time.Second, testenv.OfType("pong")); err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range []int{2, 2, 1, 3} {
+		if st := n.Call(t, "POST", "/api/v1/rooms/"+room+"/read", b.Access, map[string]int{"seq": seq}, nil); st != 200 {
+			t.Fatalf("read %d: %d", seq, st)
+		}
+	}
+	var got []int64
+	for {
+		f, err := wa.Next(1500*time.Millisecond, testenv.OfType("read"))
+		if err != nil {
+			break
+		}
+		got = append(got, f.Int("seq"))
+	}
+	if len(got) != 2 || got[0] != 2 || got[1] != 3 {
+		t.Fatalf("read events %v, want [2 3]", got)
+	}
+}
+
+// TestChatHistoryCursorPastEnd: a cursor beyond the last seq is an empty,
+// final page, even at the largest int64 (no overflow into "has_more").
+func TestChatHistoryCursorPastEnd(t *testing.T) {
+	env := testenv.Open(t)
+	env.Worker(t, nil)
+	n := env.StartNode(t, api.Config{})
+	a := n.SignUp(t, "hcpe")
+	room := n.CreateRoom(t, a)
+	if st := n.Call(t, "POST", "/api/v1/rooms/"+room+"/messages", a.Access, map[string]string{"client_msg_id": "m1", "body": "x"}, nil); st != 201 {
+		t.Fatalf("send: %d", st)
+	}
+	for _, after := range []string{"1", "5", "9223372036854775807"} {
+		var page struct {
+			Messages []map[string]any `json:"messages"`
+			HasMore  bool             `json:"has_more"`
+		}
+		if st := n.Call(t, "GET", "/api/v1/rooms/"+room+"/messages?after_seq="+after, a.Access, nil, &page); st != 200 || len(page.Messages) != 0 || page.HasMore {
+			t.Fatalf("after_seq=%s: %d %+v", after, st, page)
 		}
 	}
 }

@@ -81,10 +81,16 @@ ORDER BY coalesce(r.last_message_at, r.created_at) DESC, r.id
 LIMIT @lim;
 
 -- name: MarkRead :one
--- MarkRead moves the read marker forward only.
-UPDATE chat.members SET last_read_seq = GREATEST(last_read_seq, @seq)
-WHERE room_id = @room_id AND user_id = @user_id
-RETURNING last_read_seq;
+-- MarkRead moves the read marker forward only, and reports where it was.
+WITH prev AS (
+    SELECT last_read_seq FROM chat.members
+    WHERE room_id = @room_id AND user_id = @user_id
+    FOR UPDATE
+)
+UPDATE chat.members m SET last_read_seq = GREATEST(m.last_read_seq, @seq)
+FROM prev
+WHERE m.room_id = @room_id AND m.user_id = @user_id
+RETURNING m.last_read_seq, prev.last_read_seq AS prev_seq;
 
 -- name: InsertMessages :execrows
 -- InsertMessages writes a whole batch in one statement; replays are harmless.
