@@ -136,9 +136,12 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 }
 
 func (s *Server) logout(c *fiber.Ctx) error {
-	if err := s.Tokens.Logout(c.UserContext(), claimsOf(c)); err != nil {
+	claims := claimsOf(c)
+	if err := s.Tokens.Logout(c.UserContext(), claims); err != nil {
 		return err
 	}
+	// WebSockets opened with this session, on any node, close too.
+	_ = s.publish(c.UserContext(), userChannel(claims.Subject), roomEvent{Type: "session", Event: "revoked", Family: claims.Family})
 	return c.SendStatus(fiber.StatusNoContent)
 }
 

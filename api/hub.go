@@ -110,6 +110,12 @@ func (h *Hub) dispatch(channel string, frame []byte) {
 		}
 		h.mu.RUnlock()
 		for _, c := range conns {
+			if ev.Type == "session" && ev.Event == "revoked" && ev.Family == c.family {
+				// the session this socket was opened with was logged out
+				c.enqueue(frame)
+				c.close("session revoked")
+				continue
+			}
 			if ev.Type == "room" && ev.UserID == user {
 				switch ev.Event {
 				case "invited", "joined":
@@ -309,6 +315,8 @@ func (h *Hub) closeAll() {
 type roomEvent struct {
 	Type   string `json:"type"`
 	Event  string `json:"event"`
-	RoomID string `json:"room_id"`
+	RoomID string `json:"room_id,omitempty"`
 	UserID string `json:"user_id,omitempty"`
+	// Family is the token family of a revoked session ("session" events).
+	Family string `json:"family,omitempty"`
 }

@@ -86,6 +86,9 @@ type wsConn struct {
 	ws   *websocket.Conn
 	user string
 	uid  uuid.UUID
+	// family is the token family the socket was opened with; logging that
+	// session out closes the socket.
+	family string
 
 	// Outbound frames wait in q; a flusher goroutine exists only while q is
 	// non-empty, so an idle connection costs no goroutine and no buffer.
@@ -357,7 +360,7 @@ func (s *Server) serveWS(ws *websocket.Conn) {
 	claims := ws.Locals(claimsKey).(*token.Claims)
 	uid := uuid.MustParse(claims.Subject)
 	c := &wsConn{
-		s: s, ws: ws, user: uid.String(), uid: uid,
+		s: s, ws: ws, user: uid.String(), uid: uid, family: claims.Family,
 		closed: make(chan struct{}),
 		rooms:  map[string]*roomState{}, tokens: float64(s.Cfg.WSSendBurst), last: time.Now(),
 	}

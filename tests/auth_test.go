@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -416,4 +417,42 @@ func TestAuthAdmin(t *testing.T) {
 	if r := acctCall(t, an, "GET", "/api/v1/me", boss.Access, nil, &me); r.Status != 200 || me.UserID != boss.ID {
 		t.Errorf("admin me: %d %s", r.Status, r.Body)
 	}
+}
+
+// TestAuthLogoutClosesSessionSockets: logging a session out closes the
+// WebSockets opened with it, on every node, and leaves the user's other
+// sessions connected.
+func TestAuthLogoutClosesSessionSockets(t *testing.T) {
+	env := testenv.Open(t)
+	env.Worker(t, nil)
+	n1 := env.StartNode(t, api.Config{})
+	n2 := env.StartNode(t, api.Config{})
+	u := n1.SignUp(t, "aloc")
+	other := u
+	n1.Login(t, &other) // a second session (another device)
+
+	s1, s2, keep := n1.Dial(t, u), n2.Dial(t, u), n1.Dial(t, other)
+	for _, w := range []*testenv.WS{s1, s2, keep} {
+		w.Send(map[string]any{"type": "ping"})
+		if _, err := w.Next(5*time.Second, testenv.OfType("pong")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := n1.Call(t, "POST", "/api/v1/auth/logout", u.Access, nil, nil); st != 204 {
+		t.Fatalf("logout: %d", st)
+	}
+	for name, w := range map[string]*testenv.WS{"same node": s1, "other node": s2} {
+		if _, err := w.Next(5*time.Second, func(testenv.Frame) bool { return false }); err == nil || isTimeout(err) {
+			t.Fatalf("%s: socket of the logged-out session still open (%v)", name, err)
+		}
+	}
+	keep.Send(map[string]any{"type": "ping"})
+	if _, err := keep.Next(5*time.Second, testenv.OfType("pong")); err != nil {
+		t.Fatalf("the other session's socket was closed too: %v", err)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) && ne.Timeout()
 }
