@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"go.temporal.io/sdk/activity"
 
 	"github.com/chatflow/chatflow"
 	"github.com/chatflow/chatflow/db"
@@ -69,6 +70,18 @@ func (a *Activities) PersistMessages(ctx context.Context, b MessageBatch) (int64
 	if err == nil && a.Metrics != nil {
 		a.Metrics.MessagesPersisted.Add(float64(inserted))
 		a.Metrics.BatchRows.Observe(float64(n))
+	}
+	if err == nil && inserted < int64(n) {
+		// Skipped rows are normally replays; make sure none is a seq that
+		// went to two different messages, which would be an acked message lost.
+		c, cerr := a.Queries.CountSeqCollisions(ctx, db.CountSeqCollisionsParams{Ids: p.Ids, RoomIds: p.RoomIds, Seqs: p.Seqs})
+		if cerr == nil && c > 0 {
+			activity.GetLogger(ctx).Error("seq collision: messages dropped because their seq belongs to another message",
+				"count", c, "node", b.Node)
+			if a.Metrics != nil {
+				a.Metrics.SeqCollisions.Add(float64(c))
+			}
+		}
 	}
 	return inserted, err
 }

@@ -8,6 +8,7 @@ type Metrics struct {
 	MessagesPersisted prometheus.Counter
 	MessagesPublished prometheus.Counter
 	BatchRows         prometheus.Histogram
+	SeqCollisions     prometheus.Counter
 }
 
 // NewMetrics builds the activity metrics.
@@ -25,10 +26,13 @@ func NewMetrics() *Metrics {
 		BatchRows: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "chatflow_batch_rows", Help: "Messages per persisted batch.", Buckets: prometheus.ExponentialBuckets(1, 2, 13),
 		}),
+		SeqCollisions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatflow_seq_collisions_total", Help: "Messages not stored because another message already had their (room, seq); must stay 0.",
+		}),
 	}
 }
 
 // Collectors lists the metrics for registration.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.SagaOutcomes, m.MessagesPersisted, m.MessagesPublished, m.BatchRows}
+	return []prometheus.Collector{m.SagaOutcomes, m.MessagesPersisted, m.MessagesPublished, m.BatchRows, m.SeqCollisions}
 }

@@ -113,6 +113,30 @@ func (q *Queries) CountRooms(ctx context.Context) (int64, error) {
 	return count, err
 }
 
+const countSeqCollisions = `-- name: CountSeqCollisions :one
+SELECT count(*) FROM chat.messages m
+JOIN (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS room_id,
+             unnest($3::bigint[]) AS seq) v
+  ON m.room_id = v.room_id AND m.seq = v.seq
+WHERE m.id <> v.id
+`
+
+type CountSeqCollisionsParams struct {
+	Ids     []uuid.UUID `json:"ids"`
+	RoomIds []uuid.UUID `json:"room_ids"`
+	Seqs    []int64     `json:"seqs"`
+}
+
+// CountSeqCollisions counts batch messages whose (room, seq) already belongs
+// to a different message: a resend or a retry has the same id, so only a
+// sequencer that handed a seq out twice (lost Redis state) shows up here.
+func (q *Queries) CountSeqCollisions(ctx context.Context, arg CountSeqCollisionsParams) (int64, error) {
+	row := q.db.QueryRow(ctx, countSeqCollisions, arg.Ids, arg.RoomIds, arg.Seqs)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const createProfile = `-- name: CreateProfile :exec
 INSERT INTO chat.profiles (user_id, username, display_name)
 VALUES ($1, $2, $3)

@@ -151,3 +151,13 @@ ORDER BY seq;
 -- RoomLastSeq is the highest persisted seq, used to re-seed a lost Redis counter.
 SELECT GREATEST(r.last_seq, coalesce((SELECT max(m.seq) FROM chat.messages m WHERE m.room_id = r.id), 0))::bigint
 FROM chat.rooms r WHERE r.id = @room_id;
+
+-- name: CountSeqCollisions :one
+-- CountSeqCollisions counts batch messages whose (room, seq) already belongs
+-- to a different message: a resend or a retry has the same id, so only a
+-- sequencer that handed a seq out twice (lost Redis state) shows up here.
+SELECT count(*) FROM chat.messages m
+JOIN (SELECT unnest(@ids::uuid[]) AS id, unnest(@room_ids::uuid[]) AS room_id,
+             unnest(@seqs::bigint[]) AS seq) v
+  ON m.room_id = v.room_id AND m.seq = v.seq
+WHERE m.id <> v.id;
