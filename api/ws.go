@@ -676,14 +676,11 @@ func (s *Server) presence(c *wsConn, online bool) {
 	if n < 0 {
 		s.Redis.Set(ctx, key, 0, 0)
 	}
-	ids, err := s.Queries.UserRoomIDs(ctx, c.uid)
-	if err != nil {
-		return
-	}
+	// the connection's rooms are the user's rooms, kept current by room events
 	frame, _ := json.Marshal(map[string]any{"type": "presence", "user_id": c.user, "online": online})
 	pipe := s.Redis.Pipeline()
-	for _, id := range ids {
-		pipe.Publish(ctx, roomChannel(id.String()), frame)
+	for _, room := range c.roomList() {
+		pipe.Publish(ctx, roomChannel(room), frame)
 	}
 	_, _ = pipe.Exec(ctx)
 }
