@@ -32,6 +32,10 @@ func dedupeKey(room, sender, cmid string) string {
 // so that "missing" always means "not cached" rather than "no members".
 const memberSentinel = "-"
 
+// membersTTL bounds how long a room's cached member set lives: Postgres is
+// the truth, and a set rebuilt while a member was leaving heals by expiring.
+const membersTTL = time.Hour
+
 // dedupeTTL is how long a (sender, client_msg_id) is remembered in Redis;
 // Postgres keeps the key for good.
 const dedupeTTL = time.Hour
@@ -192,7 +196,12 @@ func (s *Server) cacheMembers(ctx context.Context, room uuid.UUID) error {
 	for _, id := range ids {
 		members = append(members, id.String())
 	}
-	return s.Redis.SAdd(ctx, membersKey(room.String()), members...).Err()
+	_, err = s.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.SAdd(ctx, membersKey(room.String()), members...)
+		p.Expire(ctx, membersKey(room.String()), membersTTL)
+		return nil
+	})
+	return err
 }
 
 // cacheSeq re-seeds a lost seq counter from Postgres (SET NX: a live counter wins).

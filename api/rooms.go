@@ -125,6 +125,7 @@ func (s *Server) cacheRoom(ctx context.Context, room uuid.UUID, members []uuid.U
 	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.SetNX(ctx, seqKey(room.String()), 0, 0)
 		p.SAdd(ctx, membersKey(room.String()), vals...)
+		p.Expire(ctx, membersKey(room.String()), membersTTL)
 		return nil
 	})
 	return err
