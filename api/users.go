@@ -87,11 +87,12 @@ func (s *Server) searchUsers(c *fiber.Ctx) error {
 	for i, r := range rows {
 		out[i] = profileView(r)
 	}
-	resp := fiber.Map{"users": out}
+	// The contract's answer is a bare array; the next page's cursor rides in
+	// a header (pass it back as ?after=).
 	if len(rows) == int(limit) {
-		resp["next_after"] = rows[len(rows)-1].Username
+		c.Set("X-Next-After", rows[len(rows)-1].Username)
 	}
-	return c.JSON(resp)
+	return c.JSON(out)
 }
 
 func (s *Server) listFriends(c *fiber.Ctx) error {
@@ -103,7 +104,7 @@ func (s *Server) listFriends(c *fiber.Ctx) error {
 	for i, r := range rows {
 		out[i] = profileView(r)
 	}
-	return c.JSON(fiber.Map{"friends": out})
+	return c.JSON(out) // the contract lists the friends themselves
 }
 
 func (s *Server) addFriend(c *fiber.Ctx) error {

@@ -39,13 +39,11 @@ func hasMember(r roomJSON, id string) bool {
 
 func listRooms(t *testing.T, n *testenv.Node, u testenv.User) []roomJSON {
 	t.Helper()
-	var out struct {
-		Rooms []roomJSON `json:"rooms"`
-	}
+	var out []roomJSON
 	if st := n.Call(t, "GET", "/api/v1/rooms", u.Access, nil, &out); st != 200 {
 		t.Fatalf("GET /rooms: %d", st)
 	}
-	return out.Rooms
+	return out
 }
 
 func TestChatRoomsREST(t *testing.T) {

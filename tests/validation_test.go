@@ -452,9 +452,14 @@ func TestUserSearchAndFriends(t *testing.T) {
 	search := func(q string, extra string) searchJSON {
 		t.Helper()
 		var s searchJSON
-		if r := acctCall(t, n, "GET", "/api/v1/users?q="+url.QueryEscape(q)+extra, outsider.Access, nil, &s); r.Status != 200 {
+		r := acctCall(t, n, "GET", "/api/v1/users?q="+url.QueryEscape(q)+extra, outsider.Access, nil, &s.Users)
+		if r.Status != 200 {
 			t.Fatalf("search %q: %d %s", q, r.Status, r.Body)
 		}
+		if !strings.HasPrefix(strings.TrimSpace(string(r.Body)), "[") {
+			t.Fatalf("search %q: answer is not a JSON array: %s", q, r.Body)
+		}
+		s.NextAfter = r.Header.Get("X-Next-After")
 		return s
 	}
 	names := func(s searchJSON) []string {
@@ -513,10 +518,10 @@ func TestUserSearchAndFriends(t *testing.T) {
 
 	// Friends: add, list, remove.
 	type friendsJSON struct {
-		Friends []userJSON `json:"friends"`
+		Friends []userJSON
 	}
 	var f friendsJSON
-	if r := acctCall(t, n, "GET", "/api/v1/friends", a.Access, nil, &f); r.Status != 200 || f.Friends == nil || len(f.Friends) != 0 {
+	if r := acctCall(t, n, "GET", "/api/v1/friends", a.Access, nil, &f.Friends); r.Status != 200 || f.Friends == nil || len(f.Friends) != 0 {
 		t.Fatalf("initial friends: %d %s", r.Status, r.Body)
 	}
 	var added userJSON
@@ -530,7 +535,7 @@ func TestUserSearchAndFriends(t *testing.T) {
 	if r := acctCall(t, n, "POST", "/api/v1/friends", a.Access, map[string]string{"username": b.Username}, nil); r.Status != 201 && r.Status != 200 {
 		t.Errorf("add friend twice: %d %s", r.Status, r.Body)
 	}
-	acctCall(t, n, "GET", "/api/v1/friends", a.Access, nil, &f)
+	acctCall(t, n, "GET", "/api/v1/friends", a.Access, nil, &f.Friends)
 	if len(f.Friends) != 2 {
 		t.Fatalf("friends = %+v, want 2", f.Friends)
 	}
@@ -540,7 +545,7 @@ func TestUserSearchAndFriends(t *testing.T) {
 	}
 	// Friendship is one-way: b's list is unaffected.
 	var fb friendsJSON
-	if acctCall(t, n, "GET", "/api/v1/friends", b.Access, nil, &fb); len(fb.Friends) != 0 {
+	if acctCall(t, n, "GET", "/api/v1/friends", b.Access, nil, &fb.Friends); len(fb.Friends) != 0 {
 		t.Errorf("b's friends = %+v", fb.Friends)
 	}
 	if r := acctCall(t, n, "DELETE", "/api/v1/friends/"+b.ID, a.Access, nil, nil); r.Status != 204 {
@@ -548,7 +553,7 @@ func TestUserSearchAndFriends(t *testing.T) {
 	}
 	r := acctCall(t, n, "DELETE", "/api/v1/friends/"+b.ID, a.Access, nil, nil)
 	wantProblem(t, "remove a removed friend", r, 404, chatflow.ECodeNotFound)
-	acctCall(t, n, "GET", "/api/v1/friends", a.Access, nil, &f)
+	acctCall(t, n, "GET", "/api/v1/friends", a.Access, nil, &f.Friends)
 	if len(f.Friends) != 1 || f.Friends[0].UserID != outsider.ID {
 		t.Errorf("friends after removal = %+v", f.Friends)
 	}

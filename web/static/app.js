@@ -389,12 +389,13 @@
 
   async function loadRooms() {
     const data = await api('GET', '/rooms');
-    for (const r of data.rooms || []) {
+    const list = Array.isArray(data) ? data : [];
+    for (const r of list) {
       const room = upsertRoom(r);
       if (r.room_id === state.current) room.unread = 0;
     }
     renderRoomList();
-    return data.rooms || [];
+    return list;
   }
 
   function activity(room) {
@@ -481,7 +482,7 @@
     const ids = [];
     for (const n of names) {
       const res = await api('GET', `/users?q=${encodeURIComponent(n)}&limit=50`);
-      const u = (res.users || []).find((x) => x.username === n);
+      const u = (Array.isArray(res) ? res : []).find((x) => x.username === n);
       if (!u) throw new ApiError(404, { detail: `no user named "${n}"`, code: 'not_found' });
       state.users.set(u.user_id, { username: u.username, display_name: u.display_name });
       ids.push(u.user_id);
