@@ -62,13 +62,13 @@ func (c *Config) defaults() {
 		c.BcryptCost = 10
 	}
 	if c.BatchLinger == 0 {
-		c.BatchLinger = 20 * time.Millisecond
+		c.BatchLinger = 100 * time.Millisecond
 	}
 	if c.BatchMax == 0 {
 		c.BatchMax = 2000
 	}
 	if c.BatchInflight == 0 {
-		c.BatchInflight = 2
+		c.BatchInflight = 1
 	}
 	if c.WSSendRate == 0 {
 		c.WSSendRate = 50

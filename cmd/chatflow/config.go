@@ -79,10 +79,10 @@ func loadConfig() (Config, error) {
 	}
 	parse("ACCESS_TTL", dur(&c.AccessTTL, 15*time.Minute))
 	parse("REFRESH_TTL", dur(&c.RefreshTTL, 30*24*time.Hour))
-	parse("BATCH_LINGER", dur(&c.BatchLinger, 20*time.Millisecond))
+	parse("BATCH_LINGER", dur(&c.BatchLinger, 100*time.Millisecond))
 	parse("BCRYPT_COST", num(&c.BcryptCost, 10))
 	parse("BATCH_MAX", num(&c.BatchMax, 2000))
-	parse("BATCH_INFLIGHT", num(&c.BatchInflight, 2))
+	parse("BATCH_INFLIGHT", num(&c.BatchInflight, 1))
 	parse("WS_BURST", num(&c.WSBurst, 100))
 	parse("WS_QUEUE", num(&c.WSQueue, 256))
 	parse("SIGNUP_WORKERS", num(&c.SignupWorkers, 32))

@@ -165,6 +165,10 @@ func (e *Env) StartNode(t testing.TB, cfg api.Config) *Node {
 	if cfg.BcryptCost == 0 {
 		cfg.BcryptCost = 4 // bcrypt.MinCost: tests exercise the flow, not the hash cost
 	}
+	if cfg.BatchLinger == 0 {
+		// tests send one message at a time and wait for each ack: no company to wait for
+		cfg.BatchLinger = 5 * time.Millisecond
+	}
 	if cfg.KafkaBrokers == "" {
 		cfg.KafkaBrokers = e.KafkaBrokers
 	}
