@@ -77,7 +77,7 @@ func (c *Config) defaults() {
 		c.WSSendBurst = 100
 	}
 	if c.WSQueue == 0 {
-		c.WSQueue = 512
+		c.WSQueue = 1024
 	}
 	if c.HistoryCap == 0 {
 		c.HistoryCap = 1000

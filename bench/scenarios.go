@@ -182,6 +182,7 @@ type wsClient struct {
 	delivLat []time.Duration
 	errors   int
 	lastAck  time.Time
+	closeErr atomic.Value // why the connection ended
 	closed   atomic.Bool
 }
 
@@ -212,6 +213,7 @@ func (c *wsClient) read(deliveries *atomic.Int64) {
 	for {
 		_, data, err := c.conn.ReadMessage()
 		if err != nil {
+			c.closeErr.CompareAndSwap(nil, err.Error())
 			c.closed.Store(true)
 			return
 		}
@@ -483,12 +485,16 @@ func ackedSeqs(cs []*wsClient) map[int64]bool {
 // it is counted, and recovers by reconnecting with sync.
 func lossCheck(r *Result, rooms map[string][]*wsClient) {
 	var missing, dups, acked, dropped int
+	var why any
 	for _, cs := range rooms {
 		want := ackedSeqs(cs)
 		acked += len(want)
 		for _, c := range cs {
 			if c.closed.Load() {
 				dropped++
+				if why == nil {
+					why = c.closeErr.Load()
+				}
 				continue
 			}
 			c.mu.Lock()
@@ -506,7 +512,7 @@ func lossCheck(r *Result, rooms map[string][]*wsClient) {
 		}
 	}
 	r.Metrics["clients_disconnected"] = float64(dropped)
-	r.check("delivery_loss", missing == 0, fmt.Sprintf("%d acked messages, %d member deliveries missing (%d clients disconnected by the server)", acked, missing, dropped))
+	r.check("delivery_loss", missing == 0, fmt.Sprintf("%d acked messages, %d member deliveries missing (%d clients disconnected by the server: %v)", acked, missing, dropped, why))
 	r.check("delivery_dups", dups == 0, fmt.Sprintf("%d duplicate deliveries", dups))
 }
 

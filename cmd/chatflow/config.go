@@ -84,7 +84,7 @@ func loadConfig() (Config, error) {
 	parse("BATCH_MAX", num(&c.BatchMax, 2000))
 	parse("BATCH_INFLIGHT", num(&c.BatchInflight, 1))
 	parse("WS_BURST", num(&c.WSBurst, 100))
-	parse("WS_QUEUE", num(&c.WSQueue, 256))
+	parse("WS_QUEUE", num(&c.WSQueue, 1024))
 	parse("SIGNUP_WORKERS", num(&c.SignupWorkers, 32))
 	parse("MESSAGE_WORKERS", num(&c.MessageWorkers, 64))
 	var pgMax int
