@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
+	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/chatflow/chatflow"
@@ -211,5 +212,17 @@ func TestJoinRoomAfterUnregister(t *testing.T) {
 	defer s.hub.mu.RUnlock()
 	if len(s.hub.rooms) != 0 || len(c.rooms) != 0 {
 		t.Fatalf("unregistered connection joined a room: hub %v, conn %v", s.hub.rooms, c.rooms)
+	}
+}
+
+func TestExecutionStatusNames(t *testing.T) {
+	for st, want := range map[enums.WorkflowExecutionStatus]string{
+		enums.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:        "timed_out",
+		enums.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW: "continued_as_new",
+		enums.WORKFLOW_EXECUTION_STATUS_COMPLETED:        "completed",
+	} {
+		if got := executionStatus(st); got != want {
+			t.Errorf("%v: %q, want %q", st, got, want)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/chatflow/chatflow"
@@ -335,7 +336,7 @@ func (s *Server) adminSignups(c *fiber.Ctx) error {
 		r := signupRow{
 			WorkflowID: e.Execution.WorkflowId, RunID: e.Execution.RunId,
 			Username:  strings.TrimPrefix(e.Execution.WorkflowId, "signup-"),
-			Status:    strings.ToLower(strings.TrimPrefix(e.Status.String(), "WORKFLOW_EXECUTION_STATUS_")),
+			Status:    executionStatus(e.Status),
 			StartedAt: e.StartTime.AsTime().UTC(),
 		}
 		if e.CloseTime != nil && e.CloseTime.IsValid() && e.CloseTime.AsTime().Unix() > 0 {
@@ -346,4 +347,27 @@ func (s *Server) adminSignups(c *fiber.Ctx) error {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].StartedAt.After(out[j].StartedAt) })
 	return c.JSON(fiber.Map{"signups": out})
+}
+
+// executionStatus names a workflow execution status in snake_case
+// ("timed_out", "continued_as_new"); the enum's own String is CamelCase.
+func executionStatus(st enums.WorkflowExecutionStatus) string {
+	switch st {
+	case enums.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		return "running"
+	case enums.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		return "completed"
+	case enums.WORKFLOW_EXECUTION_STATUS_FAILED:
+		return "failed"
+	case enums.WORKFLOW_EXECUTION_STATUS_CANCELED:
+		return "canceled"
+	case enums.WORKFLOW_EXECUTION_STATUS_TERMINATED:
+		return "terminated"
+	case enums.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
+		return "continued_as_new"
+	case enums.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
+		return "timed_out"
+	default:
+		return "unknown"
+	}
 }
