@@ -3,12 +3,10 @@ package activities
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/chatflow/chatflow"
 	"github.com/chatflow/chatflow/db"
@@ -127,8 +125,3 @@ func (a *Activities) ActivateUser(ctx context.Context, userID uuid.UUID) error {
 	}
 	return nil
 }
-
-var errNoRows = pgx.ErrNoRows
-
-// IsNotFound reports whether err means a row was absent.
-func IsNotFound(err error) bool { return errors.Is(err, errNoRows) }

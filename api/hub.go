@@ -289,13 +289,6 @@ func (h *Hub) wantedLocked(ch string) bool {
 	return false
 }
 
-// userConnected reports whether the user has a connection on this node.
-func (h *Hub) connectedHere(user string) bool {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return len(h.users[user]) > 0
-}
-
 // closeAll disconnects every client (shutdown); they reconnect elsewhere and sync.
 func (h *Hub) closeAll() {
 	h.mu.RLock()

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -259,11 +260,7 @@ func activity(v roomView) time.Time {
 }
 
 func sortRooms(rs []roomView) {
-	for i := 1; i < len(rs); i++ {
-		for j := i; j > 0 && activity(rs[j]).After(activity(rs[j-1])); j-- {
-			rs[j], rs[j-1] = rs[j-1], rs[j]
-		}
-	}
+	slices.SortStableFunc(rs, func(a, b roomView) int { return activity(b).Compare(activity(a)) })
 }
 
 // membership loads a room and checks the caller belongs to it: 404 if the

@@ -307,7 +307,7 @@ func setupRooms(ctx context.Context, o Options, r *Result) ([]*wsClient, map[str
 			clients = append(clients, c)
 		}
 	}
-	if err := connectAll(clients, 0); err != nil {
+	if err := connectAll(clients, o.URLs, 0); err != nil {
 		return nil, nil, err
 	}
 	return clients, rooms, nil
@@ -315,7 +315,7 @@ func setupRooms(ctx context.Context, o Options, r *Result) ([]*wsClient, map[str
 
 // connectAll dials every client (node chosen round-robin, shifted by shift)
 // with bounded parallelism and returns the time each took.
-func connectAll(clients []*wsClient, shift int) error {
+func connectAll(clients []*wsClient, urls []string, shift int) error {
 	sem := make(chan struct{}, 200)
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
@@ -325,7 +325,7 @@ func connectAll(clients []*wsClient, shift int) error {
 		go func(i int, c *wsClient) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := c.dial(nodeFor(c, i+shift)); err != nil {
+			if err := c.dial(urls[(i+shift)%len(urls)]); err != nil {
 				firstErr.CompareAndSwap(nil, err)
 			}
 		}(i, c)
@@ -337,12 +337,7 @@ func connectAll(clients []*wsClient, shift int) error {
 	return nil
 }
 
-var nodeList []string
-
-func nodeFor(_ *wsClient, i int) string { return nodeList[i%len(nodeList)] }
-
 func runChat(ctx context.Context, o Options, r *Result, reconnect bool) error {
-	nodeList = o.URLs
 	clients, rooms, err := setupRooms(ctx, o, r)
 	if err != nil {
 		return err
@@ -621,7 +616,7 @@ func reconnectStorm(ctx context.Context, o Options, r *Result, clients []*wsClie
 	}
 	var deliveries atomic.Int64
 	start := time.Now()
-	if err := connectAll(clients, 1); err != nil {
+	if err := connectAll(clients, o.URLs, 1); err != nil {
 		return err
 	}
 	var recov []time.Duration
@@ -675,7 +670,6 @@ func reconnectStorm(ctx context.Context, o Options, r *Result, clients []*wsClie
 
 // runHistory has readers page through room history with random cursors.
 func runHistory(ctx context.Context, o Options, r *Result) error {
-	nodeList = o.URLs
 	o.Clients, o.RoomSize = max(o.RoomSize, 2)*4, max(o.RoomSize, 2)
 	users, err := signupUsers(ctx, o, o.Clients, r, "setup_signup")
 	if err != nil {
