@@ -15,6 +15,12 @@ const (
 	MaxUserSearch    = 50
 	MaxRoomNameChars = 100
 	MaxClientMsgID   = 64
+
+	MaxDisplayNameChars = 64  // display_name, in characters
+	MaxStatusChars      = 200 // status_message, in characters
+	MaxSearchQueryBytes = 64  // the q of a search, in bytes
+	MaxIdempotencyKey   = 128 // idempotency_key, in bytes
+	MaxCursorBytes      = 512 // an opaque paging cursor, in bytes
 )
 
 // Message is one chat message as clients see it.
@@ -26,7 +32,17 @@ type Message struct {
 	ClientMsgID string    `json:"client_msg_id"`
 	Body        string    `json:"body"`
 	SentAt      time.Time `json:"sent_at"`
+	// Kind is empty for a text message; KindGap marks a tombstone.
+	Kind string `json:"kind,omitempty"`
 }
+
+// Message kinds besides text. Clients ignore kinds they do not know.
+const (
+	KindText = "text"
+	// KindGap is a tombstone: a seq that can never be delivered (lost by
+	// Redis, or refused by Postgres), so that readers never wait on a hole.
+	KindGap = "gap"
+)
 
 // SignupRequest is what a client sends to create an account.
 type SignupRequest struct {
@@ -49,12 +65,13 @@ func (r *SignupRequest) Normalize() {
 }
 
 // Validate checks the request against the contract (username 3–32 of
-// [a-z0-9_], password ≥ 8, a plausible email, display name 1–64).
+// [a-z0-9_], password 8–72 bytes, a plausible email without control
+// characters, display name 1–64 characters of one line).
 func (r *SignupRequest) Validate() error {
 	switch {
 	case !ValidUsername(r.Username):
 		return Errorf(ECodeValidation, "username must be 3-32 characters of a-z, 0-9 and _")
-	case len(r.Email) > 254 || !emailRE.MatchString(r.Email):
+	case len(r.Email) > 254 || ValidText("email", r.Email, false) != nil || !emailRE.MatchString(r.Email):
 		return Errorf(ECodeValidation, "email is not a valid address")
 	case utf8.RuneCountInString(r.Password) < 8 || len(r.Password) > 72:
 		// bcrypt ignores bytes past 72, so longer passwords would be silently truncated.
@@ -66,21 +83,27 @@ func (r *SignupRequest) Validate() error {
 	return ValidDisplayName(r.DisplayName)
 }
 
-// ValidUsername reports whether s is an acceptable username.
+// ValidUsername reports whether s is an acceptable username (3–32 of
+// [a-z0-9_], so never a control character).
 func ValidUsername(s string) bool { return usernameRE.MatchString(s) }
 
-// ValidDisplayName checks a display name: 1–64 characters of valid UTF-8.
+// ValidDisplayName checks a display name: 1–64 characters of valid UTF-8 on
+// one line (no control characters at all).
 func ValidDisplayName(s string) error {
-	if !utf8.ValidString(s) || s == "" || utf8.RuneCountInString(s) > 64 {
-		return Errorf(ECodeValidation, "display_name must be 1-64 characters of valid UTF-8")
+	if err := ValidText("display_name", s, false); err != nil {
+		return err
+	}
+	if s == "" || utf8.RuneCountInString(s) > MaxDisplayNameChars {
+		return Errorf(ECodeValidation, "display_name must be 1-%d characters", MaxDisplayNameChars)
 	}
 	return nil
 }
 
-// ValidBody checks a message body: 1–4000 characters of valid UTF-8.
+// ValidBody checks a message body: 1–4000 characters of valid UTF-8; "\n"
+// and "\t" are the only control characters allowed.
 func ValidBody(s string) error {
-	if !utf8.ValidString(s) {
-		return Errorf(ECodeValidation, "body must be valid UTF-8")
+	if err := ValidText("body", s, true); err != nil {
+		return err
 	}
 	if s == "" {
 		return Errorf(ECodeValidation, "body must not be empty")
@@ -100,6 +123,68 @@ func ValidClientMsgID(s string) error {
 		if s[i] < 0x21 || s[i] > 0x7e {
 			return Errorf(ECodeValidation, "client_msg_id must be printable ASCII")
 		}
+	}
+	return nil
+}
+
+// ValidRoomName checks a room name (already trimmed by the caller): 1–100
+// characters of valid UTF-8 on one line.
+func ValidRoomName(s string) error {
+	if err := ValidText("name", s, false); err != nil {
+		return err
+	}
+	if s == "" || utf8.RuneCountInString(s) > MaxRoomNameChars {
+		return Errorf(ECodeValidation, "name must be 1-%d characters", MaxRoomNameChars)
+	}
+	return nil
+}
+
+// ValidStatusMessage checks a status message: 0–200 characters of valid
+// UTF-8 on one line (empty clears it).
+func ValidStatusMessage(s string) error {
+	if err := ValidText("status_message", s, false); err != nil {
+		return err
+	}
+	if utf8.RuneCountInString(s) > MaxStatusChars {
+		return Errorf(ECodeValidation, "status_message must be at most %d characters", MaxStatusChars)
+	}
+	return nil
+}
+
+// ValidSearchQuery checks the q of a search (already trimmed by the
+// caller): 1–64 bytes of valid UTF-8 on one line.
+func ValidSearchQuery(q string) error {
+	if err := ValidText("q", q, false); err != nil {
+		return err
+	}
+	if q == "" || len(q) > MaxSearchQueryBytes {
+		return Errorf(ECodeValidation, "q must be 1-%d bytes", MaxSearchQueryBytes)
+	}
+	return nil
+}
+
+// ValidIdempotencyKey checks an idempotency key: 1–128 bytes of valid UTF-8
+// without control characters.
+func ValidIdempotencyKey(k string) error {
+	if err := ValidText("idempotency_key", k, false); err != nil {
+		return err
+	}
+	if k == "" || len(k) > MaxIdempotencyKey {
+		return Errorf(ECodeValidation, "idempotency_key must be 1-%d bytes", MaxIdempotencyKey)
+	}
+	return nil
+}
+
+// ValidCursor checks an opaque paging cursor a client sent back (field is
+// its parameter name, such as "cursor" or "after"): at most 512 bytes of
+// valid UTF-8 without control characters. An empty cursor means "from the
+// start" and is accepted; whether the cursor decodes is the caller's check.
+func ValidCursor(field, s string) error {
+	if err := ValidText(field, s, false); err != nil {
+		return err
+	}
+	if len(s) > MaxCursorBytes {
+		return Errorf(ECodeValidation, "%s must be at most %d bytes", field, MaxCursorBytes)
 	}
 	return nil
 }

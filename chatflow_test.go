@@ -68,6 +68,16 @@ func TestSignupRequestValidate(t *testing.T) {
 		{"display name 64 runes", func(r *SignupRequest) { r.DisplayName = strings.Repeat("é", 64) }, true},
 		{"display name 65 runes", func(r *SignupRequest) { r.DisplayName = strings.Repeat("é", 65) }, false},
 		{"display name invalid UTF-8", func(r *SignupRequest) { r.DisplayName = "a\xffb" }, false},
+		{"display name NUL", func(r *SignupRequest) { r.DisplayName = "Al\x00ice" }, false},
+		{"display name newline", func(r *SignupRequest) { r.DisplayName = "Al\nice" }, false},
+		{"display name tab", func(r *SignupRequest) { r.DisplayName = "Al\tice" }, false},
+		{"display name DEL", func(r *SignupRequest) { r.DisplayName = "Al\x7fice" }, false},
+		{"email NUL", func(r *SignupRequest) { r.Email = "alice\x00@example.com" }, false},
+		{"email control in domain", func(r *SignupRequest) { r.Email = "alice@exa\x01mple.com" }, false},
+		{"email DEL", func(r *SignupRequest) { r.Email = "alice@example.com\x7f" }, false},
+		{"email invalid UTF-8", func(r *SignupRequest) { r.Email = "al\xffice@example.com" }, false},
+		{"username NUL", func(r *SignupRequest) { r.Username = "alice\x00" }, false},
+		{"password with NUL is not text", func(r *SignupRequest) { r.Password = "pass\x00word" }, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -124,8 +134,18 @@ func TestValidBody(t *testing.T) {
 		{"truncated rune", "abc\xe2\x82", false},
 		{"lone surrogate (CESU)", "\xed\xa0\x80", false},
 		{"overlong encoding", "\xc0\xaf", false},
-		{"NUL is valid UTF-8", "a\x00b", true},
+		{"NUL", "a\x00b", false},
+		{"NUL alone", "\x00", false},
 		{"multi-line", "line one\nline two", true},
+		{"tab", "a\tb", true},
+		{"only a newline", "\n", true},
+		{"carriage return", "line one\r\nline two", false},
+		{"escape", "\x1b[31mred", false},
+		{"bell", "\a", false},
+		{"unit separator", "a\x1fb", false},
+		{"DEL", "a\x7fb", false},
+		{"U+FFFD itself is fine", "\ufffd", true},
+		{"C1 control is not C0", "a\u0085b", true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { wantValidation(t, c.name, ValidBody(c.body), c.ok) })

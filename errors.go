@@ -33,9 +33,19 @@ const (
 type Error struct {
 	Code   string
 	Detail string
+	// Err is the cause, for logs; clients see Code and Detail only.
+	Err error
 }
 
-func (e *Error) Error() string { return e.Code + ": " + e.Detail }
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Code + ": " + e.Detail + ": " + e.Err.Error()
+	}
+	return e.Code + ": " + e.Detail
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
 
 // Errorf builds a domain error with the given code.
 func Errorf(code, format string, args ...any) *Error {

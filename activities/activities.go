@@ -6,9 +6,12 @@ package activities
 import (
 	"context"
 	"errors"
+	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/chatflow/chatflow"
@@ -28,11 +31,36 @@ type Activities struct {
 	Queries *db.Queries
 	Events  Publisher
 	Metrics *Metrics
+	// Redis holds the rooms' message logs; nil in tests of the Postgres
+	// side alone (watermarks then move in Postgres only).
+	Redis redis.UniversalClient
+	Cfg   Config
+	// kafkaDownUntil makes batches skip Kafka after a failed write (unix ns).
+	kafkaDownUntil atomic.Int64
+}
+
+// Config tunes message persistence.
+type Config struct {
+	// HistoryCap is how many persisted messages a room's log keeps for reads.
+	HistoryCap int
+	// ReconcileAfter is how old an unpersisted message must be before the
+	// reconciler takes it from the log (batches normally get there first).
+	ReconcileAfter time.Duration
+	// HoleGrace is how long a seq may be missing from both the log and
+	// Postgres before it becomes a gap tombstone.
+	HoleGrace time.Duration
+	// PublishTimeout bounds one Kafka write of the outbox.
+	PublishTimeout time.Duration
+}
+
+// DefaultConfig is the configuration `make dev` runs with.
+func DefaultConfig() Config {
+	return Config{HistoryCap: 1000, ReconcileAfter: 5 * time.Second, HoleGrace: time.Minute, PublishTimeout: 5 * time.Second}
 }
 
 // New wires the activities to a Postgres pool and a Kafka publisher.
 func New(pool *pgxpool.Pool, pub Publisher) *Activities {
-	return &Activities{Pool: pool, Queries: db.New(pool), Events: pub, Metrics: NewMetrics()}
+	return &Activities{Pool: pool, Queries: db.New(pool), Events: pub, Metrics: NewMetrics(), Cfg: DefaultConfig()}
 }
 
 // domainFailure turns a domain error into a non-retryable application error

@@ -3,105 +3,224 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.temporal.io/sdk/activity"
 
 	"github.com/chatflow/chatflow"
 	"github.com/chatflow/chatflow/db"
-	"github.com/chatflow/chatflow/events"
+	"github.com/chatflow/chatflow/roomlog"
 )
 
-// MessageBatch is one group commit of accepted messages from an api node.
-type MessageBatch struct {
-	Node     string             `json:"node"`
-	Messages []chatflow.Message `json:"messages"`
+// PersistMessages stores a batch that an api node took from the rooms' logs,
+// moves the rooms' persisted watermarks and lets the logs trim what they no
+// longer need. Rows already present (a retry, a resend, the reconciler
+// first) are skipped, so it returns the rows inserted. A row Postgres
+// refuses goes to chat.dead_letters and its seq to a tombstone; the rest of
+// the batch lands. Any other error is transient and the workflow retries.
+func (a *Activities) PersistMessages(ctx context.Context, b chatflow.MessageBatch) (int64, error) {
+	n, err := a.store(ctx, b.Messages)
+	if err != nil {
+		return 0, err
+	}
+	rooms := map[string]bool{}
+	for _, m := range b.Messages {
+		rooms[m.RoomID] = true
+	}
+	if err := a.advance(ctx, rooms); err != nil {
+		return n, err
+	}
+	return n, nil
 }
 
-// PersistMessages writes the batch in one statement and advances each
-// room's persisted last_seq, in one transaction. Rows already present (a
-// retry, or a client resend) are skipped, so it returns the rows inserted.
-func (a *Activities) PersistMessages(ctx context.Context, b MessageBatch) (int64, error) {
-	n := len(b.Messages)
+// rows is a batch in the column layout of the unnest statements.
+type rows struct {
+	ins  db.InsertMessagesParams
+	bump db.BumpRoomSeqsParams
+}
+
+func toRows(msgs []chatflow.Message) (rows, error) {
+	n := len(msgs)
 	p := db.InsertMessagesParams{
 		Ids: make([]uuid.UUID, n), RoomIds: make([]uuid.UUID, n), Seqs: make([]int64, n),
 		SenderIds: make([]uuid.UUID, n), ClientMsgIds: make([]string, n), Bodies: make([]string, n),
-		SentAts: make([]time.Time, n),
+		SentAts: make([]time.Time, n), Kinds: make([]string, n),
 	}
 	type top struct {
 		seq int64
 		at  time.Time
 	}
-	rooms := map[uuid.UUID]top{}
-	for i, m := range b.Messages {
+	tops := map[uuid.UUID]top{}
+	for i, m := range msgs {
 		var err error
 		if p.Ids[i], err = uuid.Parse(m.MessageID); err != nil {
-			return 0, fmt.Errorf("message %d: %w", i, err)
+			return rows{}, fmt.Errorf("message %d: %w", i, err)
 		}
 		if p.RoomIds[i], err = uuid.Parse(m.RoomID); err != nil {
-			return 0, fmt.Errorf("message %d: %w", i, err)
+			return rows{}, fmt.Errorf("message %d: %w", i, err)
 		}
 		if p.SenderIds[i], err = uuid.Parse(m.SenderID); err != nil {
-			return 0, fmt.Errorf("message %d: %w", i, err)
+			return rows{}, fmt.Errorf("message %d: %w", i, err)
 		}
 		p.Seqs[i], p.ClientMsgIds[i], p.Bodies[i], p.SentAts[i] = m.Seq, m.ClientMsgID, m.Body, m.SentAt
-		if t, ok := rooms[p.RoomIds[i]]; !ok || m.Seq > t.seq {
-			rooms[p.RoomIds[i]] = top{m.Seq, m.SentAt}
+		p.Kinds[i] = chatflow.KindText
+		if m.Kind != "" {
+			p.Kinds[i] = m.Kind
+		}
+		if t, ok := tops[p.RoomIds[i]]; !ok || m.Seq > t.seq {
+			tops[p.RoomIds[i]] = top{m.Seq, m.SentAt}
 		}
 	}
-	bump := db.BumpRoomSeqsParams{}
-	for id, t := range rooms {
+	var bump db.BumpRoomSeqsParams
+	for id, t := range tops {
 		bump.RoomIds = append(bump.RoomIds, id)
 		bump.Seqs = append(bump.Seqs, t.seq)
 		bump.Ats = append(bump.Ats, t.at)
 	}
+	return rows{ins: p, bump: bump}, nil
+}
+
+// store inserts msgs in one transaction; if Postgres refuses the data (not
+// a transient failure) it stores them one by one instead, so that one
+// poison row cannot sink the others.
+func (a *Activities) store(ctx context.Context, msgs []chatflow.Message) (int64, error) {
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	r, err := toRows(msgs)
+	if err != nil {
+		return 0, err
+	}
+	n, err := a.insert(ctx, r)
+	if err == nil || !refused(err) {
+		return n, err
+	}
+	activity.GetLogger(ctx).Warn("batch refused by Postgres; storing row by row", "messages", len(msgs), "error", err)
+	n = 0
+	for _, m := range msgs {
+		one, err := toRows([]chatflow.Message{m})
+		if err != nil {
+			return n, err
+		}
+		k, err := a.insert(ctx, one)
+		switch {
+		case err == nil:
+			n += k
+		case refused(err):
+			if err := a.deadLetter(ctx, m, err); err != nil {
+				return n, err
+			}
+		default:
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func (a *Activities) insert(ctx context.Context, r rows) (int64, error) {
 	var inserted int64
 	err := pgx.BeginFunc(ctx, a.Pool, func(tx pgx.Tx) error {
 		q := a.Queries.WithTx(tx)
-		var err error
-		if inserted, err = q.InsertMessages(ctx, p); err != nil {
+		if _, err := q.ReplaceTombstones(ctx, db.ReplaceTombstonesParams(r.ins)); err != nil {
 			return err
 		}
-		return q.BumpRoomSeqs(ctx, bump)
+		var err error
+		if inserted, err = q.InsertMessages(ctx, r.ins); err != nil {
+			return err
+		}
+		return q.BumpRoomSeqs(ctx, r.bump)
 	})
-	if err == nil && a.Metrics != nil {
-		a.Metrics.MessagesPersisted.Add(float64(inserted))
-		a.Metrics.BatchRows.Observe(float64(n))
+	if err != nil {
+		return 0, err
 	}
-	if err == nil && inserted < int64(n) {
+	a.Metrics.MessagesPersisted.Add(float64(inserted))
+	a.Metrics.BatchRows.Observe(float64(len(r.ins.Ids)))
+	if inserted < int64(len(r.ins.Ids)) {
 		// Skipped rows are normally replays; make sure none is a seq that
 		// went to two different messages, which would be an acked message lost.
-		c, cerr := a.Queries.CountSeqCollisions(ctx, db.CountSeqCollisionsParams{Ids: p.Ids, RoomIds: p.RoomIds, Seqs: p.Seqs})
+		c, cerr := a.Queries.CountSeqCollisions(ctx, db.CountSeqCollisionsParams{Ids: r.ins.Ids, RoomIds: r.ins.RoomIds, Seqs: r.ins.Seqs})
 		if cerr == nil && c > 0 {
-			activity.GetLogger(ctx).Error("seq collision: messages dropped because their seq belongs to another message",
-				"count", c, "node", b.Node)
-			if a.Metrics != nil {
-				a.Metrics.SeqCollisions.Add(float64(c))
-			}
+			activity.GetLogger(ctx).Error("seq collision: messages dropped because their seq belongs to another message", "count", c)
+			a.Metrics.SeqCollisions.Add(float64(c))
 		}
 	}
-	return inserted, err
+	return inserted, nil
 }
 
-// PublishMessages publishes the batch to chat.messages, keyed by room so
-// each room's messages stay ordered within a partition.
-func (a *Activities) PublishMessages(ctx context.Context, b MessageBatch) error {
-	recs := make([]events.Record, len(b.Messages))
-	for i, m := range b.Messages {
-		v, err := json.Marshal(m)
+// refused tells a row Postgres will never take (bad data, a constraint, a
+// size limit) from a failure worth retrying (connection, lock, shutdown).
+func refused(err error) bool {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) || len(pg.Code) < 2 {
+		return false
+	}
+	switch pg.Code[:2] {
+	case "22", "23", "54": // data exception, integrity constraint, program limit
+		return true
+	}
+	return false
+}
+
+// deadLetter keeps a refused message with the reason and puts a tombstone
+// at its seq, so the room has no hole.
+func (a *Activities) deadLetter(ctx context.Context, m chatflow.Message, cause error) error {
+	room, err := uuid.Parse(m.RoomID)
+	if err != nil {
+		return err
+	}
+	id, _ := uuid.Parse(m.MessageID)
+	payload, _ := json.Marshal(m)
+	activity.GetLogger(ctx).Error("message refused by Postgres; dead-lettered", "room", m.RoomID, "seq", m.Seq, "error", cause)
+	err = pgx.BeginFunc(ctx, a.Pool, func(tx pgx.Tx) error {
+		q := a.Queries.WithTx(tx)
+		if err := q.InsertDeadLetter(ctx, db.InsertDeadLetterParams{RoomID: room, Seq: m.Seq, MessageID: id, Payload: payload, Reason: cause.Error()}); err != nil {
+			return err
+		}
+		_, err := q.InsertTombstones(ctx, db.InsertTombstonesParams{Ids: []uuid.UUID{tombstoneID(room, m.Seq)}, RoomID: room, Seqs: []int64{m.Seq}})
+		return err
+	})
+	if err == nil {
+		a.Metrics.DeadLetters.Inc()
+	}
+	return err
+}
+
+// tombstoneID is the id of the tombstone of (room, seq), the same every time.
+func tombstoneID(room uuid.UUID, seq int64) uuid.UUID {
+	return uuid.NewSHA1(room, fmt.Appendf(nil, "gap:%d", seq))
+}
+
+// advance moves the rooms' watermarks in Postgres, then in their Redis logs,
+// which trims what the logs no longer need. Redis being down only delays
+// the trim (the reconciler repeats it), so it does not fail the batch.
+func (a *Activities) advance(ctx context.Context, rooms map[string]bool) error {
+	ids := make([]uuid.UUID, 0, len(rooms))
+	for r := range rooms {
+		id, err := uuid.Parse(r)
 		if err != nil {
 			return err
 		}
-		recs[i] = events.Record{Topic: chatflow.TopicChatMessages, Key: []byte(m.RoomID), Value: v}
+		ids = append(ids, id)
 	}
-	if err := a.Events.Publish(ctx, recs...); err != nil {
+	slices.SortFunc(ids, func(x, y uuid.UUID) int { return slices.Compare(x[:], y[:]) })
+	marks, err := a.Queries.AdvancePersisted(ctx, ids)
+	if err != nil {
 		return err
 	}
-	if a.Metrics != nil {
-		a.Metrics.MessagesPublished.Add(float64(len(recs)))
+	if a.Redis == nil {
+		return nil
+	}
+	for _, m := range marks {
+		if _, err := roomlog.Advance(ctx, a.Redis, m.ID.String(), m.PersistedSeq, a.Cfg.HistoryCap); err != nil {
+			activity.GetLogger(ctx).Warn("log watermark not moved; the reconciler retries", "room", m.ID, "error", err)
+			return nil
+		}
 	}
 	return nil
 }

@@ -9,6 +9,9 @@ type Metrics struct {
 	MessagesPublished prometheus.Counter
 	BatchRows         prometheus.Histogram
 	SeqCollisions     prometheus.Counter
+	DeadLetters       prometheus.Counter
+	Tombstones        prometheus.Counter
+	Reconciled        prometheus.Counter
 }
 
 // NewMetrics builds the activity metrics.
@@ -29,10 +32,19 @@ func NewMetrics() *Metrics {
 		SeqCollisions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chatflow_seq_collisions_total", Help: "Messages not stored because another message already had their (room, seq); must stay 0.",
 		}),
+		DeadLetters: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatflow_dead_letters_total", Help: "Messages Postgres refused, kept in chat.dead_letters with a tombstone at their seq.",
+		}),
+		Tombstones: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatflow_gap_tombstones_total", Help: "Seqs lost from the log (Redis data loss) written as gap tombstones.",
+		}),
+		Reconciled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatflow_messages_reconciled_total", Help: "Messages the reconciler persisted from the log (their batch was lost or late).",
+		}),
 	}
 }
 
 // Collectors lists the metrics for registration.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.SagaOutcomes, m.MessagesPersisted, m.MessagesPublished, m.BatchRows, m.SeqCollisions}
+	return []prometheus.Collector{m.SagaOutcomes, m.MessagesPersisted, m.MessagesPublished, m.BatchRows, m.SeqCollisions, m.DeadLetters, m.Tombstones, m.Reconciled}
 }

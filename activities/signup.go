@@ -3,55 +3,98 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/chatflow/chatflow"
 	"github.com/chatflow/chatflow/db"
 	"github.com/chatflow/chatflow/events"
 )
 
-// SignupInput is the sign-up saga's input. The password arrives already
-// hashed so that no plaintext ever lands in workflow history.
-type SignupInput struct {
-	SignupID     string    `json:"signup_id"`
-	UserID       uuid.UUID `json:"user_id"`
-	Username     string    `json:"username"`
-	Email        string    `json:"email"`
-	PasswordHash string    `json:"password_hash"`
-	DisplayName  string    `json:"display_name"`
-	RequestedAt  time.Time `json:"requested_at"`
-}
+// Every compensation here undoes only what belongs to a user who is still
+// pending: once a user is active, nothing of theirs is deleted or rolled back
+// (the SQL carries the guard, so a race with ActivateUser cannot slip past it).
 
 // CreateCredentials stores the user's credentials in state pending.
-func (a *Activities) CreateCredentials(ctx context.Context, in SignupInput) error {
-	n, err := a.Queries.CreateUser(ctx, db.CreateUserParams{
-		ID: in.UserID, Username: in.Username, Email: in.Email, PasswordHash: in.PasswordHash,
-	})
-	if name, ok := uniqueViolation(err); ok {
-		if name == "users_email_key" {
-			return domainFailure(chatflow.Errorf(chatflow.ECodeEmailTaken, "email is already registered"))
+//
+// A username held by someone else's pending credentials belongs to an earlier
+// run of this very saga (the workflow ID is derived from the username and only
+// one run of an ID is ever open): that run has ended without completing, e.g.
+// it was terminated or timed out before it could compensate, so its leftovers
+// are removed and the insert is tried again.
+func (a *Activities) CreateCredentials(ctx context.Context, in chatflow.SignupInput) error {
+	for try := 0; ; try++ {
+		n, err := a.Queries.CreateUser(ctx, db.CreateUserParams{
+			ID: in.UserID, Username: in.Username, Email: in.Email, PasswordHash: in.PasswordHash,
+		})
+		if name, ok := uniqueViolation(err); ok {
+			if name == "users_email_key" {
+				return domainFailure(chatflow.Errorf(chatflow.ECodeEmailTaken, "email is already registered"))
+			}
+			if try == 0 {
+				freed, ferr := a.freeStaleUsername(ctx, in)
+				if ferr != nil {
+					return ferr
+				}
+				if freed {
+					continue
+				}
+			}
+			if try > 0 {
+				// Freed, and taken again at once: let Temporal retry the step.
+				return fmt.Errorf("username %q was taken again while its stale sign-up was removed", in.Username)
+			}
+			return domainFailure(chatflow.Errorf(chatflow.ECodeUsernameTaken, "username is already registered"))
 		}
-		return domainFailure(chatflow.Errorf(chatflow.ECodeUsernameTaken, "username is already registered"))
-	}
-	if err != nil {
-		return err
-	}
-	if n == 0 { // a retry: the row must be ours
-		u, err := a.Queries.GetUserByID(ctx, in.UserID)
 		if err != nil {
 			return err
 		}
-		if u.Username != in.Username {
-			return domainFailure(chatflow.Errorf(chatflow.ECodeConflict, "user id collision"))
+		if n == 0 { // a retry: the row must be ours
+			u, err := a.Queries.GetUserByID(ctx, in.UserID)
+			if err != nil {
+				return err
+			}
+			if u.Username != in.Username {
+				return domainFailure(chatflow.Errorf(chatflow.ECodeConflict, "user id collision"))
+			}
 		}
+		return nil
 	}
-	return nil
 }
 
-// DeleteCredentials compensates CreateCredentials, the last undo of a failed saga.
+// freeStaleUsername removes the pending leftovers of an ended earlier run of
+// this sign-up's workflow that hold in.Username; it reports whether it did.
+func (a *Activities) freeStaleUsername(ctx context.Context, in chatflow.SignupInput) (bool, error) {
+	if !activity.IsActivity(ctx) || activity.GetInfo(ctx).WorkflowExecution.ID != chatflow.SignupWorkflowID(in.Username) {
+		return false, nil // not run by the saga of this username: cannot tell
+	}
+	u, err := a.Queries.GetUserByUsername(ctx, in.Username)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return true, nil // gone meanwhile
+	}
+	if err != nil {
+		return false, err
+	}
+	if u.ID == in.UserID || u.Status != "pending" {
+		return false, nil
+	}
+	n, err := a.Queries.DeleteStaleSignup(ctx, u.ID)
+	if err != nil {
+		return false, err
+	}
+	if n > 0 {
+		activity.GetLogger(ctx).Warn("removed the pending leftovers of an ended sign-up", "username", in.Username, "stale_user_id", u.ID)
+	}
+	return true, nil
+}
+
+// DeleteCredentials compensates CreateCredentials, the last undo of a failed
+// saga; only pending credentials are deleted.
 func (a *Activities) DeleteCredentials(ctx context.Context, userID uuid.UUID) error {
 	if err := a.Queries.DeleteUser(ctx, userID); err != nil {
 		return err
@@ -62,20 +105,32 @@ func (a *Activities) DeleteCredentials(ctx context.Context, userID uuid.UUID) er
 	return nil
 }
 
-// CreateProfile creates the user's chat profile.
-func (a *Activities) CreateProfile(ctx context.Context, in SignupInput) error {
-	err := a.Queries.CreateProfile(ctx, db.CreateProfileParams{
-		UserID: in.UserID, Username: in.Username, DisplayName: in.DisplayName,
-	})
+// CreateProfile creates the user's chat profile. A profile holding the
+// username whose credentials are gone is the leftover of an ended sign-up
+// (this saga holds the username in auth.users already), so it is removed and
+// the insert tried again.
+func (a *Activities) CreateProfile(ctx context.Context, in chatflow.SignupInput) error {
+	params := db.CreateProfileParams{UserID: in.UserID, Username: in.Username, DisplayName: in.DisplayName}
+	err := a.Queries.CreateProfile(ctx, params)
+	if _, ok := uniqueViolation(err); ok {
+		n, derr := a.Queries.DeleteOrphanProfiles(ctx, in.Username)
+		if derr != nil {
+			return derr
+		}
+		if n > 0 {
+			err = a.Queries.CreateProfile(ctx, params)
+		}
+	}
 	if _, ok := uniqueViolation(err); ok {
 		return domainFailure(chatflow.Errorf(chatflow.ECodeUsernameTaken, "chat profile already exists"))
 	}
 	return err
 }
 
-// DeleteProfile compensates CreateProfile.
+// DeleteProfile compensates CreateProfile; an active user's profile stays.
 func (a *Activities) DeleteProfile(ctx context.Context, userID uuid.UUID) error {
-	return a.Queries.DeleteProfile(ctx, userID)
+	_, err := a.Queries.DeleteSignupProfile(ctx, userID)
+	return err
 }
 
 // OpenAccount opens the user's customer account with a zero balance.
@@ -83,24 +138,36 @@ func (a *Activities) OpenAccount(ctx context.Context, userID uuid.UUID) error {
 	return a.Queries.OpenAccount(ctx, userID)
 }
 
-// CloseAccount compensates OpenAccount.
+// CloseAccount compensates OpenAccount; an active user's account stays.
 func (a *Activities) CloseAccount(ctx context.Context, userID uuid.UUID) error {
-	return a.Queries.CloseAccount(ctx, userID)
+	_, err := a.Queries.CloseAccount(ctx, userID)
+	return err
 }
 
 // PublishUserCreated publishes user.created, keyed by user id. The event id
 // is the sign-up id, so consumers can drop the copies a retry may produce.
-func (a *Activities) PublishUserCreated(ctx context.Context, in SignupInput) error {
+func (a *Activities) PublishUserCreated(ctx context.Context, in chatflow.SignupInput) error {
 	return a.publishUser(ctx, in, "user.created")
 }
 
 // PublishUserRolledBack compensates PublishUserCreated: a published event
-// cannot be taken back, so consumers are told to forget the user.
-func (a *Activities) PublishUserRolledBack(ctx context.Context, in SignupInput) error {
+// cannot be taken back, so consumers are told to forget the user — unless the
+// user is active after all, whom they must keep.
+func (a *Activities) PublishUserRolledBack(ctx context.Context, in chatflow.SignupInput) error {
+	active, err := a.UserActive(ctx, in.UserID)
+	if err != nil {
+		return err
+	}
+	if active {
+		if activity.IsActivity(ctx) {
+			activity.GetLogger(ctx).Warn("user is active: user.rolled_back not published", "user_id", in.UserID)
+		}
+		return nil
+	}
 	return a.publishUser(ctx, in, "user.rolled_back")
 }
 
-func (a *Activities) publishUser(ctx context.Context, in SignupInput, typ string) error {
+func (a *Activities) publishUser(ctx context.Context, in chatflow.SignupInput, typ string) error {
 	ev, err := json.Marshal(chatflow.UserCreated{
 		Type: typ, EventID: in.SignupID + ":" + typ, UserID: in.UserID.String(), Username: in.Username,
 		Email: in.Email, DisplayName: in.DisplayName, CreatedAt: in.RequestedAt,
@@ -118,10 +185,25 @@ func (a *Activities) ActivateUser(ctx context.Context, userID uuid.UUID) error {
 		return err
 	}
 	if n == 0 {
-		return fmt.Errorf("activate: user %s not found", userID)
+		// The credentials are gone: no retry brings them back.
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("activate: user %s not found", userID), "", nil)
 	}
 	if a.Metrics != nil {
 		a.Metrics.SagaOutcomes.WithLabelValues("completed").Inc()
 	}
 	return nil
+}
+
+// UserActive reports whether the user's credentials exist and are active. The
+// saga asks it when ActivateUser failed without a verdict (retries exhausted,
+// timed out): an attempt may have committed, and then the saga has completed.
+func (a *Activities) UserActive(ctx context.Context, userID uuid.UUID) (bool, error) {
+	u, err := a.Queries.GetUserByID(ctx, userID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return u.Status == "active", nil
 }

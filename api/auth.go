@@ -66,9 +66,6 @@ func claimsOf(c *fiber.Ctx) *token.Claims { return c.Locals(claimsKey).(*token.C
 // userID is the caller's id; requireAuth guarantees it parses.
 func userID(c *fiber.Ctx) uuid.UUID { return uuid.MustParse(claimsOf(c).Subject) }
 
-// dummyHash keeps login time the same whether or not the username exists.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("chatflow-dummy-password"), bcrypt.DefaultCost)
-
 func (s *Server) login(c *fiber.Ctx) error {
 	var req struct {
 		Username string `json:"username"`
@@ -84,7 +81,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if err != nil && !isNotFound(err) {
 		return err
 	}
-	hash := dummyHash
+	hash := s.dummyHash
 	if err == nil {
 		hash = []byte(u.PasswordHash)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -16,52 +15,24 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/chatflow/chatflow"
-	"github.com/chatflow/chatflow/events"
 )
 
 // Metrics are the node's Prometheus metrics, on a registry of its own so
 // several nodes can live in one test process.
 type Metrics struct {
-	reg               *prometheus.Registry
-	httpRequests      *prometheus.CounterVec
-	httpLatency       *prometheus.HistogramVec
-	wsConnections     prometheus.Gauge
-	wsFramesIn        prometheus.Counter
-	wsFramesOut       prometheus.Counter
-	wsErrors          *prometheus.CounterVec
-	wsSlowDropped     prometheus.Counter
-	messagesAccepted  prometheus.Counter
-	messagesCommitted prometheus.Counter
-	batchSize         prometheus.Histogram
-	batchStart        prometheus.Histogram
-	ackLatency        prometheus.Histogram
-	fanoutFrames      prometheus.Counter
-	signupsStarted    prometheus.Counter
-	conns             atomic.Int64
+	reg            *prometheus.Registry
+	httpRequests   *prometheus.CounterVec
+	httpLatency    *prometheus.HistogramVec
+	signupsStarted prometheus.Counter
 }
 
 func newMetrics() *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
-	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatflow_http_requests_total", Help: "HTTP requests by route, method and status."}, []string{"route", "method", "status"})
 	m.httpLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "chatflow_http_request_seconds", Help: "HTTP request latency by route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"route", "method"})
-	m.wsConnections = prometheus.NewGauge(prometheus.GaugeOpts{Name: "chatflow_ws_connections", Help: "Open WebSocket connections on this node."})
-	m.wsFramesIn = prometheus.NewCounter(prometheus.CounterOpts{Name: "chatflow_ws_frames_in_total", Help: "Frames received from clients."})
-	m.wsFramesOut = prometheus.NewCounter(prometheus.CounterOpts{Name: "chatflow_ws_frames_out_total", Help: "Frames written to clients."})
-	m.wsErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatflow_ws_error_frames_total", Help: "Error frames sent, by code."}, []string{"code"})
-	m.wsSlowDropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "chatflow_ws_slow_disconnects_total", Help: "Connections dropped because their send queue filled."})
-	m.messagesAccepted = prometheus.NewCounter(prometheus.CounterOpts{Name: "chatflow_messages_accepted_total", Help: "Messages sequenced and fanned out."})
-	m.messagesCommitted = prometheus.NewCounter(prometheus.CounterOpts{Name: "chatflow_messages_committed_total", Help: "Messages whose persistence workflow has started (acknowledged as durable)."})
-	m.batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chatflow_batch_messages", Help: "Messages per persistence batch workflow.", Buckets: prometheus.ExponentialBuckets(1, 2, 13)})
-	m.batchStart = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chatflow_batch_start_seconds", Help: "Time to start a batch workflow.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)})
-	m.ackLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chatflow_ack_seconds", Help: "Send to durable ack latency.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)})
-	m.fanoutFrames = prometheus.NewCounter(prometheus.CounterOpts{Name: "chatflow_fanout_frames_total", Help: "Frames received from Redis pub/sub."})
 	m.signupsStarted = prometheus.NewCounter(prometheus.CounterOpts{Name: "chatflow_signups_started_total", Help: "Sign-up sagas started."})
-	for _, c := range []prometheus.Collector{m.httpRequests, m.httpLatency, m.wsConnections, m.wsFramesIn, m.wsFramesOut, m.wsErrors,
-		m.wsSlowDropped, m.messagesAccepted, m.messagesCommitted, m.batchSize, m.batchStart, m.ackLatency, m.fanoutFrames, m.signupsStarted,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
-		f(c)
-	}
+	m.reg.MustRegister(m.httpRequests, m.httpLatency, m.signupsStarted,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -71,12 +42,6 @@ func (s *Server) Register(cs ...prometheus.Collector) {
 		s.metrics.reg.MustRegister(c)
 	}
 }
-
-func (m *Metrics) connOpened() { m.wsConnections.Inc(); m.conns.Add(1) }
-func (m *Metrics) connClosed() { m.wsConnections.Dec(); m.conns.Add(-1) }
-
-// connections is the number of WebSocket connections open on this node.
-func (m *Metrics) connections() int64 { return m.conns.Load() }
 
 // observe records every request's route, status and latency and logs it.
 func (s *Server) observe(c *fiber.Ctx) error {
@@ -114,26 +79,20 @@ func (s *Server) metricsHandler(c *fiber.Ctx) error {
 func (s *Server) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
 	defer cancel()
-	checks := map[string]string{}
+	res := make([]error, len(s.ready))
 	var g errgroup.Group
-	res := make([]error, 4)
-	g.Go(func() error { res[0] = s.Pool.Ping(ctx); return nil })
-	g.Go(func() error { res[1] = s.Redis.Ping(ctx).Err(); return nil })
-	g.Go(func() error { _, res[2] = s.Temporal.CheckHealth(ctx, nil); return nil })
-	g.Go(func() error {
-		if s.Cfg.KafkaBrokers != "" {
-			res[3] = events.Ping(ctx, s.Cfg.KafkaBrokers)
-		}
-		return nil
-	})
+	for i, ch := range s.ready {
+		g.Go(func() error { res[i] = ch.Ping(ctx); return nil })
+	}
 	_ = g.Wait()
 	ok := true
-	for i, name := range []string{"postgres", "redis", "temporal", "kafka"} {
+	checks := map[string]string{}
+	for i, ch := range s.ready {
 		if res[i] != nil {
 			ok = false
-			checks[name] = res[i].Error()
+			checks[ch.Name] = res[i].Error()
 		} else {
-			checks[name] = "ok"
+			checks[ch.Name] = "ok"
 		}
 	}
 	if !ok {

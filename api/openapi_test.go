@@ -11,6 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/chatflow/chatflow/api/docs"
+	"github.com/chatflow/chatflow/chat"
+	"github.com/chatflow/chatflow/realtime"
 )
 
 // TestOpenAPIMatchesRoutes fails when a route is added, removed or renamed
@@ -29,7 +31,14 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 	// A server whose dependencies are never dialled is enough to list its routes.
-	s := New(nil, redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), nil, nil, slog.Default(), Config{})
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	core := chat.New(chat.DefaultConfig(), rdb, nil, nil, slog.Default())
+	cfg := DefaultConfig()
+	cfg.BcryptCost = 4
+	s, err := New(Deps{Redis: rdb, Chat: core, Realtime: realtime.New(realtime.DefaultConfig(), core, slog.Default()), Log: slog.Default()}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	param := regexp.MustCompile(`:([a-z_]+)`)
 	served := map[string]bool{}
 	for _, r := range s.App().GetRoutes(true) {

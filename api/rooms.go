@@ -7,12 +7,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/chatflow/chatflow"
 	"github.com/chatflow/chatflow/db"
@@ -70,8 +68,8 @@ func (s *Server) createRoom(c *fiber.Ctx) error {
 		return err
 	}
 	req.Name = strings.TrimSpace(req.Name)
-	if req.Name == "" || utf8.RuneCountInString(req.Name) > chatflow.MaxRoomNameChars {
-		return chatflow.Errorf(chatflow.ECodeValidation, "name must be 1-%d characters", chatflow.MaxRoomNameChars)
+	if err := chatflow.ValidRoomName(req.Name); err != nil {
+		return err
 	}
 	if len(req.MemberIDs) > 1000 {
 		return chatflow.Errorf(chatflow.ECodeValidation, "at most 1000 members at creation")
@@ -100,7 +98,7 @@ func (s *Server) createRoom(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.cacheRoom(ctx, room.ID, ids); err != nil {
+	if err := s.chat.SeedRoom(ctx, room.ID, ids); err != nil {
 		return err
 	}
 	for _, id := range ids {
@@ -116,26 +114,6 @@ func (s *Server) createRoom(c *fiber.Ctx) error {
 	}
 	return c.Status(fiber.StatusCreated).JSON(v)
 }
-
-// cacheRoom seeds a new room's Redis state: seq counter and member set.
-func (s *Server) cacheRoom(ctx context.Context, room uuid.UUID, members []uuid.UUID) error {
-	vals := []any{memberSentinel}
-	for _, m := range members {
-		vals = append(vals, m.String())
-	}
-	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.SetNX(ctx, seqKey(room.String()), 0, 0)
-		p.SAdd(ctx, membersKey(room.String()), vals...)
-		p.Expire(ctx, membersKey(room.String()), membersTTL)
-		return nil
-	})
-	return err
-}
-
-// addCachedMembers adds members to a room's member set only if it is cached.
-var addCachedMembers = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-return redis.call('SADD', KEYS[1], unpack(ARGV))`)
 
 // roomView renders a room as the caller sees it: unread and read marker are
 // the caller's own.
@@ -153,75 +131,22 @@ func (s *Server) roomView(ctx context.Context, room db.ChatRoom, caller uuid.UUI
 		}
 	}
 	v := roomView{RoomID: room.ID.String(), Name: room.Name, CreatedAt: room.CreatedAt.UTC(), LastReadSeq: lastRead}
-	online := s.online(ctx, ids)
+	online := s.chat.Online(ctx, ids)
 	for i, r := range rows {
 		v.Members = append(v.Members, memberView{
 			UserID: r.UserID.String(), Username: r.Username, DisplayName: r.DisplayName,
 			LastReadSeq: r.LastReadSeq, Online: online[i],
 		})
 	}
-	live, err := s.liveState(ctx, []uuid.UUID{room.ID})
+	live, err := s.chat.LiveState(ctx, []uuid.UUID{room.ID})
 	if err != nil {
 		return roomView{}, err
 	}
 	st := live[room.ID]
-	v.LastSeq = max(st.seq, room.LastSeq)
-	v.LastMessage = st.last
+	v.LastSeq = max(st.Seq, room.LastSeq)
+	v.LastMessage = st.Last
 	v.UnreadCount = max(v.LastSeq-lastRead, 0)
 	return v, nil
-}
-
-type liveRoom struct {
-	seq  int64
-	last *chatflow.Message
-}
-
-// liveState reads each room's current seq and newest message from Redis in
-// one pipelined round trip.
-func (s *Server) liveState(ctx context.Context, rooms []uuid.UUID) (map[uuid.UUID]liveRoom, error) {
-	out := make(map[uuid.UUID]liveRoom, len(rooms))
-	if len(rooms) == 0 {
-		return out, nil
-	}
-	pipe := s.Redis.Pipeline()
-	seqs := make([]*redis.StringCmd, len(rooms))
-	lasts := make([]*redis.XMessageSliceCmd, len(rooms))
-	for i, r := range rooms {
-		seqs[i] = pipe.Get(ctx, seqKey(r.String()))
-		lasts[i] = pipe.XRevRangeN(ctx, historyKey(r.String()), "+", "-", 1)
-	}
-	_, _ = pipe.Exec(ctx) // missing keys are not errors here
-	var missing []uuid.UUID
-	for i, r := range rooms {
-		lr := liveRoom{}
-		lr.seq, _ = seqs[i].Int64()
-		if xs, err := lasts[i].Result(); err == nil && len(xs) > 0 {
-			if f, ok := xs[0].Values["f"].(string); ok {
-				var m messageFrame
-				if json.Unmarshal([]byte(f), &m) == nil {
-					lr.last = &m.Message
-				}
-			}
-		}
-		if lr.last == nil {
-			missing = append(missing, r)
-		}
-		out[r] = lr
-	}
-	if len(missing) > 0 {
-		rows, err := s.Queries.LastMessages(ctx, missing)
-		if err != nil {
-			return nil, err
-		}
-		for _, row := range rows {
-			m := fromRow(row)
-			lr := out[row.RoomID]
-			lr.last = &m
-			lr.seq = max(lr.seq, m.Seq)
-			out[row.RoomID] = lr
-		}
-	}
-	return out, nil
 }
 
 func (s *Server) listRooms(c *fiber.Ctx) error {
@@ -234,17 +159,17 @@ func (s *Server) listRooms(c *fiber.Ctx) error {
 	for i, r := range rows {
 		ids[i] = r.ID
 	}
-	live, err := s.liveState(ctx, ids)
+	live, err := s.chat.LiveState(ctx, ids)
 	if err != nil {
 		return err
 	}
 	out := make([]roomView, len(rows))
 	for i, r := range rows {
 		st := live[r.ID]
-		last := max(st.seq, r.LastSeq)
+		last := max(st.Seq, r.LastSeq)
 		out[i] = roomView{
 			RoomID: r.ID.String(), Name: r.Name, CreatedAt: r.CreatedAt.UTC(), LastSeq: last,
-			UnreadCount: max(last-r.LastReadSeq, 0), LastMessage: st.last, LastReadSeq: r.LastReadSeq,
+			UnreadCount: max(last-r.LastReadSeq, 0), LastMessage: st.Last, LastReadSeq: r.LastReadSeq,
 		}
 	}
 	// newest activity first, by live data (Postgres lags by one batch)
@@ -332,17 +257,8 @@ func (s *Server) invite(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if len(added) > 0 {
-		vals := make([]any, len(added))
-		for i, a := range added {
-			vals[i] = a.String()
-		}
-		// Only add to a cached member set: creating the key here would make
-		// it hold just the new members, locking everyone else out until it
-		// expires. A missing set is loaded whole from Postgres on next send.
-		if err := addCachedMembers.Run(ctx, s.Redis, []string{membersKey(id.String())}, vals...).Err(); err != nil && err != redis.Nil {
-			return err
-		}
+	if err := s.chat.MembersAdded(ctx, id, added); err != nil {
+		return err
 	}
 	for _, a := range added {
 		_ = s.publish(ctx, userChannel(a.String()), roomEvent{Type: "room", Event: "invited", RoomID: id.String(), UserID: a.String()})
@@ -367,7 +283,7 @@ func (s *Server) leave(c *fiber.Ctx) error {
 	if _, err := s.Queries.RemoveMember(ctx, db.RemoveMemberParams{RoomID: id, UserID: me}); err != nil {
 		return err
 	}
-	if err := s.Redis.SRem(ctx, membersKey(id.String()), me.String()).Err(); err != nil {
+	if err := s.chat.MemberRemoved(ctx, id, me); err != nil {
 		return err
 	}
 	ev := roomEvent{Type: "room", Event: "left", RoomID: id.String(), UserID: me.String()}
@@ -418,7 +334,7 @@ func (s *Server) history(c *fiber.Ctx) error {
 	if _, err := s.membership(ctx, id, userID(c)); err != nil {
 		return err
 	}
-	cur, err := s.currentSeq(ctx, id)
+	cur, err := s.chat.CurrentSeq(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -437,7 +353,7 @@ func (s *Server) history(c *fiber.Ctx) error {
 		lo, hi = max(before-limit, 1), before-1
 		more = lo > 1
 	}
-	frames, err := s.fetchRange(ctx, id, lo, hi)
+	frames, err := s.chat.FetchRange(ctx, id, lo, hi)
 	if err != nil {
 		return err
 	}
@@ -461,22 +377,21 @@ func (s *Server) postMessage(c *fiber.Ctx) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	// UserContext has no deadline, and send waits for the batch workflow to
-	// start, which flush retries for as long as Temporal is down: without a
-	// bound the request (and its goroutine) would hang until Temporal came
-	// back. Like a WebSocket send, give up and answer 503; the client retries
-	// with the same client_msg_id and gets the original message.
+	// A send waits for Redis (and, on a cold room, Postgres): bound it like
+	// a WebSocket frame, answering 503 so the client retries with the same
+	// client_msg_id and gets the original message.
 	ctx, cancel := context.WithTimeout(c.UserContext(), restSendTimeout)
 	defer cancel()
-	a, err := s.send(ctx, userID(c), id.String(), req.ClientMsgID, req.Body)
+	start := time.Now()
+	a, err := s.chat.Accept(ctx, userID(c), id.String(), req.ClientMsgID, req.Body)
 	if err != nil {
 		return err
 	}
-	s.metrics.messagesAccepted.Inc()
-	if a.dup {
+	s.chat.Metrics().ObserveAck(time.Since(start))
+	if a.Dup {
 		c.Set("Idempotent-Replayed", "true")
 	}
-	return c.Status(fiber.StatusCreated).JSON(a.msg)
+	return c.Status(fiber.StatusCreated).JSON(a.Msg)
 }
 
 // postRead moves the caller's read marker forward (never back).
@@ -494,29 +409,9 @@ func (s *Server) postRead(c *fiber.Ctx) error {
 	if req.Seq == nil || *req.Seq < 0 {
 		return chatflow.Errorf(chatflow.ECodeValidation, "seq must be a non-negative integer")
 	}
-	seq, err := s.markRead(c.UserContext(), userID(c), id, *req.Seq)
+	seq, err := s.chat.MarkRead(c.UserContext(), userID(c), id, *req.Seq)
 	if err != nil {
 		return err
 	}
 	return c.JSON(fiber.Map{"room_id": id.String(), "last_read_seq": seq})
-}
-
-// markRead moves a read marker forward, capped at the room's last seq, and
-// tells the room when it moved.
-func (s *Server) markRead(ctx context.Context, user, room uuid.UUID, seq int64) (int64, error) {
-	cur, err := s.currentSeq(ctx, room)
-	if err != nil {
-		return 0, err
-	}
-	r, err := s.Queries.MarkRead(ctx, db.MarkReadParams{RoomID: room, UserID: user, Seq: min(seq, cur)})
-	if isNotFound(err) {
-		return 0, chatflow.Errorf(chatflow.ECodeNotMember, "you are not a member of room %s", room)
-	}
-	if err != nil {
-		return 0, err
-	}
-	if r.LastReadSeq > r.PrevSeq { // a marker that did not move tells nobody anything
-		_ = s.publish(ctx, roomChannel(room.String()), map[string]any{"type": "read", "room_id": room.String(), "user_id": user.String(), "seq": r.LastReadSeq})
-	}
-	return r.LastReadSeq, nil
 }

@@ -1,13 +1,15 @@
-// Package api is the HTTP and WebSocket node: Fiber REST handlers, the /ws
-// endpoint, Redis fan-out across nodes and the group commit of messages into
-// Temporal. Handlers hang off Server; there are no globals.
+// Package api is the HTTP side of an api node: routes, handlers,
+// problem+json errors, OpenAPI and the metrics endpoint. Messages go through
+// the message core (chat); /ws connections are handed to realtime.
 package api
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -16,81 +18,52 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/client"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/chatflow/chatflow"
-	"github.com/chatflow/chatflow/api/docs"
+	"github.com/chatflow/chatflow/chat"
 	"github.com/chatflow/chatflow/db"
+	"github.com/chatflow/chatflow/realtime"
 	"github.com/chatflow/chatflow/token"
-	"github.com/chatflow/chatflow/web"
-	"github.com/chatflow/chatflow/workflows"
 )
 
-// Config tunes a node.
+// Config tunes the HTTP side of a node.
 type Config struct {
-	// NodeID names this node in logs and batch workflow ids.
+	// NodeID names this node in logs and /healthz.
 	NodeID string
 	// AdminUsernames get the admin role at login.
 	AdminUsernames []string
 	// BcryptCost is the password hashing cost.
 	BcryptCost int
-	// BatchLinger is how long a message batch waits for company.
-	BatchLinger time.Duration
-	// BatchMax caps messages per batch workflow (payload stays far below 2 MB).
-	BatchMax int
-	// BatchInflight caps concurrent batch workflow starts.
-	BatchInflight int
-	// WSSendRate and WSSendBurst limit frames per second per connection.
-	WSSendRate  float64
-	WSSendBurst int
-	// WSQueue is the per-connection outbound queue; a reader that lets it
-	// fill up is disconnected.
-	WSQueue int
-	// HistoryCap is the length of each room's recent-history stream in Redis.
-	HistoryCap int
-	// KafkaBrokers is checked by /readyz.
-	KafkaBrokers string
-	// SignupTaskQueue and MessagesTaskQueue default to the workflows package's names.
-	SignupTaskQueue   string
-	MessagesTaskQueue string
+	// SignupTaskQueue is where sign-up sagas run.
+	SignupTaskQueue string
 }
 
-func (c *Config) defaults() {
-	if c.NodeID == "" {
-		c.NodeID = "node"
-	}
-	if c.BcryptCost == 0 {
-		c.BcryptCost = 10
-	}
-	if c.BatchLinger == 0 {
-		c.BatchLinger = 100 * time.Millisecond
-	}
-	if c.BatchMax == 0 {
-		c.BatchMax = 2000
-	}
-	if c.BatchInflight == 0 {
-		c.BatchInflight = 1
-	}
-	if c.WSSendRate == 0 {
-		c.WSSendRate = 50
-	}
-	if c.WSSendBurst == 0 {
-		c.WSSendBurst = 100
-	}
-	if c.WSQueue == 0 {
-		c.WSQueue = 1024
-	}
-	if c.HistoryCap == 0 {
-		c.HistoryCap = 1000
-	}
-	if c.SignupTaskQueue == "" {
-		c.SignupTaskQueue = workflows.SignupTaskQueue
-	}
-	if c.MessagesTaskQueue == "" {
-		c.MessagesTaskQueue = workflows.MessagesTaskQueue
-	}
+// DefaultConfig is the configuration `make dev` runs with.
+func DefaultConfig() Config {
+	return Config{NodeID: "node", BcryptCost: bcrypt.DefaultCost, SignupTaskQueue: chatflow.SignupTaskQueue}
 }
 
-// Server is one api node.
+// Check is one dependency /readyz probes.
+type Check struct {
+	Name string
+	Ping func(context.Context) error
+}
+
+// Deps are what a node's handlers use.
+type Deps struct {
+	Pool     *pgxpool.Pool
+	Redis    redis.UniversalClient
+	Temporal client.Client
+	Tokens   *token.Service
+	Chat     *chat.Service
+	Realtime *realtime.Node
+	Log      *slog.Logger
+	// Ready lists the dependencies /readyz checks.
+	Ready []Check
+}
+
+// Server is the HTTP side of one api node.
 type Server struct {
 	Pool     *pgxpool.Pool
 	Queries  *db.Queries
@@ -100,27 +73,29 @@ type Server struct {
 	Log      *slog.Logger
 	Cfg      Config
 
+	chat    *chat.Service
+	rt      *realtime.Node
+	ready   []Check
 	app     *fiber.App
-	pipe    *Pipeliner
-	hub     *Hub
-	batcher *Batcher
 	metrics *Metrics
-	// stop ends the node's background loops.
-	stop context.CancelFunc
-	done chan struct{}
+	// dummyHash keeps login time the same whether or not the username
+	// exists; it has the configured cost, as real hashes do.
+	dummyHash []byte
 }
 
-// New wires a node; call Listen to serve.
-func New(pool *pgxpool.Pool, rdb redis.UniversalClient, tc client.Client, tokens *token.Service, log *slog.Logger, cfg Config) *Server {
-	cfg.defaults()
+// New wires the HTTP side of a node.
+func New(d Deps, cfg Config) (*Server, error) {
+	dummy, err := bcrypt.GenerateFromPassword([]byte("chatflow-dummy-password"), cfg.BcryptCost)
+	if err != nil {
+		return nil, fmt.Errorf("bcrypt cost %d: %w", cfg.BcryptCost, err)
+	}
 	s := &Server{
-		Pool: pool, Queries: db.New(pool), Redis: rdb, Temporal: tc, Tokens: tokens, Log: log, Cfg: cfg,
-		done: make(chan struct{}),
+		Pool: d.Pool, Queries: db.New(d.Pool), Redis: d.Redis, Temporal: d.Temporal, Tokens: d.Tokens, Log: d.Log, Cfg: cfg,
+		chat: d.Chat, rt: d.Realtime, ready: d.Ready, dummyHash: dummy,
 	}
 	s.metrics = newMetrics()
-	s.hub = newHub(s)
-	s.pipe = newPipeliner(rdb)
-	s.batcher = newBatcher(s)
+	s.Register(d.Chat.Metrics().Collectors()...)
+	s.Register(d.Realtime.Metrics().Collectors()...)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "chatflow",
 		DisableStartupMessage: true,
@@ -138,92 +113,20 @@ func New(pool *pgxpool.Pool, rdb redis.UniversalClient, tc client.Client, tokens
 	s.app.Use(requestid.New())
 	s.app.Use(s.observe)
 	s.routes()
-	return s
+	return s, nil
 }
 
 // App exposes the Fiber app, for tests that drive it in-process.
 func (s *Server) App() *fiber.App { return s.app }
 
-// Start launches the node's background loops (fan-out subscriber, batcher).
-func (s *Server) Start(ctx context.Context) {
-	ctx, s.stop = context.WithCancel(ctx)
-	s.pipe.run(ctx, 2)
-	go func() {
-		defer close(s.done)
-		done := make(chan struct{})
-		go func() { s.hub.run(ctx); close(done) }()
-		s.batcher.run(ctx)
-		<-done
-	}()
-}
+// Serve serves HTTP and WebSocket on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 
-// Listen serves HTTP and WebSocket on addr until Shutdown.
-func (s *Server) Listen(addr string) error { return s.app.Listen(addr) }
-
-// Shutdown stops accepting requests, closes WebSocket connections, and
-// flushes pending message batches into Temporal before returning.
+// Shutdown closes WebSocket connections (clients reconnect elsewhere and
+// sync) and stops serving, waiting for requests in flight.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.hub.closeAll()
-	err := s.app.ShutdownWithContext(ctx)
-	if s.stop != nil {
-		s.stop()
-		select {
-		case <-s.done:
-		case <-ctx.Done():
-		}
-	}
-	return err
-}
-
-func (s *Server) routes() {
-	s.app.Get("/healthz", s.healthz)
-	s.app.Get("/readyz", s.readyz)
-	s.app.Get("/metrics", s.metricsHandler)
-	s.app.Get("/openapi.json", func(c *fiber.Ctx) error {
-		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
-		return c.Send(docs.OpenAPI)
-	})
-	s.app.Get("/docs", func(c *fiber.Ctx) error {
-		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
-		return c.Send(docs.Page)
-	})
-
-	v1 := s.app.Group("/api/v1")
-	v1.Post("/signup", s.signup)
-	v1.Get("/signup/:id", s.signupStatus)
-	v1.Post("/auth/login", s.login)
-	v1.Post("/auth/refresh", s.refresh)
-
-	// requireAuth goes on each route, not on a group: a group middleware would
-	// answer 401 for unknown paths under /api/v1 instead of 404.
-	auth := s.requireAuth
-	v1.Post("/auth/logout", auth, s.logout)
-	v1.Get("/me", auth, s.me)
-	v1.Patch("/me", auth, s.updateMe)
-	v1.Get("/me/account/transactions", auth, s.transactions)
-	v1.Post("/me/account/deposits", auth, s.deposit)
-	v1.Get("/users", auth, s.searchUsers)
-	v1.Get("/friends", auth, s.listFriends)
-	v1.Post("/friends", auth, s.addFriend)
-	v1.Delete("/friends/:user_id", auth, s.removeFriend)
-	v1.Get("/admin/stats", auth, s.requireAdmin, s.adminStats)
-	v1.Get("/admin/signups", auth, s.requireAdmin, s.adminSignups)
-
-	v1.Post("/rooms", auth, s.createRoom)
-	v1.Get("/rooms", auth, s.listRooms)
-	v1.Get("/rooms/:room_id", auth, s.getRoom)
-	v1.Post("/rooms/:room_id/members", auth, s.invite)
-	v1.Delete("/rooms/:room_id/members/me", auth, s.leave)
-	v1.Get("/rooms/:room_id/messages", auth, s.history)
-	v1.Post("/rooms/:room_id/messages", auth, s.postMessage)
-	v1.Post("/rooms/:room_id/read", auth, s.postRead)
-
-	s.app.Get("/ws", s.wsUpgrade, s.wsHandler())
-	s.app.Get("/", web.Index)
-	s.app.Use("/static", web.Static())
-	s.app.Use(func(c *fiber.Ctx) error {
-		return chatflow.Errorf(chatflow.ECodeNotFound, "no route for %s %s", c.Method(), c.Path())
-	})
+	s.rt.CloseAll()
+	return s.app.ShutdownWithContext(ctx)
 }
 
 // decode parses a JSON request body, answering validation_failed on garbage.
@@ -231,6 +134,11 @@ func decode(c *fiber.Ctx, v any) error {
 	body := c.Body()
 	if len(body) == 0 {
 		return chatflow.Errorf(chatflow.ECodeValidation, "request body must be a JSON object")
+	}
+	// encoding/json would silently turn invalid UTF-8 and lone surrogates
+	// into U+FFFD: refuse them instead of storing a rewritten text.
+	if err := chatflow.ValidJSONText(body); err != nil {
+		return err
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		var ute *json.UnmarshalTypeError
@@ -245,3 +153,13 @@ func decode(c *fiber.Ctx, v any) error {
 func (s *Server) healthz(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ok", "node": s.Cfg.NodeID})
 }
+
+// publish sends an event to a channel, for every node.
+func (s *Server) publish(ctx context.Context, channel string, v any) error {
+	return s.chat.Publish(ctx, channel, v)
+}
+
+func roomChannel(room string) string { return chat.RoomChannel(room) }
+func userChannel(user string) string { return chat.UserChannel(user) }
+
+type roomEvent = chat.RoomEvent

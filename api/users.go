@@ -292,7 +292,7 @@ func (s *Server) adminStats(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{
 		"users": users, "rooms": rooms, "messages": msgs,
 		"connections":      s.connectionsAll(ctx),
-		"node_connections": s.metrics.connections(),
+		"node_connections": s.rt.Metrics().Connections(),
 	})
 }
 
@@ -318,7 +318,7 @@ func (s *Server) adminSignups(c *fiber.Ctx) error {
 		// No ORDER BY: SQL visibility stores (the dev server's SQLite, MySQL,
 		// Postgres) reject it. They list running executions first, then by
 		// close time, newest first; the page is sorted by start time below.
-		Query: "WorkflowType = 'Signup'",
+		Query: "WorkflowType = '" + chatflow.WorkflowSignup + "'",
 	})
 	if err != nil {
 		return chatflow.Errorf(chatflow.ECodeUnavailable, "Temporal visibility is not available: %v", err)

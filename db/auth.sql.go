@@ -62,6 +62,61 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (int64, 
 	return result.RowsAffected(), nil
 }
 
+const deleteOrphanProfiles = `-- name: DeleteOrphanProfiles :execrows
+DELETE FROM chat.profiles p
+WHERE p.username = $1
+  AND NOT EXISTS (SELECT 1 FROM auth.users u WHERE u.id = p.user_id)
+`
+
+// DeleteOrphanProfiles frees a username held by chat profiles whose
+// credentials are gone. The saga creates the profile after the credentials
+// and removes it before them, so such a profile belongs to no sign-up.
+func (q *Queries) DeleteOrphanProfiles(ctx context.Context, username string) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteOrphanProfiles, username)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const deleteSignupProfile = `-- name: DeleteSignupProfile :execrows
+DELETE FROM chat.profiles p
+WHERE p.user_id = $1
+  AND NOT EXISTS (SELECT 1 FROM auth.users u WHERE u.id = p.user_id AND u.status = 'active')
+`
+
+// DeleteSignupProfile compensates the saga's CreateProfile; the profile of a
+// user who has become active is kept.
+func (q *Queries) DeleteSignupProfile(ctx context.Context, userID uuid.UUID) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteSignupProfile, userID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const deleteStaleSignup = `-- name: DeleteStaleSignup :one
+WITH u AS (
+    DELETE FROM auth.users WHERE id = $1 AND status = 'pending' RETURNING id
+), p AS (
+    DELETE FROM chat.profiles WHERE user_id IN (SELECT id FROM u)
+), a AS (
+    DELETE FROM customer.accounts WHERE user_id IN (SELECT id FROM u)
+)
+SELECT count(*) FROM u
+`
+
+// DeleteStaleSignup removes what a sign-up saga that ended without completing
+// (terminated, timed out) left behind: its pending credentials and, with
+// them, its chat profile and customer account, in one statement. An active
+// user is never touched; the answer is the number of credentials removed.
+func (q *Queries) DeleteStaleSignup(ctx context.Context, id uuid.UUID) (int64, error) {
+	row := q.db.QueryRow(ctx, deleteStaleSignup, id)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const deleteUser = `-- name: DeleteUser :exec
 DELETE FROM auth.users WHERE id = $1 AND status = 'pending'
 `
@@ -112,26 +167,47 @@ func (q *Queries) GetUserByUsername(ctx context.Context, username string) (AuthU
 	return i, err
 }
 
-const usernameOrEmailExists = `-- name: UsernameOrEmailExists :one
-SELECT
-    EXISTS (SELECT 1 FROM auth.users u WHERE u.username = $1) AS username_taken,
-    EXISTS (SELECT 1 FROM auth.users u WHERE u.email = $2) AS email_taken
+const signupHolders = `-- name: SignupHolders :many
+SELECT id, username, email, status FROM auth.users
+WHERE username = $1 OR email = $2
 `
 
-type UsernameOrEmailExistsParams struct {
+type SignupHoldersParams struct {
 	Username string `json:"username"`
 	Email    string `json:"email"`
 }
 
-type UsernameOrEmailExistsRow struct {
-	UsernameTaken bool `json:"username_taken"`
-	EmailTaken    bool `json:"email_taken"`
+type SignupHoldersRow struct {
+	ID       uuid.UUID `json:"id"`
+	Username string    `json:"username"`
+	Email    string    `json:"email"`
+	Status   string    `json:"status"`
 }
 
-// UsernameOrEmailExists tells the API whether a sign-up would collide, before a saga starts.
-func (q *Queries) UsernameOrEmailExists(ctx context.Context, arg UsernameOrEmailExistsParams) (UsernameOrEmailExistsRow, error) {
-	row := q.db.QueryRow(ctx, usernameOrEmailExists, arg.Username, arg.Email)
-	var i UsernameOrEmailExistsRow
-	err := row.Scan(&i.UsernameTaken, &i.EmailTaken)
-	return i, err
+// SignupHolders lists the credentials holding a username or an email, so the
+// API can tell a registered user (active) or a running sign-up from the
+// pending leftovers of a sign-up saga that has ended without completing.
+func (q *Queries) SignupHolders(ctx context.Context, arg SignupHoldersParams) ([]SignupHoldersRow, error) {
+	rows, err := q.db.Query(ctx, signupHolders, arg.Username, arg.Email)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []SignupHoldersRow
+	for rows.Next() {
+		var i SignupHoldersRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Username,
+			&i.Email,
+			&i.Status,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

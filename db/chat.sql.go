@@ -156,7 +156,7 @@ func (q *Queries) CreateProfile(ctx context.Context, arg CreateProfileParams) er
 
 const createRoom = `-- name: CreateRoom :one
 INSERT INTO chat.rooms (id, name, created_by) VALUES ($1, $2, $3)
-RETURNING id, name, created_by, created_at, last_seq, last_message_at
+RETURNING id, name, created_by, created_at, last_seq, last_message_at, persisted_seq
 `
 
 type CreateRoomParams struct {
@@ -175,6 +175,7 @@ func (q *Queries) CreateRoom(ctx context.Context, arg CreateRoomParams) (ChatRoo
 		&i.CreatedAt,
 		&i.LastSeq,
 		&i.LastMessageAt,
+		&i.PersistedSeq,
 	)
 	return i, err
 }
@@ -189,7 +190,7 @@ func (q *Queries) DeleteProfile(ctx context.Context, userID uuid.UUID) error {
 }
 
 const getMessageBySeq = `-- name: GetMessageBySeq :one
-SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at FROM chat.messages WHERE room_id = $1 AND seq = $2
+SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind FROM chat.messages WHERE room_id = $1 AND seq = $2
 `
 
 type GetMessageBySeqParams struct {
@@ -208,6 +209,7 @@ func (q *Queries) GetMessageBySeq(ctx context.Context, arg GetMessageBySeqParams
 		&i.ClientMsgID,
 		&i.Body,
 		&i.SentAt,
+		&i.Kind,
 	)
 	return i, err
 }
@@ -247,7 +249,7 @@ func (q *Queries) GetProfileByUsername(ctx context.Context, username string) (Ch
 }
 
 const getRoom = `-- name: GetRoom :one
-SELECT id, name, created_by, created_at, last_seq, last_message_at FROM chat.rooms WHERE id = $1
+SELECT id, name, created_by, created_at, last_seq, last_message_at, persisted_seq FROM chat.rooms WHERE id = $1
 `
 
 func (q *Queries) GetRoom(ctx context.Context, id uuid.UUID) (ChatRoom, error) {
@@ -260,15 +262,16 @@ func (q *Queries) GetRoom(ctx context.Context, id uuid.UUID) (ChatRoom, error) {
 		&i.CreatedAt,
 		&i.LastSeq,
 		&i.LastMessageAt,
+		&i.PersistedSeq,
 	)
 	return i, err
 }
 
 const insertMessages = `-- name: InsertMessages :execrows
-INSERT INTO chat.messages (id, room_id, seq, sender_id, client_msg_id, body, sent_at)
+INSERT INTO chat.messages (id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind)
 SELECT unnest($1::uuid[]), unnest($2::uuid[]), unnest($3::bigint[]),
        unnest($4::uuid[]), unnest($5::text[]), unnest($6::text[]),
-       unnest($7::timestamptz[])
+       unnest($7::timestamptz[]), unnest($8::text[])
 ON CONFLICT DO NOTHING
 `
 
@@ -280,6 +283,7 @@ type InsertMessagesParams struct {
 	ClientMsgIds []string    `json:"client_msg_ids"`
 	Bodies       []string    `json:"bodies"`
 	SentAts      []time.Time `json:"sent_ats"`
+	Kinds        []string    `json:"kinds"`
 }
 
 // InsertMessages writes a whole batch in one statement; replays are harmless.
@@ -292,6 +296,7 @@ func (q *Queries) InsertMessages(ctx context.Context, arg InsertMessagesParams) 
 		arg.ClientMsgIds,
 		arg.Bodies,
 		arg.SentAts,
+		arg.Kinds,
 	)
 	if err != nil {
 		return 0, err
@@ -316,8 +321,8 @@ func (q *Queries) IsMember(ctx context.Context, arg IsMemberParams) (bool, error
 }
 
 const lastMessages = `-- name: LastMessages :many
-SELECT DISTINCT ON (room_id) id, room_id, seq, sender_id, client_msg_id, body, sent_at FROM chat.messages
-WHERE room_id = ANY($1::uuid[])
+SELECT DISTINCT ON (room_id) id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind FROM chat.messages
+WHERE room_id = ANY($1::uuid[]) AND kind <> 'gap'
 ORDER BY room_id, seq DESC
 `
 
@@ -339,6 +344,7 @@ func (q *Queries) LastMessages(ctx context.Context, roomIds []uuid.UUID) ([]Chat
 			&i.ClientMsgID,
 			&i.Body,
 			&i.SentAt,
+			&i.Kind,
 		); err != nil {
 			return nil, err
 		}
@@ -382,7 +388,7 @@ func (q *Queries) ListFriends(ctx context.Context, userID uuid.UUID) ([]ChatProf
 }
 
 const listMessagesAfter = `-- name: ListMessagesAfter :many
-SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at FROM chat.messages WHERE room_id = $1 AND seq > $2
+SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind FROM chat.messages WHERE room_id = $1 AND seq > $2
 ORDER BY seq LIMIT $3
 `
 
@@ -409,6 +415,7 @@ func (q *Queries) ListMessagesAfter(ctx context.Context, arg ListMessagesAfterPa
 			&i.ClientMsgID,
 			&i.Body,
 			&i.SentAt,
+			&i.Kind,
 		); err != nil {
 			return nil, err
 		}
@@ -421,7 +428,7 @@ func (q *Queries) ListMessagesAfter(ctx context.Context, arg ListMessagesAfterPa
 }
 
 const listMessagesBefore = `-- name: ListMessagesBefore :many
-SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at FROM chat.messages WHERE room_id = $1 AND seq < $2
+SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind FROM chat.messages WHERE room_id = $1 AND seq < $2
 ORDER BY seq DESC LIMIT $3
 `
 
@@ -448,6 +455,7 @@ func (q *Queries) ListMessagesBefore(ctx context.Context, arg ListMessagesBefore
 			&i.ClientMsgID,
 			&i.Body,
 			&i.SentAt,
+			&i.Kind,
 		); err != nil {
 			return nil, err
 		}
@@ -460,7 +468,7 @@ func (q *Queries) ListMessagesBefore(ctx context.Context, arg ListMessagesBefore
 }
 
 const listMessagesRange = `-- name: ListMessagesRange :many
-SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at FROM chat.messages WHERE room_id = $1 AND seq BETWEEN $2::bigint AND $3::bigint
+SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind FROM chat.messages WHERE room_id = $1 AND seq BETWEEN $2::bigint AND $3::bigint
 ORDER BY seq
 `
 
@@ -488,6 +496,7 @@ func (q *Queries) ListMessagesRange(ctx context.Context, arg ListMessagesRangePa
 			&i.ClientMsgID,
 			&i.Body,
 			&i.SentAt,
+			&i.Kind,
 		); err != nil {
 			return nil, err
 		}
@@ -500,7 +509,7 @@ func (q *Queries) ListMessagesRange(ctx context.Context, arg ListMessagesRangePa
 }
 
 const listRooms = `-- name: ListRooms :many
-SELECT r.id, r.name, r.created_by, r.created_at, r.last_seq, r.last_message_at, m.last_read_seq
+SELECT r.id, r.name, r.created_by, r.created_at, r.last_seq, r.last_message_at, r.persisted_seq, m.last_read_seq
 FROM chat.members m JOIN chat.rooms r ON r.id = m.room_id
 WHERE m.user_id = $1
 ORDER BY coalesce(r.last_message_at, r.created_at) DESC, r.id
@@ -519,6 +528,7 @@ type ListRoomsRow struct {
 	CreatedAt     time.Time  `json:"created_at"`
 	LastSeq       int64      `json:"last_seq"`
 	LastMessageAt *time.Time `json:"last_message_at"`
+	PersistedSeq  int64      `json:"persisted_seq"`
 	LastReadSeq   int64      `json:"last_read_seq"`
 }
 
@@ -539,6 +549,7 @@ func (q *Queries) ListRooms(ctx context.Context, arg ListRoomsParams) ([]ListRoo
 			&i.CreatedAt,
 			&i.LastSeq,
 			&i.LastMessageAt,
+			&i.PersistedSeq,
 			&i.LastReadSeq,
 		); err != nil {
 			return nil, err
@@ -627,17 +638,66 @@ func (q *Queries) RemoveMember(ctx context.Context, arg RemoveMemberParams) (int
 	return result.RowsAffected(), nil
 }
 
-const roomLastSeq = `-- name: RoomLastSeq :one
-SELECT GREATEST(r.last_seq, coalesce((SELECT max(m.seq) FROM chat.messages m WHERE m.room_id = r.id), 0))::bigint
+const replaceTombstones = `-- name: ReplaceTombstones :execrows
+UPDATE chat.messages m
+SET id = v.id, sender_id = v.sender_id, client_msg_id = v.client_msg_id, body = v.body,
+    sent_at = v.sent_at, kind = v.kind
+FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS room_id, unnest($3::bigint[]) AS seq,
+             unnest($4::uuid[]) AS sender_id, unnest($5::text[]) AS client_msg_id,
+             unnest($6::text[]) AS body, unnest($7::timestamptz[]) AS sent_at,
+             unnest($8::text[]) AS kind) v
+WHERE m.room_id = v.room_id AND m.seq = v.seq AND m.kind = 'gap' AND v.kind <> 'gap'
+`
+
+type ReplaceTombstonesParams struct {
+	Ids          []uuid.UUID `json:"ids"`
+	RoomIds      []uuid.UUID `json:"room_ids"`
+	Seqs         []int64     `json:"seqs"`
+	SenderIds    []uuid.UUID `json:"sender_ids"`
+	ClientMsgIds []string    `json:"client_msg_ids"`
+	Bodies       []string    `json:"bodies"`
+	SentAts      []time.Time `json:"sent_ats"`
+	Kinds        []string    `json:"kinds"`
+}
+
+// ReplaceTombstones puts messages in place of gap tombstones written for
+// their seqs while they were late (a batch that outlived the reconciler's
+// patience): the real message wins.
+func (q *Queries) ReplaceTombstones(ctx context.Context, arg ReplaceTombstonesParams) (int64, error) {
+	result, err := q.db.Exec(ctx, replaceTombstones,
+		arg.Ids,
+		arg.RoomIds,
+		arg.Seqs,
+		arg.SenderIds,
+		arg.ClientMsgIds,
+		arg.Bodies,
+		arg.SentAts,
+		arg.Kinds,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const roomLogHead = `-- name: RoomLogHead :one
+SELECT GREATEST(r.last_seq, coalesce((SELECT max(m.seq) FROM chat.messages m WHERE m.room_id = r.id), 0))::bigint AS last_seq,
+       r.persisted_seq
 FROM chat.rooms r WHERE r.id = $1
 `
 
-// RoomLastSeq is the highest persisted seq, used to re-seed a lost Redis counter.
-func (q *Queries) RoomLastSeq(ctx context.Context, roomID uuid.UUID) (int64, error) {
-	row := q.db.QueryRow(ctx, roomLastSeq, roomID)
-	var column_1 int64
-	err := row.Scan(&column_1)
-	return column_1, err
+type RoomLogHeadRow struct {
+	LastSeq      int64 `json:"last_seq"`
+	PersistedSeq int64 `json:"persisted_seq"`
+}
+
+// RoomLogHead is the highest persisted seq and the contiguous watermark,
+// used to re-seed a room's lost Redis counters.
+func (q *Queries) RoomLogHead(ctx context.Context, roomID uuid.UUID) (RoomLogHeadRow, error) {
+	row := q.db.QueryRow(ctx, roomLogHead, roomID)
+	var i RoomLogHeadRow
+	err := row.Scan(&i.LastSeq, &i.PersistedSeq)
+	return i, err
 }
 
 const roomMemberIDs = `-- name: RoomMemberIDs :many

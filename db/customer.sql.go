@@ -12,13 +12,20 @@ import (
 	"github.com/google/uuid"
 )
 
-const closeAccount = `-- name: CloseAccount :exec
-DELETE FROM customer.accounts WHERE user_id = $1
+const closeAccount = `-- name: CloseAccount :execrows
+DELETE FROM customer.accounts a
+WHERE a.user_id = $1
+  AND NOT EXISTS (SELECT 1 FROM auth.users u WHERE u.id = a.user_id AND u.status = 'active')
 `
 
-func (q *Queries) CloseAccount(ctx context.Context, userID uuid.UUID) error {
-	_, err := q.db.Exec(ctx, closeAccount, userID)
-	return err
+// CloseAccount compensates OpenAccount; the account of a user who has become
+// active is kept.
+func (q *Queries) CloseAccount(ctx context.Context, userID uuid.UUID) (int64, error) {
+	result, err := q.db.Exec(ctx, closeAccount, userID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const creditAccount = `-- name: CreditAccount :one

@@ -21,6 +21,15 @@ type AuthUser struct {
 	ActivatedAt  *time.Time `json:"activated_at"`
 }
 
+type ChatDeadLetter struct {
+	RoomID    uuid.UUID `json:"room_id"`
+	Seq       int64     `json:"seq"`
+	MessageID uuid.UUID `json:"message_id"`
+	Payload   []byte    `json:"payload"`
+	Reason    string    `json:"reason"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
 type ChatFriend struct {
 	UserID    uuid.UUID `json:"user_id"`
 	FriendID  uuid.UUID `json:"friend_id"`
@@ -42,6 +51,7 @@ type ChatMessage struct {
 	ClientMsgID string    `json:"client_msg_id"`
 	Body        string    `json:"body"`
 	SentAt      time.Time `json:"sent_at"`
+	Kind        string    `json:"kind"`
 }
 
 type ChatProfile struct {
@@ -52,6 +62,11 @@ type ChatProfile struct {
 	CreatedAt     time.Time `json:"created_at"`
 }
 
+type ChatPublishCursor struct {
+	RoomID       uuid.UUID `json:"room_id"`
+	PublishedSeq int64     `json:"published_seq"`
+}
+
 type ChatRoom struct {
 	ID            uuid.UUID  `json:"id"`
 	Name          string     `json:"name"`
@@ -59,6 +74,7 @@ type ChatRoom struct {
 	CreatedAt     time.Time  `json:"created_at"`
 	LastSeq       int64      `json:"last_seq"`
 	LastMessageAt *time.Time `json:"last_message_at"`
+	PersistedSeq  int64      `json:"persisted_seq"`
 }
 
 type CustomerAccount struct {

@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=bench/results
-mkdir -p "$OUT" .data/logs
+LOGS=${CHATFLOW_DATA:-.data}/logs
+mkdir -p "$OUT" "$LOGS"
 make -s services >/dev/null
 go build -o bin/chatflow ./cmd/chatflow
 
@@ -16,10 +17,10 @@ trap cleanup EXIT
 
 start_system() { # nodes bcrypt_cost
   cleanup; pids=()
-  LOG_LEVEL=warn NODE_ID=bench-worker bin/chatflow worker >.data/logs/bench-worker.log 2>&1 & pids+=($!)
+  LOG_LEVEL=warn NODE_ID=bench-worker bin/chatflow worker >"$LOGS/bench-worker.log" 2>&1 & pids+=($!)
   for i in $(seq 1 "$1"); do
     HTTP_ADDR=127.0.0.1:$((18180 + i)) NODE_ID=bench-api$i BCRYPT_COST=$2 LOG_LEVEL=warn \
-      bin/chatflow api >.data/logs/bench-api$i.log 2>&1 & pids+=($!)
+      bin/chatflow api >"$LOGS/bench-api$i.log" 2>&1 & pids+=($!)
   done
   for i in $(seq 1 "$1"); do
     for _ in $(seq 100); do curl -fs "127.0.0.1:$((18180 + i))/readyz" >/dev/null && break; sleep 0.2; done

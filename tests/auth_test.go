@@ -16,7 +16,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/chatflow/chatflow"
-	"github.com/chatflow/chatflow/api"
 	"github.com/chatflow/chatflow/internal/testenv"
 	"github.com/chatflow/chatflow/token"
 )
@@ -74,7 +73,7 @@ func mint(t testing.TB, method jwt.SigningMethod, key any, userID string, iat, e
 func TestAuthLogin(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	u := n.SignUp(t, "au")
 
 	r, p := login(t, n, u.Username, u.Password)
@@ -98,7 +97,7 @@ func TestAuthLogin(t *testing.T) {
 
 func TestAuthLoginBeforeActivation(t *testing.T) {
 	env := testenv.Open(t)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	ctx := context.Background()
 
 	// A user whose saga has done step 1 (credentials, pending) but not step 5.
@@ -130,7 +129,7 @@ func TestAuthLoginBeforeActivation(t *testing.T) {
 func TestAuthMe(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	u := n.SignUp(t, "aume")
 
 	var me meJSON
@@ -149,7 +148,7 @@ func TestAuthMe(t *testing.T) {
 func TestAuthRefreshRotation(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	u := n.SignUp(t, "aurot")
 
 	r1, p1 := refresh(t, n, u.Refresh)
@@ -189,7 +188,7 @@ func TestAuthRefreshRotation(t *testing.T) {
 func TestAuthRefreshSingleUse(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	u := n.SignUp(t, "ausu")
 
 	if r, _ := refresh(t, n, u.Refresh); r.Status != 200 {
@@ -213,7 +212,7 @@ func TestAuthRefreshSingleUse(t *testing.T) {
 func TestAuthLogout(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	u := n.SignUp(t, "aulo")
 	other := u
 	n.Login(t, &other) // a second session of the same user
@@ -247,7 +246,7 @@ func TestAuthLogout(t *testing.T) {
 func TestAuthBadTokens(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	u := n.SignUp(t, "aubad")
 	key := []byte(testenv.Secret)
 	now := time.Now()
@@ -330,9 +329,9 @@ func acctHTTPRequest(n *testenv.Node, method, path, authz string) (acctResp, err
 func TestAuthAdmin(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	plain, boss := n.SignUp(t, "auusr"), n.SignUp(t, "auadm")
-	an := env.StartNode(t, api.Config{AdminUsernames: []string{boss.Username}})
+	an := env.StartNode(t, testenv.NodeConfig{AdminUsernames: []string{boss.Username}})
 
 	for _, path := range []string{"/api/v1/admin/stats", "/api/v1/admin/signups"} {
 		r := acctCall(t, n, "GET", path, plain.Access, nil, nil)
@@ -425,8 +424,8 @@ func TestAuthAdmin(t *testing.T) {
 func TestAuthLogoutClosesSessionSockets(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n1 := env.StartNode(t, api.Config{})
-	n2 := env.StartNode(t, api.Config{})
+	n1 := env.StartNode(t, testenv.NodeConfig{})
+	n2 := env.StartNode(t, testenv.NodeConfig{})
 	u := n1.SignUp(t, "aloc")
 	other := u
 	n1.Login(t, &other) // a second session (another device)

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatflow/chatflow/api"
 	"github.com/chatflow/chatflow/internal/testenv"
 )
 
@@ -20,7 +19,7 @@ func TestChatDurabilityWorkerRestart(t *testing.T) {
 	env := testenv.Open(t)
 	stop := env.Worker(t, nil)
 	node := "durable-" + testenv.Unique()
-	n := env.StartNode(t, api.Config{NodeID: node, WSSendRate: 100000, WSSendBurst: 100000})
+	n := env.StartNode(t, testenv.NodeConfig{NodeID: node, WSSendRate: 100000, WSSendBurst: 100000})
 	users := []testenv.User{n.SignUp(t, "wa"), n.SignUp(t, "wb")}
 	room := n.CreateRoom(t, users[0], users[1])
 	clients := []*wsClient{connect(t, n, users[0]), connect(t, n, users[1])}
@@ -116,7 +115,7 @@ func TestChatDurabilityWorkerRestart(t *testing.T) {
 func TestChatSlowReaderDisconnected(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{WSQueue: 8})
+	n := env.StartNode(t, testenv.NodeConfig{WSQueue: 8})
 	sender, fast, slow := n.SignUp(t, "ss"), n.SignUp(t, "sf"), n.SignUp(t, "sl")
 	room := n.CreateRoom(t, sender, fast, slow)
 	wf := connect(t, n, fast)

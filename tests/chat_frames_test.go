@@ -10,7 +10,6 @@ import (
 	"github.com/fasthttp/websocket"
 	"github.com/google/uuid"
 
-	"github.com/chatflow/chatflow/api"
 	"github.com/chatflow/chatflow/internal/testenv"
 )
 
@@ -42,7 +41,7 @@ func expectError(t *testing.T, c *wsClient, code, ref, what string) testenv.Fram
 func TestChatBadFrames(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	a, b, c := n.SignUp(t, "fa"), n.SignUp(t, "fb"), n.SignUp(t, "fc")
 	room := n.CreateRoom(t, a, b)
 	wa, wc := connect(t, n, a), connect(t, n, c)
@@ -152,7 +151,7 @@ func TestChatBadFrames(t *testing.T) {
 func TestChatRateLimit(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{WSSendRate: 5, WSSendBurst: 5})
+	n := env.StartNode(t, testenv.NodeConfig{WSSendRate: 5, WSSendBurst: 5})
 	a, b := n.SignUp(t, "la"), n.SignUp(t, "lb")
 	room := n.CreateRoom(t, a, b)
 	wa := connect(t, n, a)
@@ -193,7 +192,7 @@ func TestChatHistoryAPI(t *testing.T) {
 	const total = 120
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{WSSendRate: 10000, WSSendBurst: 10000})
+	n := env.StartNode(t, testenv.NodeConfig{WSSendRate: 10000, WSSendBurst: 10000})
 	a, b, c := n.SignUp(t, "ha"), n.SignUp(t, "hb"), n.SignUp(t, "hc")
 	room := n.CreateRoom(t, a, b)
 	wa := connect(t, n, a)
@@ -271,7 +270,7 @@ func TestChatHistoryAPI(t *testing.T) {
 func TestChatRESTSend(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	a, b, c := n.SignUp(t, "pa"), n.SignUp(t, "pb"), n.SignUp(t, "pc")
 	room := n.CreateRoom(t, a, b)
 	wb := connect(t, n, b)

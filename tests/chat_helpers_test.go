@@ -196,7 +196,7 @@ func (c *wsClient) collectSeqs(room string, want int, timeout time.Duration) []i
 	for len(seqs) < want {
 		f, err := c.next(time.Until(deadline), msgIn(room))
 		if err != nil {
-			c.t.Fatalf("%s: got %d of %d messages: %v", c.name, len(seqs), want, err)
+			c.t.Fatalf("%s: got %d of %d messages %v: %v", c.name, len(seqs), want, seqs, err)
 		}
 		seqs = append(seqs, f.Int("seq"))
 	}

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
-	"github.com/chatflow/chatflow/api"
 	"github.com/chatflow/chatflow/internal/testenv"
 )
 
@@ -15,7 +15,7 @@ import (
 func TestChatMetricsScrape(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	a, b := n.SignUp(t, "ma"), n.SignUp(t, "mb")
 	room := n.CreateRoom(t, a, b)
 	var wg sync.WaitGroup
@@ -43,6 +43,11 @@ func TestChatMetricsScrape(t *testing.T) {
 		if !strings.Contains(k, `method="GET"`) && !strings.Contains(k, `method="POST"`) {
 			t.Fatalf("request metric with a corrupted method label: %s", k)
 		}
+	}
+	// acks come from the log; the batches follow within a linger
+	for deadline := time.Now().Add(10 * time.Second); m["chatflow_batch_messages_sum"] < 60 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		m, _ = metrics(t, n)
 	}
 	if m["chatflow_batch_messages_sum"] != 60 || m["chatflow_batch_messages_count"] < 1 {
 		t.Fatalf("batch metric: %v messages in %v batches, want 60", m["chatflow_batch_messages_sum"], m["chatflow_batch_messages_count"])

@@ -11,9 +11,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/chatflow/chatflow/activities"
+	"github.com/chatflow/chatflow"
 
-	"github.com/chatflow/chatflow/api"
 	"github.com/chatflow/chatflow/internal/testenv"
 )
 
@@ -27,7 +26,7 @@ func TestChatConcurrentSendersOrdering(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
 	node := "order-" + testenv.Unique()
-	n := env.StartNode(t, api.Config{NodeID: node})
+	n := env.StartNode(t, testenv.NodeConfig{NodeID: node})
 	users := make([]testenv.User, senders)
 	for i := range users {
 		users[i] = n.SignUp(t, fmt.Sprintf("o%d", i))
@@ -197,7 +196,7 @@ func assertBatched(t *testing.T, env *testenv.Env, n *testenv.Node, node, room s
 			if err != nil {
 				t.Fatalf("history of %s: %v", id, err)
 			}
-			var batch activities.MessageBatch
+			var batch chatflow.MessageBatch
 			if err := converter.GetDefaultDataConverter().FromPayloads(ev.GetWorkflowExecutionStartedEventAttributes().GetInput(), &batch); err != nil {
 				t.Fatalf("input of %s: %v", id, err)
 			}
@@ -239,7 +238,7 @@ func assertBatched(t *testing.T, env *testenv.Env, n *testenv.Node, node, room s
 func TestChatDedupe(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	a, b := n.SignUp(t, "da"), n.SignUp(t, "db")
 	room := n.CreateRoom(t, a, b)
 	wa, wb := connect(t, n, a), connect(t, n, b)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/chatflow/chatflow/api"
 	"github.com/chatflow/chatflow/internal/testenv"
 )
 
@@ -49,7 +48,7 @@ func listRooms(t *testing.T, n *testenv.Node, u testenv.User) []roomJSON {
 func TestChatRoomsREST(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	a, b, c, d := n.SignUp(t, "ra"), n.SignUp(t, "rb"), n.SignUp(t, "rc"), n.SignUp(t, "rd")
 
 	// create: 201, creator is a member, members listed, last_seq 0
@@ -229,7 +228,7 @@ func TestChatRoomsREST(t *testing.T) {
 func TestChatInviteWithoutCachedMembers(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	a, b, c := n.SignUp(t, "ia"), n.SignUp(t, "ib"), n.SignUp(t, "ic")
 	room := n.CreateRoom(t, a, b)
 	if err := env.Redis.Del(context.Background(), "{r:"+room+"}:m").Err(); err != nil {
@@ -253,7 +252,7 @@ func TestChatInviteWithoutCachedMembers(t *testing.T) {
 func TestChatReadMarkerEvents(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	a, b := n.SignUp(t, "rmea"), n.SignUp(t, "rmeb")
 	room := n.CreateRoom(t, a, b)
 	for i := 1; i <= 3; i++ {
@@ -289,7 +288,7 @@ func TestChatReadMarkerEvents(t *testing.T) {
 func TestChatHistoryCursorPastEnd(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	a := n.SignUp(t, "hcpe")
 	room := n.CreateRoom(t, a)
 	if st := n.Call(t, "POST", "/api/v1/rooms/"+room+"/messages", a.Access, map[string]string{"client_msg_id": "m1", "body": "x"}, nil); st != 201 {

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chatflow/chatflow/api"
 	"github.com/chatflow/chatflow/internal/testenv"
 )
 
@@ -26,7 +25,7 @@ func get(t *testing.T, url string) (*http.Response, []byte) {
 // API description and its rendered page, and request ids.
 func TestOpsEndpoints(t *testing.T) {
 	env := testenv.Open(t)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 
 	if resp, _ := get(t, n.URL+"/healthz"); resp.StatusCode != 200 {
 		t.Fatalf("healthz: %d", resp.StatusCode)
@@ -70,7 +69,7 @@ func TestOpsEndpoints(t *testing.T) {
 // not ready, and says which dependency failed.
 func TestOpsReadyzReportsBrokenDependency(t *testing.T) {
 	env := testenv.Open(t)
-	n := env.StartNode(t, api.Config{KafkaBrokers: "127.0.0.1:1"})
+	n := env.StartNode(t, testenv.NodeConfig{KafkaBrokers: "127.0.0.1:1"})
 	resp, body := get(t, n.URL+"/readyz")
 	var ready struct {
 		Status string            `json:"status"`

@@ -22,7 +22,7 @@ func TestPersistBatchReplayAndCollision(t *testing.T) {
 	var suite testsuite.WorkflowTestSuite
 	aenv := suite.NewTestActivityEnvironment()
 	aenv.RegisterActivity(acts)
-	persist := func(b activities.MessageBatch) (int64, error) {
+	persist := func(b chatflow.MessageBatch) (int64, error) {
 		v, err := aenv.ExecuteActivity(acts.PersistMessages, b)
 		if err != nil {
 			return 0, err
@@ -35,7 +35,7 @@ func TestPersistBatchReplayAndCollision(t *testing.T) {
 		return chatflow.Message{MessageID: uuid.Must(uuid.NewV7()).String(), RoomID: room.String(), Seq: seq,
 			SenderID: sender.String(), ClientMsgID: cmid, Body: "b", SentAt: time.Now().UTC()}
 	}
-	first := activities.MessageBatch{Node: "t", Messages: []chatflow.Message{msg(1, "a"), msg(2, "b")}}
+	first := chatflow.MessageBatch{Node: "t", Messages: []chatflow.Message{msg(1, "a"), msg(2, "b")}}
 	if n, err := persist(first); err != nil || n != 2 {
 		t.Fatalf("first batch: %d rows, %v", n, err)
 	}
@@ -45,7 +45,7 @@ func TestPersistBatchReplayAndCollision(t *testing.T) {
 	if c := testutil.ToFloat64(acts.Metrics.SeqCollisions); c != 0 {
 		t.Fatalf("a replay counted as %v collisions", c)
 	}
-	clash := activities.MessageBatch{Node: "t", Messages: []chatflow.Message{msg(2, "c"), msg(3, "d")}}
+	clash := chatflow.MessageBatch{Node: "t", Messages: []chatflow.Message{msg(2, "c"), msg(3, "d")}}
 	if n, err := persist(clash); err != nil || n != 1 {
 		t.Fatalf("clashing batch: %d rows, %v", n, err)
 	}

@@ -243,7 +243,7 @@ func findUserEvent(t testing.TB, brokers, typ, userID string, timeout time.Durat
 func TestSignupSagaCompletes(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	ctx := context.Background()
 
 	username := "sg_" + testenv.Unique()
@@ -361,12 +361,13 @@ func TestSignupFailureCompensates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := activities.SignupInput{
+	in := chatflow.SignupInput{
 		SignupID: uuid.NewString(), UserID: uuid.New(), Username: username, Email: username + "@example.test",
 		PasswordHash: string(hash), DisplayName: "Fail", RequestedAt: time.Now().UTC(),
 	}
+	// No execution timeout: the server would cut the compensations short.
 	run, err := env.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: workflows.SignupWorkflowID(username), TaskQueue: queue, WorkflowExecutionTimeout: 5 * time.Minute,
+		ID: workflows.SignupWorkflowID(username), TaskQueue: queue,
 	}, workflows.Signup, in)
 	if err != nil {
 		t.Fatal(err)
@@ -394,7 +395,7 @@ func TestSignupFailureCompensates(t *testing.T) {
 
 	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	var res workflows.SignupResult
+	var res chatflow.SignupResult
 	err = run.Get(wctx, &res)
 	if err == nil {
 		t.Fatalf("saga with a dead Kafka completed: %+v", res)
@@ -446,7 +447,7 @@ func TestSignupFailureCompensates(t *testing.T) {
 func TestSignupEmailTakenConcurrently(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	ctx := context.Background()
 
 	email := "shared_" + testenv.Unique() + "@example.test"
@@ -519,7 +520,7 @@ func TestSignupEmailTakenConcurrently(t *testing.T) {
 func TestSignupDuplicateUsernameConcurrently(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	ctx := context.Background()
 
 	username := "sgdup_" + testenv.Unique()
@@ -583,7 +584,7 @@ func TestSignupDuplicateUsernameConcurrently(t *testing.T) {
 func TestSignupNameFreedByFailure(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 
 	// The first attempt fails on step 1 because the email belongs to someone else.
 	owner := n.SignUp(t, "sgown")
@@ -595,7 +596,7 @@ func TestSignupNameFreedByFailure(t *testing.T) {
 	hash, _ := bcrypt.GenerateFromPassword([]byte("password-1234"), bcrypt.MinCost)
 	run, err := env.Temporal.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
 		ID: workflows.SignupWorkflowID(username), TaskQueue: testenv.SignupTaskQueue,
-	}, workflows.Signup, activities.SignupInput{
+	}, workflows.Signup, chatflow.SignupInput{
 		SignupID: uuid.NewString(), UserID: uuid.New(), Username: username, Email: owner.Email,
 		PasswordHash: string(hash), DisplayName: "x", RequestedAt: time.Now().UTC(),
 	})
@@ -631,7 +632,7 @@ func TestSignupNameFreedByFailure(t *testing.T) {
 // the status still answers (from the server's own record) instead of failing.
 func TestSignupStatusWithoutWorker(t *testing.T) {
 	env := testenv.Open(t)
-	n := env.StartNode(t, api.Config{SignupTaskQueue: "nobody-polls-" + testenv.Unique()})
+	n := env.StartNode(t, testenv.NodeConfig{SignupTaskQueue: "nobody-polls-" + testenv.Unique()})
 	username := "sgnw_" + testenv.Unique()
 	var started struct {
 		SignupID string `json:"signup_id"`
@@ -654,4 +655,268 @@ func TestSignupStatusWithoutWorker(t *testing.T) {
 		t.Fatalf("progress without a worker: %+v", p)
 	}
 	_ = env.Temporal.TerminateWorkflow(context.Background(), workflows.SignupWorkflowID(username), "", "test over")
+}
+
+// hangingPublisher never reaches a broker: every publish waits until its
+// activity gives up. A saga on it stays at step 4 with steps 1-3 written.
+type hangingPublisher struct{}
+
+func (hangingPublisher) Publish(ctx context.Context, _ ...events.Record) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// stuckSignupWorker serves the sign-up saga on its own task queue with a
+// publisher that hangs.
+func stuckSignupWorker(t *testing.T, env *testenv.Env) string {
+	t.Helper()
+	queue := "signup-stuck-" + testenv.Unique()
+	w := worker.New(env.Temporal, queue, worker.Options{})
+	w.RegisterWorkflow(workflows.Signup)
+	w.RegisterActivity(activities.New(env.Pool, hangingPublisher{}))
+	if err := w.Start(); err != nil {
+		t.Fatalf("start worker: %v", err)
+	}
+	t.Cleanup(w.Stop)
+	return queue
+}
+
+// signupStart posts a sign-up that must be accepted and returns its id.
+func signupStart(t *testing.T, n *testenv.Node, username, email string) string {
+	t.Helper()
+	var s struct {
+		SignupID string `json:"signup_id"`
+	}
+	if r := acctCall(t, n, "POST", "/api/v1/signup", "", signupBody(username, email), &s); r.Status != 202 {
+		t.Fatalf("sign-up %s <%s>: %d %s", username, email, r.Status, r.Body)
+	}
+	return s.SignupID
+}
+
+// TestSignupFreedAfterFailedSignup: a sign-up that fails (through the API,
+// on a worker whose Kafka is dead) compensates, reports failed, and leaves
+// its username and email free for the next sign-up, which completes.
+func TestSignupFreedAfterFailedSignup(t *testing.T) {
+	env := testenv.Open(t)
+	env.Worker(t, nil)
+	good := env.StartNode(t, testenv.NodeConfig{})
+	broken := env.StartNode(t, testenv.NodeConfig{SignupTaskQueue: brokenSignupWorker(t, env)})
+	ctx := context.Background()
+
+	username := "sgrel_" + testenv.Unique()
+	email := username + "@example.test"
+	first := signupStart(t, broken, username, email)
+	p := waitSignup(t, broken, first, 2*time.Minute)
+	if p.Status != chatflow.StatusFailed || p.Steps[3].Status != chatflow.StatusFailed {
+		t.Fatalf("sign-up with a dead Kafka ended %+v", p)
+	}
+	for i := range 3 {
+		if p.Steps[i].Status != chatflow.StatusCompensated {
+			t.Errorf("step %d = %+v, want compensated", i+1, p.Steps[i])
+		}
+	}
+	if u, pr, a := rowCounts(t, env, p.UserID); u+pr+a != 0 {
+		t.Errorf("rows left after the failed sign-up: users %d profiles %d accounts %d", u, pr, a)
+	}
+	// The failed status is final and cached like a completed one.
+	var cached signupProgress
+	raw, err := env.Redis.Get(ctx, api.SignupFinalKey(first)).Bytes()
+	if err != nil || json.Unmarshal(raw, &cached) != nil || cached.Status != chatflow.StatusFailed {
+		t.Errorf("final status of the failed sign-up not cached: %v %s", err, raw)
+	}
+
+	second := signupStart(t, good, username, email)
+	p2 := waitSignup(t, good, second, time.Minute)
+	if p2.Status != chatflow.StatusCompleted {
+		t.Fatalf("sign-up after the failed one ended %+v", p2)
+	}
+	var active int
+	if err := env.Pool.QueryRow(ctx, `SELECT count(*) FROM auth.users WHERE username = $1 AND email = $2 AND status = 'active'`, username, email).Scan(&active); err != nil {
+		t.Fatal(err)
+	}
+	if active != 1 {
+		t.Errorf("%d active users %s <%s>, want 1", active, username, email)
+	}
+}
+
+// TestSignupFreedAfterSagaEndedWithoutCompensating: a saga ended from outside
+// (one timed out, as sagas started with an execution timeout did; one
+// terminated) could not compensate and left pending rows that hold its
+// username and email. Once it has ended they hold nothing: the next sign-up
+// of that username, or with that email, removes them and completes.
+func TestSignupFreedAfterSagaEndedWithoutCompensating(t *testing.T) {
+	env := testenv.Open(t)
+	env.Worker(t, nil)
+	n := env.StartNode(t, testenv.NodeConfig{})
+	queue := stuckSignupWorker(t, env)
+	ctx := context.Background()
+	hash, err := bcrypt.GenerateFromPassword([]byte("password-1234"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// leave starts a saga that hangs at step 4, waits for steps 1-3's rows,
+	// ends it from outside (end nil: leaves it running) and checks the rows
+	// stayed behind.
+	leave := func(prefix string, end func(run client.WorkflowRun)) chatflow.SignupInput {
+		t.Helper()
+		username := prefix + "_" + testenv.Unique()
+		in := chatflow.SignupInput{
+			SignupID: uuid.NewString(), UserID: uuid.New(), Username: username, Email: username + "@example.test",
+			PasswordHash: string(hash), DisplayName: "Stale", RequestedAt: time.Now().UTC(),
+		}
+		opts := client.StartWorkflowOptions{ID: workflows.SignupWorkflowID(username), TaskQueue: queue}
+		if prefix == "sgto" {
+			opts.WorkflowExecutionTimeout = 4 * time.Second // what every sign-up used to run with (10 minutes)
+		}
+		run, err := env.Temporal.ExecuteWorkflow(ctx, opts, workflows.Signup, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if u, pr, a := rowCounts(t, env, in.UserID.String()); u == 1 && pr == 1 && a == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("saga %s never wrote steps 1-3", username)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if end == nil {
+			return in // left running
+		}
+		end(run)
+		desc, err := env.Temporal.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := desc.GetWorkflowExecutionInfo().GetStatus(); st == enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			t.Fatalf("saga %s still running", username)
+		}
+		if u, pr, a := rowCounts(t, env, in.UserID.String()); u+pr+a != 3 {
+			t.Fatalf("the ended saga %s left users %d profiles %d accounts %d, want one of each", username, u, pr, a)
+		}
+		return in
+	}
+	timedOut := leave("sgto", func(run client.WorkflowRun) {
+		if err := run.Get(ctx, nil); err == nil {
+			t.Fatalf("the stuck saga completed")
+		}
+	})
+	terminated := leave("sgterm", func(run client.WorkflowRun) {
+		if err := env.Temporal.TerminateWorkflow(ctx, run.GetID(), run.GetRunID(), "test: ended before it could compensate"); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	// The username of the timed-out saga, with a new email.
+	p := waitSignup(t, n, signupStart(t, n, timedOut.Username, "new_"+timedOut.Email), time.Minute)
+	if p.Status != chatflow.StatusCompleted {
+		t.Fatalf("sign-up of the timed-out saga's username ended %+v", p)
+	}
+	// The email of the terminated saga, with a new username.
+	other := "sgmail_" + testenv.Unique()
+	p2 := waitSignup(t, n, signupStart(t, n, other, terminated.Email), time.Minute)
+	if p2.Status != chatflow.StatusCompleted {
+		t.Fatalf("sign-up with the terminated saga's email ended %+v", p2)
+	}
+	// A saga started directly (no api pre-check) for the username of an
+	// ended one frees it itself: only an earlier run of its own workflow ID
+	// can have left pending credentials under that username.
+	direct := leave("sgdir", func(run client.WorkflowRun) {
+		if err := env.Temporal.TerminateWorkflow(ctx, run.GetID(), run.GetRunID(), "test: ended before it could compensate"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	run, err := env.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: workflows.SignupWorkflowID(direct.Username), TaskQueue: testenv.SignupTaskQueue,
+	}, workflows.Signup, chatflow.SignupInput{
+		SignupID: uuid.NewString(), UserID: uuid.New(), Username: direct.Username, Email: "new_" + direct.Email,
+		PasswordHash: string(hash), DisplayName: "Again", RequestedAt: time.Now().UTC(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := run.Get(wctx, nil); err != nil {
+		t.Fatalf("saga for the username of an ended saga: %v", err)
+	}
+	for _, in := range []chatflow.SignupInput{timedOut, terminated, direct} {
+		if u, pr, a := rowCounts(t, env, in.UserID.String()); u+pr+a != 0 {
+			t.Errorf("stale rows of %s still there: users %d profiles %d accounts %d", in.Username, u, pr, a)
+		}
+	}
+	// A username held by a running sign-up stays taken.
+	running := leave("sgrun", nil)
+	r := acctCall(t, n, "POST", "/api/v1/signup", "", signupBody(running.Username, "x_"+running.Email), nil)
+	wantProblem(t, "username of a running sign-up", r, 409, chatflow.ECodeUsernameTaken)
+	r = acctCall(t, n, "POST", "/api/v1/signup", "", signupBody("sgx_"+testenv.Unique(), running.Email), nil)
+	wantProblem(t, "email of a running sign-up", r, 409, chatflow.ECodeEmailTaken)
+	_ = env.Temporal.TerminateWorkflow(ctx, workflows.SignupWorkflowID(running.Username), "", "test over")
+}
+
+// TestSignupStatusServedFromCache: once a sign-up has ended, its status comes
+// from the final status recorded in Redis, not from a Temporal query or
+// history read per request.
+func TestSignupStatusServedFromCache(t *testing.T) {
+	env := testenv.Open(t)
+	env.Worker(t, nil)
+	n := env.StartNode(t, testenv.NodeConfig{})
+	ctx := context.Background()
+
+	username := "sgcache_" + testenv.Unique()
+	id := signupStart(t, n, username, username+"@example.test")
+	p := waitSignup(t, n, id, time.Minute)
+	if p.Status != chatflow.StatusCompleted {
+		t.Fatalf("sign-up ended %+v", p)
+	}
+
+	raw, err := env.Redis.Get(ctx, api.SignupFinalKey(id)).Bytes()
+	if err != nil {
+		t.Fatalf("no cached final status under %s: %v", api.SignupFinalKey(id), err)
+	}
+	var cached signupProgress
+	if err := json.Unmarshal(raw, &cached); err != nil {
+		t.Fatal(err)
+	}
+	answer := func(query string) string {
+		t.Helper()
+		r := acctCall(t, n, "GET", "/api/v1/signup/"+id+query, "", nil, nil)
+		if r.Status != 200 {
+			t.Fatalf("status%s: %d %s", query, r.Status, r.Body)
+		}
+		var v signupProgress
+		if err := json.Unmarshal(r.Body, &v); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := json.Marshal(v)
+		return string(out)
+	}
+	want, _ := json.Marshal(cached)
+	if got := answer(""); got != string(want) {
+		t.Errorf("answer %s, cached %s", got, want)
+	}
+	if ttl := env.Redis.TTL(ctx, api.SignupFinalKey(id)).Val(); ttl <= 0 {
+		t.Errorf("cached status has no expiry (ttl %v)", ttl)
+	}
+
+	// The answer comes from that record, not from Temporal: a marker put
+	// into the record shows up in the answer, long poll or not, at once.
+	cached.Error = "marker " + testenv.Unique()
+	marked, _ := json.Marshal(cached)
+	if err := env.Redis.Set(ctx, api.SignupFinalKey(id), marked, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if got := answer("?wait=5s"); got != string(marked) {
+		t.Errorf("answer %s, want the cached record %s", got, marked)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("an ended sign-up's long poll took %v", d)
+	}
+	if got := answer(""); got != string(marked) {
+		t.Errorf("answer %s, want the cached record %s", got, marked)
+	}
 }

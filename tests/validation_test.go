@@ -14,7 +14,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chatflow/chatflow"
-	"github.com/chatflow/chatflow/api"
 	"github.com/chatflow/chatflow/internal/testenv"
 )
 
@@ -42,7 +41,7 @@ func runBadCases(t *testing.T, n *testenv.Node, tok string, cases []badCase) {
 func TestValidationProblems(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	u := n.SignUp(t, "va")
 
 	// A real, known sign-up id for the bad-wait cases.
@@ -178,7 +177,7 @@ func TestValidationProblems(t *testing.T) {
 // A group-level auth middleware would turn these into 401s.
 func TestValidationUnknownRouteAnonymous(t *testing.T) {
 	env := testenv.Open(t)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	for _, c := range []struct{ method, path string }{
 		{"GET", "/api/v1/nope"}, {"DELETE", "/api/v1/signup"}, {"PUT", "/api/v1/auth/login"},
 	} {
@@ -208,7 +207,7 @@ func balanceOf(t testing.TB, n *testenv.Node, u testenv.User) int64 {
 func TestAccountDeposits(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	u := n.SignUp(t, "vadep")
 
 	var tx txJSON
@@ -309,7 +308,7 @@ func TestAccountDeposits(t *testing.T) {
 func TestAccountLedgerPaging(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	u := n.SignUp(t, "valed")
 
 	const N = 7
@@ -394,7 +393,7 @@ func TestAccountLedgerPaging(t *testing.T) {
 func TestProfileUpdate(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	u := n.SignUp(t, "vaprof")
 
 	var v struct {
@@ -434,7 +433,7 @@ func TestProfileUpdate(t *testing.T) {
 func TestUserSearchAndFriends(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, api.Config{})
+	n := env.StartNode(t, testenv.NodeConfig{})
 	prefix := "vs" + testenv.Unique()[:8]
 	a, b := n.SignUp(t, prefix), n.SignUp(t, prefix)
 	outsider := n.SignUp(t, "vsout")

@@ -63,6 +63,22 @@ func New(cfg Config, rdb redis.UniversalClient) *Service {
 	return &Service{cfg: cfg, rdb: rdb, now: time.Now}
 }
 
+// MinSecretLen is the shortest HS256 key accepted.
+const MinSecretLen = 32
+
+// DefaultConfig has every setting but the secret, which a deployment must provide.
+func DefaultConfig() Config {
+	return Config{Issuer: "chatflow", Audience: "chatflow-clients", AccessTTL: 15 * time.Minute, RefreshTTL: 30 * 24 * time.Hour}
+}
+
+// Validate refuses a configuration that would make tokens forgeable.
+func (c Config) Validate() error {
+	if len(c.Secret) < MinSecretLen {
+		return fmt.Errorf("JWT secret must be at least %d bytes", MinSecretLen)
+	}
+	return nil
+}
+
 // Keys share the family as a hash tag so the rotation script touches one Redis Cluster slot.
 func refreshKey(fid, jti string) string  { return "rt:{" + fid + "}:" + jti }
 func familyRevokedKey(fid string) string { return "rtf:{" + fid + "}" }

@@ -32,7 +32,7 @@ func testRedis(t *testing.T) *redis.Client {
 	t.Helper()
 	addr := os.Getenv("REDIS_ADDR")
 	if addr == "" {
-		addr = "127.0.0.1:56379"
+		addr = "127.0.0.1:16379"
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

@@ -14,15 +14,15 @@ import (
 	"github.com/chatflow/chatflow/workflows"
 )
 
-func batchOf(n int) activities.MessageBatch {
-	b := activities.MessageBatch{Node: "n1"}
+func batchOf(n int) chatflow.MessageBatch {
+	b := chatflow.MessageBatch{Node: "n1"}
 	for i := 1; i <= n; i++ {
-		b.Messages = append(b.Messages, chatflow.Message{Seq: int64(i), Body: "m", SentAt: time.Unix(0, 0).UTC()})
+		b.Messages = append(b.Messages, chatflow.Message{RoomID: "r1", Seq: int64(i), Body: "m", SentAt: time.Unix(0, 0).UTC()})
 	}
 	return b
 }
 
-// TestPersistBatchWritesThenPublishes: Postgres first, Kafka second, the same batch to both.
+// TestPersistBatchWritesThenPublishes: Postgres first, then Kafka for the batch's rooms.
 func TestPersistBatchWritesThenPublishes(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
@@ -30,11 +30,11 @@ func TestPersistBatchWritesThenPublishes(t *testing.T) {
 	env.RegisterActivity(a)
 	var order []string
 	in := batchOf(3)
-	env.OnActivity(a.PersistMessages, mock.Anything, in).Return(func(_ context.Context, b activities.MessageBatch) (int64, error) {
+	env.OnActivity(a.PersistMessages, mock.Anything, in).Return(func(_ context.Context, b chatflow.MessageBatch) (int64, error) {
 		order = append(order, "persist")
 		return int64(len(b.Messages)), nil
 	})
-	env.OnActivity(a.PublishMessages, mock.Anything, in).Return(func(_ context.Context, b activities.MessageBatch) error {
+	env.OnActivity(a.PublishRooms, mock.Anything, []string{"r1"}).Return(func(_ context.Context, rooms []string) error {
 		order = append(order, "publish")
 		return nil
 	})
@@ -46,41 +46,87 @@ func TestPersistBatchWritesThenPublishes(t *testing.T) {
 	if err := env.GetWorkflowResult(&res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Inserted != 3 {
-		t.Fatalf("inserted %d, want 3", res.Inserted)
+	if res.Inserted != 3 || res.PublishDeferred {
+		t.Fatalf("result %+v, want 3 inserted and published", res)
 	}
 	if len(order) != 2 || order[0] != "persist" || order[1] != "publish" {
 		t.Fatalf("order %v, want [persist publish]", order)
 	}
 }
 
-// TestPersistBatchRetriesUntilDurable: acknowledged messages must never be
-// dropped, so transient failures of either step are retried, not surfaced.
-func TestPersistBatchRetriesUntilDurable(t *testing.T) {
+// TestPersistBatchOutlivesLongOutage: a Postgres outage far past the old
+// 23 s cut-off (here 30 simulated minutes) is retried, never surfaced, and
+// the backoff between attempts stays bounded.
+func TestPersistBatchOutlivesLongOutage(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	var a *activities.Activities
 	env.RegisterActivity(a)
-	persistCalls, publishCalls := 0, 0
-	env.OnActivity(a.PersistMessages, mock.Anything, mock.Anything).Return(func(_ context.Context, b activities.MessageBatch) (int64, error) {
-		persistCalls++
-		if persistCalls < 4 {
+	var calls []time.Time
+	outageEnds := env.Now().Add(30 * time.Minute)
+	env.OnActivity(a.PersistMessages, mock.Anything, mock.Anything).Return(func(_ context.Context, b chatflow.MessageBatch) (int64, error) {
+		calls = append(calls, env.Now())
+		if env.Now().Before(outageEnds) {
 			return 0, errors.New("postgres unavailable")
 		}
 		return int64(len(b.Messages)), nil
 	})
-	env.OnActivity(a.PublishMessages, mock.Anything, mock.Anything).Return(func(_ context.Context, b activities.MessageBatch) error {
-		publishCalls++
-		if publishCalls < 3 {
-			return errors.New("kafka unavailable")
-		}
-		return nil
-	})
+	env.OnActivity(a.PublishRooms, mock.Anything, mock.Anything).Return(nil)
 	env.ExecuteWorkflow(workflows.PersistBatch, batchOf(2))
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatalf("batch failed instead of retrying: %v", err)
 	}
-	if persistCalls != 4 || publishCalls != 3 {
-		t.Fatalf("persist called %d times (want 4), publish %d (want 3)", persistCalls, publishCalls)
+	if len(calls) < 150 {
+		t.Fatalf("only %d attempts over a 30-minute outage", len(calls))
+	}
+	for i := 1; i < len(calls); i++ {
+		if gap := calls[i].Sub(calls[i-1]); gap > 11*time.Second {
+			t.Fatalf("attempt %d waited %v after the previous one; backoff must stay bounded", i, gap)
+		}
+	}
+}
+
+// TestPersistBatchKafkaDoesNotBlock: a Kafka failure leaves publishing to
+// the reconciler; the batch (already in Postgres) completes.
+func TestPersistBatchKafkaDoesNotBlock(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	var a *activities.Activities
+	env.RegisterActivity(a)
+	env.OnActivity(a.PersistMessages, mock.Anything, mock.Anything).Return(int64(2), nil)
+	publishCalls := 0
+	env.OnActivity(a.PublishRooms, mock.Anything, mock.Anything).Return(func(context.Context, []string) error {
+		publishCalls++
+		return errors.New("kafka unavailable")
+	})
+	env.ExecuteWorkflow(workflows.PersistBatch, batchOf(2))
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatalf("batch failed on Kafka: %v", err)
+	}
+	var res workflows.PersistResult
+	if err := env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	if !res.PublishDeferred || publishCalls != 1 {
+		t.Fatalf("result %+v after %d publish calls; want deferred after one", res, publishCalls)
+	}
+}
+
+// TestReconcileRunsOnePass: the scheduled workflow runs the reconciler
+// activity and reports its result.
+func TestReconcileRunsOnePass(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	var a *activities.Activities
+	env.RegisterActivity(a)
+	want := activities.ReconcileResult{Rooms: 2, Persisted: 7, Tombstones: 1}
+	env.OnActivity(a.Reconcile, mock.Anything).Return(want, nil)
+	env.ExecuteWorkflow(workflows.Reconcile)
+	var got activities.ReconcileResult
+	if err := env.GetWorkflowResult(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Fatalf("result %+v, want %+v", got, want)
 	}
 }

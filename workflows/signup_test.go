@@ -30,6 +30,7 @@ const (
 	actPublishUserCreated    = "PublishUserCreated"
 	actPublishUserRolledBack = "PublishUserRolledBack"
 	actActivateUser          = "ActivateUser"
+	actUserActive            = "UserActive"
 )
 
 // sagaSteps mirrors chatflow.SignupSteps: the forward activity of each step
@@ -51,11 +52,13 @@ type failFunc func(attempt int) error
 type sagaHarness struct {
 	t   *testing.T
 	env *testsuite.TestWorkflowEnvironment
-	in  activities.SignupInput
+	in  chatflow.SignupInput
 
 	mu       sync.Mutex
 	calls    []string
 	attempts map[string]int
+	// active is what the UserActive check answers.
+	active bool
 }
 
 // newSagaHarness mocks every activity; fail maps activity names to their
@@ -67,7 +70,7 @@ func newSagaHarness(t *testing.T, fail map[string]failFunc, slow ...map[string]t
 	h := &sagaHarness{
 		t:   t,
 		env: s.NewTestWorkflowEnvironment(),
-		in: activities.SignupInput{
+		in: chatflow.SignupInput{
 			SignupID:     "su-" + uuid.NewString(),
 			UserID:       uuid.New(),
 			Username:     "alice_" + uuid.NewString()[:8],
@@ -89,8 +92,8 @@ func newSagaHarness(t *testing.T, fail map[string]failFunc, slow ...map[string]t
 		}
 		return nil
 	}
-	withInput := func(name string) func(context.Context, activities.SignupInput) error {
-		return func(_ context.Context, got activities.SignupInput) error {
+	withInput := func(name string) func(context.Context, chatflow.SignupInput) error {
+		return func(_ context.Context, got chatflow.SignupInput) error {
 			assert.Equal(t, h.in, got, "%s argument", name)
 			return record(name)
 		}
@@ -125,6 +128,15 @@ func newSagaHarness(t *testing.T, fail map[string]failFunc, slow ...map[string]t
 	on(actPublishUserCreated, a.PublishUserCreated, withInput(actPublishUserCreated))
 	on(actPublishUserRolledBack, a.PublishUserRolledBack, withInput(actPublishUserRolledBack))
 	on(actActivateUser, a.ActivateUser, withUserID(actActivateUser))
+	on(actUserActive, a.UserActive, func(_ context.Context, got uuid.UUID) (bool, error) {
+		assert.Equal(t, h.in.UserID, got, "%s argument", actUserActive)
+		if err := record(actUserActive); err != nil {
+			return false, err
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.active, nil
+	})
 	return h
 }
 
@@ -177,9 +189,11 @@ func TestSignupSucceeds(t *testing.T) {
 	h.run()
 
 	require.NoError(t, h.env.GetWorkflowError())
-	var res SignupResult
+	var res chatflow.SignupResult
 	require.NoError(t, h.env.GetWorkflowResult(&res))
 	assert.Equal(t, h.in.UserID.String(), res.UserID)
+	require.NotNil(t, res.Progress, "the result carries the final progress")
+	assert.Equal(t, chatflow.StatusCompleted, res.Progress.Status)
 
 	assert.Equal(t, []string{
 		actCreateCredentials, actCreateProfile, actOpenAccount, actPublishUserCreated, actActivateUser,
@@ -282,7 +296,7 @@ func TestSignupRetryableFailureRecoversWithoutCompensation(t *testing.T) {
 	h.run()
 
 	require.NoError(t, h.env.GetWorkflowError())
-	var res SignupResult
+	var res chatflow.SignupResult
 	require.NoError(t, h.env.GetWorkflowResult(&res))
 	assert.Equal(t, h.in.UserID.String(), res.UserID)
 	assert.Equal(t, 2, h.attemptsOf(actOpenAccount))
@@ -373,4 +387,200 @@ func TestSignupCancelledCompensates(t *testing.T) {
 		"the completed steps are undone in reverse order")
 	assert.NotContains(t, got, actPublishUserCreated)
 	assert.NotContains(t, got, actActivateUser)
+}
+
+// The saga's table names the public steps, in order, and undoes every step
+// the tests' mirror says it undoes.
+func TestSignupStepTable(t *testing.T) {
+	steps := signupSteps(chatflow.SignupInput{})
+	require.Len(t, steps, len(chatflow.SignupSteps))
+	for i, st := range steps {
+		assert.Equal(t, chatflow.SignupSteps[i], st.name, "step %d", i)
+		assert.NotNil(t, st.do, "step %d has no action", i)
+		assert.Equal(t, sagaSteps[i].undo != "", st.undo != nil, "step %d (%s) undo", i, st.name)
+	}
+}
+
+// A step that failed without a verdict (its retries ran out) may have
+// committed on an attempt whose answer was lost; the database steps are
+// therefore undone too, first, before the steps that completed. The event is
+// not rolled back (no ack: nothing to retract), and the activation step is
+// checked instead (see TestSignupActivationThatTookEffectCompletes).
+func TestSignupUncertainFailureUndoesTheFailedStep(t *testing.T) {
+	for failAt := range sagaSteps {
+		failing := sagaSteps[failAt].do
+		t.Run(fmt.Sprintf("step%d_%s", failAt, failing), func(t *testing.T) {
+			h := newSagaHarness(t, map[string]failFunc{
+				failing: func(int) error { return errors.New("i/o timeout") },
+			})
+			h.run()
+
+			require.Error(t, h.env.GetWorkflowError())
+			require.EqualValues(t, SignupRetry.MaximumAttempts, h.attemptsOf(failing))
+			var want []string
+			for i := 0; i < failAt; i++ {
+				want = append(want, sagaSteps[i].do)
+			}
+			for range SignupRetry.MaximumAttempts {
+				want = append(want, failing)
+			}
+			if failing == actActivateUser {
+				want = append(want, actUserActive)
+			}
+			if failAt <= 2 { // credentials, profile, account
+				want = append(want, sagaSteps[failAt].undo)
+			}
+			for i := failAt - 1; i >= 0; i-- {
+				want = append(want, sagaSteps[i].undo)
+			}
+			assert.Equal(t, want, h.recorded())
+
+			p := h.progress()
+			assert.Equal(t, chatflow.StatusFailed, p.Status)
+			assert.Equal(t, chatflow.ECodeInternal, p.ErrorCode)
+			assert.Equal(t, "i/o timeout", p.Error)
+			for i, s := range p.Steps {
+				switch {
+				case i < failAt:
+					assert.Equal(t, chatflow.StatusCompensated, s.Status, "step %d", i)
+				case i == failAt:
+					assert.Equal(t, chatflow.StatusFailed, s.Status, "step %d", i)
+				default:
+					assert.Equal(t, chatflow.StatusPending, s.Status, "step %d", i)
+				}
+			}
+		})
+	}
+}
+
+// Activation is the pivot: when it fails without a verdict but the user
+// turns out active, an attempt committed and the saga has completed; nothing
+// is rolled back.
+func TestSignupActivationThatTookEffectCompletes(t *testing.T) {
+	h := newSagaHarness(t, map[string]failFunc{
+		actActivateUser: func(int) error { return errors.New("connection reset by peer") },
+	})
+	h.active = true
+	h.run()
+
+	require.NoError(t, h.env.GetWorkflowError())
+	var res chatflow.SignupResult
+	require.NoError(t, h.env.GetWorkflowResult(&res))
+	assert.Equal(t, h.in.UserID.String(), res.UserID)
+	got := h.recorded()
+	assert.Equal(t, actUserActive, got[len(got)-1])
+	for _, undo := range []string{actDeleteCredentials, actDeleteProfile, actCloseAccount, actPublishUserRolledBack} {
+		assert.NotContains(t, got, undo)
+	}
+	p := h.progress()
+	assert.Equal(t, chatflow.StatusCompleted, p.Status)
+	for i, s := range p.Steps {
+		assert.Equal(t, chatflow.StatusCompleted, s.Status, "step %d (%s)", i, s.Name)
+	}
+}
+
+// A compensation is retried for as long as it takes: here DeleteProfile
+// fails 59 times over half an hour of workflow time (beyond any activity or
+// workflow timeout the saga ever had, and beyond the test environment's cap
+// of 10 attempts per activity) and the saga still compensates fully, in
+// order, and ends.
+func TestSignupCompensationRetriesUntilDone(t *testing.T) {
+	const failures = 59
+	h := newSagaHarness(t, map[string]failFunc{
+		actActivateUser: func(int) error { return temporal.NewNonRetryableApplicationError("activation refused", "", nil) },
+		actDeleteProfile: func(attempt int) error {
+			if attempt <= failures {
+				return errors.New("profile store unavailable")
+			}
+			return nil
+		},
+	})
+	start := h.env.Now()
+	h.run()
+
+	werr := h.env.GetWorkflowError()
+	require.Error(t, werr)
+	var app *temporal.ApplicationError
+	require.True(t, errors.As(werr, &app))
+	assert.Equal(t, "activation refused", app.Message(), "the compensation's eventual success leaves no error behind")
+
+	assert.Equal(t, failures+1, h.attemptsOf(actDeleteProfile))
+	elapsed := h.env.Now().Sub(start)
+	assert.Greater(t, elapsed, 20*time.Minute, "the retries span a long outage (workflow time %v)", elapsed)
+
+	got := h.recorded()
+	var undos []string
+	for _, c := range got {
+		if c == actPublishUserRolledBack || c == actCloseAccount || c == actDeleteProfile || c == actDeleteCredentials {
+			if len(undos) == 0 || undos[len(undos)-1] != c {
+				undos = append(undos, c)
+			}
+		}
+	}
+	assert.Equal(t, []string{actPublishUserRolledBack, actCloseAccount, actDeleteProfile, actDeleteCredentials}, undos,
+		"compensations in reverse; credentials go only after the profile is gone")
+
+	p := h.progress()
+	assert.Equal(t, chatflow.StatusFailed, p.Status)
+	assert.Equal(t, "activation refused", p.Error)
+	assert.Equal(t, []string{
+		chatflow.StatusCompensated, chatflow.StatusCompensated, chatflow.StatusCompensated,
+		chatflow.StatusCompensated, chatflow.StatusFailed,
+	}, stepStatuses(p))
+}
+
+// Compensations that give up (non-retryable errors) do not stop the others;
+// their errors are collected and reported in the progress and the failure,
+// next to the error that failed the saga.
+func TestSignupCompensationErrorsCollected(t *testing.T) {
+	h := newSagaHarness(t, map[string]failFunc{
+		actActivateUser: func(int) error { return temporal.NewNonRetryableApplicationError("activation refused", "", nil) },
+		actDeleteProfile: func(int) error {
+			return temporal.NewNonRetryableApplicationError("profile is referenced", "", nil)
+		},
+		actCloseAccount: func(int) error {
+			return temporal.NewNonRetryableApplicationError("account has a balance", "", nil)
+		},
+	})
+	h.run()
+
+	assert.Equal(t, []string{
+		actCreateCredentials, actCreateProfile, actOpenAccount, actPublishUserCreated, actActivateUser,
+		actPublishUserRolledBack, actCloseAccount, actDeleteProfile, actDeleteCredentials,
+	}, h.recorded())
+
+	wantErr := "activation refused\nundo " + chatflow.StepAccount + ": account has a balance\nundo " + chatflow.StepProfile + ": profile is referenced"
+	p := h.progress()
+	assert.Equal(t, chatflow.StatusFailed, p.Status)
+	assert.Equal(t, wantErr, p.Error)
+	assert.Equal(t, chatflow.ECodeInternal, p.ErrorCode)
+	assert.Equal(t, []string{
+		chatflow.StatusCompensated, chatflow.StatusCompensationFailed, chatflow.StatusCompensationFailed,
+		chatflow.StatusCompensated, chatflow.StatusFailed,
+	}, stepStatuses(p))
+	assert.Equal(t, "undo: profile is referenced", p.Steps[1].Error)
+	assert.Equal(t, "undo: account has a balance", p.Steps[2].Error)
+	assert.Equal(t, "activation refused", p.Steps[4].Error)
+
+	werr := h.env.GetWorkflowError()
+	require.Error(t, werr)
+	var app *temporal.ApplicationError
+	require.True(t, errors.As(werr, &app))
+	assert.Equal(t, wantErr, app.Message())
+	var fp chatflow.SignupProgress
+	require.NoError(t, app.Details(&fp))
+	assert.Equal(t, p, fp, "the failure carries the same final progress")
+}
+
+// The Web UI details name every step with its status and the errors.
+func TestSignupProgressDetails(t *testing.T) {
+	p := chatflow.SignupProgress{SignupID: "s1", Status: chatflow.StatusFailed, Error: "boom\nundo x: y", Steps: []chatflow.StepStatus{
+		{Name: chatflow.StepCredentials, Status: chatflow.StatusCompensated},
+		{Name: chatflow.StepProfile, Status: chatflow.StatusCompensationFailed, Error: "undo: y"},
+	}}
+	d := progressDetails(p)
+	assert.Contains(t, d, "**sign-up s1**: failed")
+	assert.Contains(t, d, "1. `"+chatflow.StepCredentials+"` — compensated")
+	assert.Contains(t, d, "2. `"+chatflow.StepProfile+"` — compensation_failed (undo: y)")
+	assert.Contains(t, d, "error: boom; undo x: y")
 }

@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -20,22 +19,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redis/go-redis/v9"
-	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
-
-	"github.com/chatflow/chatflow/activities"
-	"github.com/chatflow/chatflow/api"
 	"github.com/chatflow/chatflow/events"
+	"github.com/chatflow/chatflow/internal/app"
 	"github.com/chatflow/chatflow/postgres"
-	"github.com/chatflow/chatflow/token"
-	"github.com/chatflow/chatflow/workers"
 )
 
 func main() {
@@ -52,17 +39,19 @@ func main() {
 	var err error
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
 	case "api":
-		err = run(ctx, true, false)
+		err = run(ctx, app.Roles{API: true})
 	case "worker":
-		err = run(ctx, false, true)
+		err = run(ctx, app.Roles{Worker: true})
 	case "dev":
-		err = run(ctx, true, true)
+		err = run(ctx, app.Roles{API: true, Worker: true})
 	case "migrate":
 		err = migrate(ctx)
 	case "kafka-broker":
 		err = kafkaBroker(ctx, args)
 	case "bench":
 		err = runBench(ctx, args)
+	case "chaos":
+		err = runChaos(ctx, args)
 	case "-h", "--help", "help":
 		usage()
 	default:
@@ -86,6 +75,7 @@ commands:
   migrate       apply database migrations
   kafka-broker  run the Kafka-protocol dev broker (-addr, -data-dir)
   bench         drive a running system with load (see: chatflow bench -h)
+  chaos         fault suite on its own services and ports (see: chatflow chaos -h, RELIABILITY.md)
 
 configuration comes from the environment; see README.md.
 `)
@@ -102,121 +92,23 @@ func newLogger(level string) *slog.Logger {
 }
 
 // run starts the api node and/or the worker pools and blocks until a signal.
-func run(ctx context.Context, withAPI, withWorker bool) error {
+func run(ctx context.Context, roles app.Roles) error {
 	cfg, err := loadConfig()
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg.LogLevel)
-	pool, err := postgres.Open(ctx, cfg.DatabaseURL, cfg.PGMaxConns)
+	if roles.API && string(cfg.Token.Secret) == DevJWTSecret {
+		log.Warn("JWT_SECRET is the development default; set it in any shared environment")
+	}
+	m, err := app.Open(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	if err := postgres.Migrate(ctx, pool); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	tc, err := client.Dial(client.Options{
-		HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
-		Logger: tlog.NewStructuredLogger(log.With("component", "temporal")),
-	})
-	if err != nil {
-		return fmt.Errorf("temporal: %w", err)
-	}
-	defer tc.Close()
-
-	errc := make(chan error, 2)
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	workerDone := make(chan struct{})
-	var acts *activities.Activities
-	if withWorker {
-		pub := events.NewPublisher(cfg.KafkaBrokers)
-		defer pub.Close()
-		acts = activities.New(pool, pub)
-		if !withAPI {
-			go serveWorkerMetrics(cfg.MetricsAddr, acts.Metrics, log)
-		}
-		ws := workers.New(tc, acts, workers.Options{
-			SignupConcurrency: cfg.SignupWorkers, MessagesConcurrency: cfg.MessageWorkers,
-		})
-		go func() {
-			defer close(workerDone)
-			if err := workers.Run(runCtx, ws); err != nil {
-				errc <- err
-			}
-		}()
-		log.Info("worker pools running", "temporal", cfg.TemporalAddress)
-	} else {
-		close(workerDone)
-	}
-	var srv *api.Server
-	if withAPI {
-		if cfg.JWTSecret == DevJWTSecret {
-			log.Warn("JWT_SECRET is the development default; set it in any shared environment")
-		}
-		rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, PoolSize: 256, MinIdleConns: 8})
-		defer rdb.Close()
-		if err := rdb.Ping(ctx).Err(); err != nil {
-			return fmt.Errorf("redis: %w", err)
-		}
-		srv = newServer(pool, rdb, tc, cfg, log)
-		if acts != nil {
-			srv.Register(acts.Metrics.Collectors()...)
-		}
-		srv.Start(runCtx)
-		go func() {
-			log.Info("api listening", "addr", cfg.HTTPAddr, "node", cfg.NodeID)
-			if err := srv.Listen(cfg.HTTPAddr); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- err
-			}
-		}()
-	}
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("signal received, stopping")
-	case runErr = <-errc:
-	}
-	// Order matters: the api flushes its pending batches into Temporal first,
-	// then the workers finish their in-flight activities, and only then do the
-	// Temporal client and the pools close (deferred above).
-	if srv != nil {
-		sctx, c := context.WithTimeout(context.Background(), 25*time.Second)
-		if err := srv.Shutdown(sctx); err != nil {
-			log.Error("api shutdown", "error", err)
-		}
-		c()
-	}
-	cancel()
-	<-workerDone
+	defer m.Close()
+	err = m.Run(ctx, roles)
 	log.Info("stopped")
-	return runErr
-}
-
-func newServer(pool *pgxpool.Pool, rdb redis.UniversalClient, tc client.Client, cfg Config, log *slog.Logger) *api.Server {
-	tokens := token.New(token.Config{
-		Secret: []byte(cfg.JWTSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
-		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL,
-	}, rdb)
-	return api.New(pool, rdb, tc, tokens, log, api.Config{
-		NodeID: cfg.NodeID, AdminUsernames: cfg.AdminUsernames, BcryptCost: cfg.BcryptCost,
-		BatchLinger: cfg.BatchLinger, BatchMax: cfg.BatchMax, BatchInflight: cfg.BatchInflight,
-		WSSendRate: cfg.WSRate, WSSendBurst: cfg.WSBurst, WSQueue: cfg.WSQueue, KafkaBrokers: cfg.KafkaBrokers,
-	})
-}
-
-// serveWorkerMetrics exposes a worker process's metrics for Prometheus.
-func serveWorkerMetrics(addr string, m *activities.Metrics, log *slog.Logger) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(m.Collectors()...)
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	log.Info("worker metrics", "addr", addr)
-	if err := http.ListenAndServe(addr, mux); err != nil {
-		log.Warn("worker metrics server", "error", err)
-	}
+	return err
 }
 
 func migrate(ctx context.Context) error {
@@ -235,7 +127,7 @@ func migrate(ctx context.Context) error {
 
 func kafkaBroker(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("kafka-broker", flag.ExitOnError)
-	addr := fs.String("addr", "127.0.0.1:59092", "listen address")
+	addr := fs.String("addr", "127.0.0.1:19092", "listen address")
 	dir := fs.String("data-dir", ".data/kafka", "directory where topics persist")
 	parts := fs.Int("partitions", 4, "partitions per topic")
 	_ = fs.Parse(args)

@@ -26,8 +26,8 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/chatflow/chatflow/activities"
-	"github.com/chatflow/chatflow/api"
 	"github.com/chatflow/chatflow/events"
+	"github.com/chatflow/chatflow/internal/app"
 	"github.com/chatflow/chatflow/postgres"
 	"github.com/chatflow/chatflow/token"
 	"github.com/chatflow/chatflow/workers"
@@ -66,6 +66,27 @@ var (
 	openErr error
 )
 
+// Config is the configuration of the test processes: the defaults of
+// `make dev`, service addresses from the environment, this binary's task
+// queues and the test key.
+func Config() app.Config {
+	c := app.DefaultConfig()
+	c.DatabaseURL = getenv("DATABASE_URL", c.DatabaseURL)
+	c.RedisAddr = getenv("REDIS_ADDR", c.RedisAddr)
+	c.TemporalAddress = getenv("TEMPORAL_ADDRESS", c.TemporalAddress)
+	c.KafkaBrokers = getenv("KAFKA_BROKERS", c.KafkaBrokers)
+	c.Token.Secret = []byte(Secret)
+	c.Token.RefreshTTL = time.Hour
+	c.API.SignupTaskQueue, c.Workers.SignupTaskQueue = SignupTaskQueue, SignupTaskQueue
+	c.Chat.MessagesTaskQueue, c.Workers.MessagesTaskQueue = MessagesTaskQueue, MessagesTaskQueue
+	c.API.BcryptCost = 4 // bcrypt.MinCost: tests exercise the flow, not the hash cost
+	// tests send one message at a time and wait for each ack: no company to wait for
+	c.Chat.BatchLinger = 5 * time.Millisecond
+	c.Workers.ReconcileEvery = 2 * time.Second
+	c.Activities.ReconcileAfter = 2 * time.Second
+	return c
+}
+
 // Open returns the shared connection to the services, migrating the schema
 // once per test binary.
 func Open(t testing.TB) *Env {
@@ -73,25 +94,26 @@ func Open(t testing.TB) *Env {
 	once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		e := &Env{KafkaBrokers: getenv("KAFKA_BROKERS", "127.0.0.1:59092")}
+		cfg := Config()
+		e := &Env{KafkaBrokers: cfg.KafkaBrokers}
 		level := slog.LevelWarn
 		if os.Getenv("TEST_LOG") != "" {
 			level = slog.LevelDebug
 		}
 		e.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-		e.Pool, openErr = postgres.Open(ctx, getenv("DATABASE_URL", "postgres://postgres@127.0.0.1:55432/chatflow?sslmode=disable"), 40)
+		e.Pool, openErr = postgres.Open(ctx, cfg.DatabaseURL, 40)
 		if openErr != nil {
 			return
 		}
 		if openErr = postgres.Migrate(ctx, e.Pool); openErr != nil {
 			return
 		}
-		e.Redis = redis.NewClient(&redis.Options{Addr: getenv("REDIS_ADDR", "127.0.0.1:56379"), PoolSize: 200})
+		e.Redis = redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, PoolSize: 200})
 		if openErr = e.Redis.Ping(ctx).Err(); openErr != nil {
 			return
 		}
 		e.Temporal, openErr = client.Dial(client.Options{
-			HostPort: getenv("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+			HostPort: cfg.TemporalAddress,
 			Logger:   tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 		})
 		if openErr != nil {
@@ -108,25 +130,29 @@ func Open(t testing.TB) *Env {
 	return shared
 }
 
-// Tokens returns a token service with the test key.
-func (e *Env) Tokens() *token.Service {
-	return token.New(token.Config{
-		Secret: []byte(Secret), Issuer: "chatflow", Audience: "chatflow-clients",
-		AccessTTL: 15 * time.Minute, RefreshTTL: time.Hour,
-	}, e.Redis)
+// Main is the app wiring of cmd/chatflow on the shared connections.
+func (e *Env) Main(cfg app.Config) *app.Main {
+	return &app.Main{Cfg: cfg, Log: e.Log, Pool: e.Pool, Redis: e.Redis, Temporal: e.Temporal}
 }
 
-// Worker runs the worker pools of this test binary on the given task queues
-// (empty: the real ones) until the test ends; it returns a stop function
-// for tests that kill a worker mid-load.
+// Tokens returns a token service with the test key.
+func (e *Env) Tokens() *token.Service { return token.New(Config().Token, e.Redis) }
+
+// Worker runs the worker pools of this test binary until the test ends
+// (pub nil: the real Kafka publisher); it returns a stop function for tests
+// that kill a worker mid-load.
 func (e *Env) Worker(t testing.TB, pub activities.Publisher) (stop func()) {
 	t.Helper()
-	if pub == nil {
-		p := events.NewPublisher(e.KafkaBrokers)
-		t.Cleanup(func() { p.Close() })
-		pub = p
+	ws := e.Workers(t, pub)
+	cfg := Config().Workers
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := workers.EnsureReconcileSchedule(ctx, e.Temporal, cfg); err != nil {
+		t.Fatalf("reconciler schedule: %v", err)
 	}
-	ws := workers.New(e.Temporal, activities.New(e.Pool, pub), workers.Options{SignupTaskQueue: SignupTaskQueue, MessagesTaskQueue: MessagesTaskQueue})
+	t.Cleanup(func() {
+		_ = e.Temporal.ScheduleClient().GetHandle(context.Background(), workers.ReconcileScheduleID(cfg.MessagesTaskQueue)).Delete(context.Background())
+	})
 	for _, w := range ws {
 		if err := w.Start(); err != nil {
 			t.Fatalf("start worker: %v", err)
@@ -144,56 +170,84 @@ func (e *Env) Worker(t testing.TB, pub activities.Publisher) (stop func()) {
 	return stop
 }
 
-// Workers exposes worker construction for tests that need custom queues.
-func (e *Env) Workers(pub activities.Publisher) []worker.Worker {
-	return workers.New(e.Temporal, activities.New(e.Pool, pub), workers.Options{SignupTaskQueue: SignupTaskQueue, MessagesTaskQueue: MessagesTaskQueue})
+// Workers builds, without starting them, the worker pools of this test
+// binary (pub nil: the real Kafka publisher).
+func (e *Env) Workers(t testing.TB, pub activities.Publisher) []worker.Worker {
+	if pub == nil {
+		p := events.NewPublisher(e.KafkaBrokers)
+		t.Cleanup(func() { p.Close() })
+		pub = p
+	}
+	ws, _ := e.Main(Config()).NewWorkers(pub)
+	return ws
+}
+
+// NodeConfig is what a test may change of a node; zero fields keep Config's.
+type NodeConfig struct {
+	NodeID          string
+	AdminUsernames  []string
+	KafkaBrokers    string
+	WSSendRate      float64
+	WSSendBurst     int
+	WSQueue         int
+	SignupTaskQueue string
+	BatchLinger     time.Duration
+}
+
+func (nc NodeConfig) apply(c *app.Config) {
+	if nc.NodeID == "" {
+		nc.NodeID = "test-" + uuid.NewString()[:8]
+	}
+	c.SetNodeID(nc.NodeID)
+	c.API.AdminUsernames = nc.AdminUsernames
+	set := func(dst *int, v int) {
+		if v != 0 {
+			*dst = v
+		}
+	}
+	set(&c.Realtime.SendBurst, nc.WSSendBurst)
+	set(&c.Realtime.Queue, nc.WSQueue)
+	if nc.WSSendRate != 0 {
+		c.Realtime.SendRate = nc.WSSendRate
+	}
+	if nc.KafkaBrokers != "" {
+		c.KafkaBrokers = nc.KafkaBrokers
+	}
+	if nc.SignupTaskQueue != "" {
+		c.API.SignupTaskQueue = nc.SignupTaskQueue
+	}
+	if nc.BatchLinger != 0 {
+		c.Chat.BatchLinger = nc.BatchLinger
+	}
 }
 
 // Node is an in-process api node listening on a loopback port.
 type Node struct {
-	Server *api.Server
-	URL    string // http://127.0.0.1:port
-	Addr   string
+	*app.Node
+	URL  string // http://127.0.0.1:port
+	Addr string
 }
 
-// StartNode runs an api node until the test ends. cfg may be zero.
-func (e *Env) StartNode(t testing.TB, cfg api.Config) *Node {
+// StartNode runs an api node, wired as cmd/chatflow wires one, until the
+// test ends.
+func (e *Env) StartNode(t testing.TB, nc NodeConfig) *Node {
 	t.Helper()
-	if cfg.NodeID == "" {
-		cfg.NodeID = "test-" + uuid.NewString()[:8]
+	cfg := Config()
+	nc.apply(&cfg)
+	n, err := e.Main(cfg).NewNode()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if cfg.BcryptCost == 0 {
-		cfg.BcryptCost = 4 // bcrypt.MinCost: tests exercise the flow, not the hash cost
-	}
-	if cfg.BatchLinger == 0 {
-		// tests send one message at a time and wait for each ack: no company to wait for
-		cfg.BatchLinger = 5 * time.Millisecond
-	}
-	if cfg.KafkaBrokers == "" {
-		cfg.KafkaBrokers = e.KafkaBrokers
-	}
-	if cfg.SignupTaskQueue == "" {
-		cfg.SignupTaskQueue = SignupTaskQueue
-	}
-	if cfg.MessagesTaskQueue == "" {
-		cfg.MessagesTaskQueue = MessagesTaskQueue
-	}
-	srv := api.New(e.Pool, e.Redis, e.Temporal, e.Tokens(), e.Log, cfg)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv.Start(ctx)
-	go func() { _ = srv.App().Listener(ln) }()
-	t.Cleanup(func() {
-		sctx, c := context.WithTimeout(context.Background(), 20*time.Second)
-		defer c()
-		_ = srv.Shutdown(sctx)
-		cancel()
-	})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = n.Run(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
 	addr := ln.Addr().String()
-	return &Node{Server: srv, URL: "http://" + addr, Addr: addr}
+	return &Node{Node: n, URL: "http://" + addr, Addr: addr}
 }
 
 // Call performs a JSON request and decodes the JSON answer into out (may be nil).

@@ -94,11 +94,24 @@ RETURNING m.last_read_seq, prev.last_read_seq AS prev_seq;
 
 -- name: InsertMessages :execrows
 -- InsertMessages writes a whole batch in one statement; replays are harmless.
-INSERT INTO chat.messages (id, room_id, seq, sender_id, client_msg_id, body, sent_at)
+INSERT INTO chat.messages (id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind)
 SELECT unnest(@ids::uuid[]), unnest(@room_ids::uuid[]), unnest(@seqs::bigint[]),
        unnest(@sender_ids::uuid[]), unnest(@client_msg_ids::text[]), unnest(@bodies::text[]),
-       unnest(@sent_ats::timestamptz[])
+       unnest(@sent_ats::timestamptz[]), unnest(@kinds::text[])
 ON CONFLICT DO NOTHING;
+
+-- name: ReplaceTombstones :execrows
+-- ReplaceTombstones puts messages in place of gap tombstones written for
+-- their seqs while they were late (a batch that outlived the reconciler's
+-- patience): the real message wins.
+UPDATE chat.messages m
+SET id = v.id, sender_id = v.sender_id, client_msg_id = v.client_msg_id, body = v.body,
+    sent_at = v.sent_at, kind = v.kind
+FROM (SELECT unnest(@ids::uuid[]) AS id, unnest(@room_ids::uuid[]) AS room_id, unnest(@seqs::bigint[]) AS seq,
+             unnest(@sender_ids::uuid[]) AS sender_id, unnest(@client_msg_ids::text[]) AS client_msg_id,
+             unnest(@bodies::text[]) AS body, unnest(@sent_ats::timestamptz[]) AS sent_at,
+             unnest(@kinds::text[]) AS kind) v
+WHERE m.room_id = v.room_id AND m.seq = v.seq AND m.kind = 'gap' AND v.kind <> 'gap';
 
 -- name: BumpRoomSeqs :exec
 -- BumpRoomSeqs advances each room's persisted last_seq to the batch's highest.
@@ -133,7 +146,7 @@ SELECT * FROM chat.messages WHERE room_id = @room_id AND seq = @seq;
 -- name: LastMessages :many
 -- LastMessages returns the newest persisted message of each given room.
 SELECT DISTINCT ON (room_id) * FROM chat.messages
-WHERE room_id = ANY(@room_ids::uuid[])
+WHERE room_id = ANY(@room_ids::uuid[]) AND kind <> 'gap'
 ORDER BY room_id, seq DESC;
 
 -- name: CountRooms :one
@@ -147,9 +160,11 @@ SELECT count(*) FROM chat.messages;
 SELECT * FROM chat.messages WHERE room_id = @room_id AND seq BETWEEN @lo::bigint AND @hi::bigint
 ORDER BY seq;
 
--- name: RoomLastSeq :one
--- RoomLastSeq is the highest persisted seq, used to re-seed a lost Redis counter.
-SELECT GREATEST(r.last_seq, coalesce((SELECT max(m.seq) FROM chat.messages m WHERE m.room_id = r.id), 0))::bigint
+-- name: RoomLogHead :one
+-- RoomLogHead is the highest persisted seq and the contiguous watermark,
+-- used to re-seed a room's lost Redis counters.
+SELECT GREATEST(r.last_seq, coalesce((SELECT max(m.seq) FROM chat.messages m WHERE m.room_id = r.id), 0))::bigint AS last_seq,
+       r.persisted_seq
 FROM chat.rooms r WHERE r.id = @room_id;
 
 -- name: CountSeqCollisions :one

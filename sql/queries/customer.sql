@@ -2,8 +2,12 @@
 INSERT INTO customer.accounts (user_id) VALUES (@user_id)
 ON CONFLICT (user_id) DO NOTHING;
 
--- name: CloseAccount :exec
-DELETE FROM customer.accounts WHERE user_id = @user_id;
+-- name: CloseAccount :execrows
+-- CloseAccount compensates OpenAccount; the account of a user who has become
+-- active is kept.
+DELETE FROM customer.accounts a
+WHERE a.user_id = @user_id
+  AND NOT EXISTS (SELECT 1 FROM auth.users u WHERE u.id = a.user_id AND u.status = 'active');
 
 -- name: GetAccount :one
 SELECT * FROM customer.accounts WHERE user_id = @user_id;

@@ -1,16 +1,17 @@
-package api
+package chat
 
 import (
 	"context"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/chatflow/chatflow/roomlog"
 )
 
 // scriptCall is one run of the send script waiting for a pipeline.
 type scriptCall struct {
-	keys []string
-	args []any
+	a    roomlog.Append
 	done chan scriptResult
 }
 
@@ -19,12 +20,12 @@ type scriptResult struct {
 	err  error
 }
 
-// Pipeliner sends the accept script of many connections to Redis together:
+// pipeliner sends the accept script of many connections to Redis together:
 // the sends that arrive while a pipeline is on the wire go out in the next
 // one, so under load each round trip (and each syscall on both sides)
-// carries many messages. Redis runs them in order; a connection waits for
-// its own result, so each sender's messages keep their order.
-type Pipeliner struct {
+// carries many messages. Redis runs them in order; a caller waits for its
+// own result, so each sender's messages keep their order.
+type pipeliner struct {
 	rdb redis.UniversalClient
 	in  chan *scriptCall
 }
@@ -32,12 +33,12 @@ type Pipeliner struct {
 // maxPipeline caps the scripts per round trip.
 const maxPipeline = 256
 
-func newPipeliner(rdb redis.UniversalClient) *Pipeliner {
-	return &Pipeliner{rdb: rdb, in: make(chan *scriptCall, 4*maxPipeline)}
+func newPipeliner(rdb redis.UniversalClient) *pipeliner {
+	return &pipeliner{rdb: rdb, in: make(chan *scriptCall, 4*maxPipeline)}
 }
 
 // run sends pipelines with a few workers until ctx ends.
-func (p *Pipeliner) run(ctx context.Context, workers int) {
+func (p *pipeliner) run(ctx context.Context, workers int) {
 	for range workers {
 		go func() {
 			batch := make([]*scriptCall, 0, maxPipeline)
@@ -63,28 +64,28 @@ func (p *Pipeliner) run(ctx context.Context, workers int) {
 	}
 }
 
-func (p *Pipeliner) exec(batch []*scriptCall) {
+func (p *pipeliner) exec(batch []*scriptCall) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	pipe := p.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(batch))
 	for i, c := range batch {
-		cmds[i] = sendScript.EvalSha(ctx, pipe, c.keys, c.args...)
+		cmds[i] = c.a.Queue(ctx, pipe)
 	}
 	_, _ = pipe.Exec(ctx) // errors are per command
 	for i, c := range batch {
 		vals, err := cmds[i].Slice()
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			// the script cache is empty (Redis restarted): Run loads it
-			vals, err = sendScript.Run(ctx, p.rdb, c.keys, c.args...).Slice()
+			vals, err = c.a.Run(ctx, p.rdb).Slice()
 		}
 		c.done <- scriptResult{vals, err}
 	}
 }
 
 // call runs the send script through the next pipeline.
-func (p *Pipeliner) call(ctx context.Context, keys []string, args []any) ([]any, error) {
-	c := &scriptCall{keys: keys, args: args, done: make(chan scriptResult, 1)}
+func (p *pipeliner) call(ctx context.Context, a roomlog.Append) ([]any, error) {
+	c := &scriptCall{a: a, done: make(chan scriptResult, 1)}
 	select {
 	case p.in <- c:
 	case <-ctx.Done():

@@ -1,37 +1,55 @@
-package api
+package realtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/chatflow/chatflow/chat"
 )
+
+// PubSub is the subscription a hub receives events on; a *redis.PubSub is one.
+type PubSub interface {
+	Subscribe(ctx context.Context, channels ...string) error
+	Unsubscribe(ctx context.Context, channels ...string) error
+	Receive(ctx context.Context) (any, error)
+	Close() error
+}
 
 // Hub routes frames between Redis pub/sub and this node's WebSocket
 // connections. It subscribes only to the channels of rooms and users that
 // have a connection here, and drops each subscription with the last one.
 type Hub struct {
-	s  *Server
-	ps *redis.PubSub
+	ps      PubSub
+	log     *slog.Logger
+	metrics *Metrics
 
 	mu    sync.RWMutex
-	rooms map[string]map[*wsConn]struct{} // room id → connections of members
-	users map[string]map[*wsConn]struct{} // user id → connections
+	rooms map[string]map[*Conn]struct{} // room id → connections of members
+	users map[string]map[*Conn]struct{} // user id → connections
 
 	// subMu serialises (un)subscribe commands so that a late UNSUBSCRIBE can
 	// never undo a newer SUBSCRIBE of the same channel.
 	subMu      sync.Mutex
 	subscribed map[string]bool
+
+	// waiting holds, per channel, those waiting for Redis to confirm a
+	// SUBSCRIBE; see reconcile.
+	waitMu  sync.Mutex
+	waiting map[string][]chan struct{}
 }
 
-func newHub(s *Server) *Hub {
+func newHub(ps PubSub, log *slog.Logger, m *Metrics) *Hub {
 	return &Hub{
-		s: s, ps: s.Redis.Subscribe(context.Background()),
-		rooms: map[string]map[*wsConn]struct{}{}, users: map[string]map[*wsConn]struct{}{},
-		subscribed: map[string]bool{},
+		ps: ps, log: log, metrics: m,
+		rooms: map[string]map[*Conn]struct{}{}, users: map[string]map[*Conn]struct{}{},
+		subscribed: map[string]bool{}, waiting: map[string][]chan struct{}{},
 	}
 }
 
@@ -45,14 +63,18 @@ func (h *Hub) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			h.s.Log.Warn("pubsub receive", "error", err)
+			h.log.Warn("pubsub receive", "error", err)
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
 		switch m := msg.(type) {
 		case *redis.Message:
 			h.dispatch(m.Channel, []byte(m.Payload))
-		case *redis.Subscription, *redis.Pong:
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				h.confirmed(m.Channel)
+			}
+		case *redis.Pong:
 		}
 	}
 }
@@ -69,7 +91,7 @@ func (h *Hub) pingLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		h.mu.RLock()
-		conns := make([]*wsConn, 0, len(h.users))
+		conns := make([]*Conn, 0, len(h.users))
 		for _, set := range h.users {
 			for c := range set {
 				conns = append(conns, c)
@@ -84,27 +106,31 @@ func (h *Hub) pingLoop(ctx context.Context) {
 
 // dispatch hands a frame from Redis to the local connections it concerns.
 func (h *Hub) dispatch(channel string, frame []byte) {
-	h.s.metrics.fanoutFrames.Inc()
-	kind, id := parseChannel(channel)
+	h.metrics.fanoutFrames.Inc()
+	kind, id := chat.ParseChannel(channel)
 	switch kind {
 	case 'r':
 		room := id
-		seq, isMsg := frameSeq(frame)
+		seq, isMsg := chat.FrameSeq(frame)
+		typing := bytes.HasPrefix(frame, []byte(`{"type":"typing"`))
 		h.mu.RLock()
 		for c := range h.rooms[room] {
-			if isMsg {
+			switch {
+			case isMsg:
 				c.deliverMessage(room, seq, frame)
-			} else {
-				c.enqueue(frame)
+			case typing:
+				c.writeDroppable(frame)
+			default:
+				c.Write(frame)
 			}
 		}
 		h.mu.RUnlock()
 	case 'u':
 		user := id
-		var ev roomEvent
+		var ev chat.RoomEvent
 		_ = json.Unmarshal(frame, &ev)
 		h.mu.RLock()
-		conns := make([]*wsConn, 0, len(h.users[user]))
+		conns := make([]*Conn, 0, len(h.users[user]))
 		for c := range h.users[user] {
 			conns = append(conns, c)
 		}
@@ -112,7 +138,7 @@ func (h *Hub) dispatch(channel string, frame []byte) {
 		for _, c := range conns {
 			if ev.Type == "session" && ev.Event == "revoked" && ev.Family == c.family {
 				// the session this socket was opened with was logged out
-				c.enqueue(frame)
+				c.Write(frame)
 				c.close("session revoked")
 				continue
 			}
@@ -124,56 +150,44 @@ func (h *Hub) dispatch(channel string, frame []byte) {
 					h.leaveRoom(c, ev.RoomID)
 				}
 			}
-			c.enqueue(frame)
+			c.Write(frame)
 		}
 	}
 }
 
-// parseChannel splits a channel name made by roomChannel or userChannel
-// into its kind ('r' or 'u') and id; kind is 0 for any other name. It never
-// slices past the name, so an odd channel cannot panic the hub's receive
-// loop (which would take the whole node down).
-func parseChannel(ch string) (kind byte, id string) {
-	if len(ch) < 4 || ch[0] != '{' || ch[2] != ':' || ch[len(ch)-1] != '}' {
-		return 0, ""
-	}
-	switch ch[1] {
-	case 'r', 'u':
-		return ch[1], ch[3 : len(ch)-1]
-	}
-	return 0, ""
-}
-
 // register adds a connection with its rooms and subscribes what is new.
-func (h *Hub) register(c *wsConn, rooms []string) {
+func (h *Hub) register(c *Conn, rooms []string) {
 	var subs []string
 	h.mu.Lock()
 	if h.users[c.user] == nil {
-		h.users[c.user] = map[*wsConn]struct{}{}
-		subs = append(subs, userChannel(c.user))
+		h.users[c.user] = map[*Conn]struct{}{}
+		subs = append(subs, chat.UserChannel(c.user))
 	}
 	h.users[c.user][c] = struct{}{}
 	for _, r := range rooms {
 		if h.addRoomLocked(c, r) {
-			subs = append(subs, roomChannel(r))
+			subs = append(subs, chat.RoomChannel(r))
 		}
 	}
 	h.mu.Unlock()
-	h.subscribe(subs...)
-	h.s.metrics.connOpened()
+	// Wait for Redis to confirm the subscriptions before the connection
+	// reads its first frame: a sync reads the room's seq once, and anything
+	// published after that must reach the connection live.
+	h.reconcile(subs, true)
+	h.metrics.connOpened()
 }
 
-func (h *Hub) addRoomLocked(c *wsConn, room string) (first bool) {
+func (h *Hub) addRoomLocked(c *Conn, room string) (first bool) {
 	c.addRoom(room)
 	if h.rooms[room] == nil {
-		h.rooms[room] = map[*wsConn]struct{}{}
+		h.rooms[room] = map[*Conn]struct{}{}
 		first = true
 	}
 	h.rooms[room][c] = struct{}{}
 	return first
 }
 
-func (h *Hub) joinRoom(c *wsConn, room string) {
+func (h *Hub) joinRoom(c *Conn, room string) {
 	h.mu.Lock()
 	// dispatch picks connections up before calling this, unlocked: one that
 	// has been unregistered since must not be added back, or it would stay
@@ -185,21 +199,21 @@ func (h *Hub) joinRoom(c *wsConn, room string) {
 	first := h.addRoomLocked(c, room)
 	h.mu.Unlock()
 	if first {
-		h.subscribe(roomChannel(room))
+		h.subscribe(chat.RoomChannel(room))
 	}
 }
 
-func (h *Hub) leaveRoom(c *wsConn, room string) {
+func (h *Hub) leaveRoom(c *Conn, room string) {
 	h.mu.Lock()
 	c.removeRoom(room)
 	last := h.removeRoomLocked(c, room)
 	h.mu.Unlock()
 	if last {
-		h.unsubscribe(roomChannel(room))
+		h.unsubscribe(chat.RoomChannel(room))
 	}
 }
 
-func (h *Hub) removeRoomLocked(c *wsConn, room string) (last bool) {
+func (h *Hub) removeRoomLocked(c *Conn, room string) (last bool) {
 	set := h.rooms[room]
 	delete(set, c)
 	if set != nil && len(set) == 0 {
@@ -210,7 +224,7 @@ func (h *Hub) removeRoomLocked(c *wsConn, room string) (last bool) {
 }
 
 // unregister drops a connection and the subscriptions nobody here needs any more.
-func (h *Hub) unregister(c *wsConn) {
+func (h *Hub) unregister(c *Conn) {
 	var unsubs []string
 	h.mu.Lock()
 	if set := h.users[c.user]; set != nil {
@@ -221,25 +235,49 @@ func (h *Hub) unregister(c *wsConn) {
 		delete(set, c)
 		if len(set) == 0 {
 			delete(h.users, c.user)
-			unsubs = append(unsubs, userChannel(c.user))
+			unsubs = append(unsubs, chat.UserChannel(c.user))
 		}
 	}
 	for _, r := range c.roomList() {
 		if h.removeRoomLocked(c, r) {
-			unsubs = append(unsubs, roomChannel(r))
+			unsubs = append(unsubs, chat.RoomChannel(r))
 		}
 	}
 	h.mu.Unlock()
 	h.unsubscribe(unsubs...)
-	h.s.metrics.connClosed()
+	h.metrics.connClosed()
 }
 
-func (h *Hub) subscribe(chans ...string)   { h.reconcile(chans) }
-func (h *Hub) unsubscribe(chans ...string) { h.reconcile(chans) }
+// subscribe and unsubscribe do not wait for Redis: dispatch calls them from
+// the receive loop, which is what delivers the confirmations.
+func (h *Hub) subscribe(chans ...string)   { h.reconcile(chans, false) }
+func (h *Hub) unsubscribe(chans ...string) { h.reconcile(chans, false) }
+
+// expect registers interest in the confirmation of each channel's SUBSCRIBE.
+func (h *Hub) expect(chans []string) []chan struct{} {
+	h.waitMu.Lock()
+	defer h.waitMu.Unlock()
+	out := make([]chan struct{}, len(chans))
+	for i, ch := range chans {
+		out[i] = make(chan struct{})
+		h.waiting[ch] = append(h.waiting[ch], out[i])
+	}
+	return out
+}
+
+// confirmed wakes those waiting for a channel's subscription.
+func (h *Hub) confirmed(ch string) {
+	h.waitMu.Lock()
+	defer h.waitMu.Unlock()
+	for _, w := range h.waiting[ch] {
+		close(w)
+	}
+	delete(h.waiting, ch)
+}
 
 // reconcile makes the Redis subscriptions of chans match whether any local
 // connection still needs them, at the moment the command is sent.
-func (h *Hub) reconcile(chans []string) {
+func (h *Hub) reconcile(chans []string, wait bool) {
 	if len(chans) == 0 {
 		return
 	}
@@ -260,18 +298,30 @@ func (h *Hub) reconcile(chans []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if len(sub) > 0 {
+		var waits []chan struct{}
+		if wait {
+			waits = h.expect(sub)
+		}
 		if err := h.ps.Subscribe(ctx, sub...); err != nil {
-			h.s.Log.Error("subscribe", "channels", len(sub), "error", err)
+			h.log.Error("subscribe", "channels", len(sub), "error", err)
 		} else {
 			for _, ch := range sub {
 				h.subscribed[ch] = true
+			}
+		}
+		for _, w := range waits {
+			select {
+			case <-w:
+			case <-ctx.Done():
+				h.log.Warn("subscription not confirmed in time", "channels", len(sub))
+				return
 			}
 		}
 	}
 	if len(unsub) > 0 {
 		// after shutdown the PubSub is closed, which drops every subscription anyway
 		if err := h.ps.Unsubscribe(ctx, unsub...); err != nil && !errors.Is(err, redis.ErrClosed) {
-			h.s.Log.Warn("unsubscribe", "channels", len(unsub), "error", err)
+			h.log.Warn("unsubscribe", "channels", len(unsub), "error", err)
 		}
 		for _, ch := range unsub {
 			delete(h.subscribed, ch)
@@ -280,7 +330,7 @@ func (h *Hub) reconcile(chans []string) {
 }
 
 func (h *Hub) wantedLocked(ch string) bool {
-	switch kind, id := parseChannel(ch); kind {
+	switch kind, id := chat.ParseChannel(ch); kind {
 	case 'r':
 		return len(h.rooms[id]) > 0
 	case 'u':
@@ -292,7 +342,7 @@ func (h *Hub) wantedLocked(ch string) bool {
 // closeAll disconnects every client (shutdown); they reconnect elsewhere and sync.
 func (h *Hub) closeAll() {
 	h.mu.RLock()
-	var conns []*wsConn
+	var conns []*Conn
 	for _, set := range h.users {
 		for c := range set {
 			conns = append(conns, c)
@@ -302,14 +352,4 @@ func (h *Hub) closeAll() {
 	for _, c := range conns {
 		c.close("server shutting down")
 	}
-}
-
-// roomEvent is the room membership frame.
-type roomEvent struct {
-	Type   string `json:"type"`
-	Event  string `json:"event"`
-	RoomID string `json:"room_id,omitempty"`
-	UserID string `json:"user_id,omitempty"`
-	// Family is the token family of a revoked session ("session" events).
-	Family string `json:"family,omitempty"`
 }

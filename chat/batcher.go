@@ -1,24 +1,25 @@
-package api
+package chat
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/chatflow/chatflow"
-	"github.com/chatflow/chatflow/activities"
-	"github.com/chatflow/chatflow/workflows"
 )
 
 // pendingMsg is an accepted message waiting for its batch workflow to start.
 type pendingMsg struct {
 	msg  chatflow.Message
-	done func(error)
 	size int // upper bound of msg's size in the workflow input, see msgJSONSize
 }
 
@@ -61,52 +62,53 @@ func jsonStringSize(s string) int {
 	return n
 }
 
-// Batcher is the group commit of accepted messages into Temporal: it gathers
+// batcher is the group commit of accepted messages into Temporal: it gathers
 // messages for a few milliseconds (and for as long as all start slots are
-// busy) and starts ONE PersistBatch workflow per batch.
-type Batcher struct {
-	stopped chan struct{} // closed once run has drained and returned
-	s       *Server
+// busy) and starts ONE PersistBatch workflow per batch. It is the fast path
+// to Postgres, not the durability point: every message it is handed is
+// already in the room's log, so a batch it cannot start (Temporal down, the
+// node stopping) is left to the reconciler instead of holding up senders.
+type batcher struct {
+	cfg     Config
+	starter WorkflowStarter
+	log     *slog.Logger
+	metrics *Metrics
 	in      chan pendingMsg
 	sem     chan struct{}
+	// downUntil holds batches back while Temporal refused the last start,
+	// so an outage costs senders nothing (unix nanoseconds).
+	downUntil atomic.Int64
 }
 
-func newBatcher(s *Server) *Batcher {
-	return &Batcher{s: s, in: make(chan pendingMsg, 4*s.Cfg.BatchMax), sem: make(chan struct{}, s.Cfg.BatchInflight), stopped: make(chan struct{})}
-}
-
-// add queues a message; done runs once its batch workflow has started (nil)
-// or the node gives up on it.
-//
-// A message handed to add has already been sequenced and fanned out, so add
-// never gives up on it for a deadline: it waits for room in the queue (the
-// sending connection waits with it, which is the backpressure). Callers ask
-// overloaded() before sequencing, so new sends are refused instead.
-func (b *Batcher) add(m chatflow.Message, done func(error)) error {
-	select {
-	case b.in <- pendingMsg{msg: m, done: done, size: msgJSONSize(m)}:
-		return nil
-	case <-b.stopped:
-		return chatflow.Errorf(chatflow.ECodeUnavailable, "node is shutting down; retry with the same client_msg_id")
+func newBatcher(cfg Config, starter WorkflowStarter, log *slog.Logger, m *Metrics) *batcher {
+	return &batcher{
+		cfg: cfg, starter: starter, log: log, metrics: m,
+		in: make(chan pendingMsg, 4*cfg.BatchMax), sem: make(chan struct{}, cfg.BatchInflight),
 	}
 }
 
-// overloaded reports whether the queue is too full to take new sends.
-func (b *Batcher) overloaded() bool { return len(b.in) >= cap(b.in)*3/4 }
+// add queues a message without blocking; when the queue is full the
+// message is left to the reconciler.
+func (b *batcher) add(m chatflow.Message) {
+	select {
+	case b.in <- pendingMsg{msg: m, size: msgJSONSize(m)}:
+	default:
+		b.metrics.batchesLeft.Inc()
+	}
+}
 
-func (b *Batcher) run(ctx context.Context) {
-	linger := b.s.Cfg.BatchLinger
+func (b *batcher) run(ctx context.Context) {
+	linger := b.cfg.BatchLinger
 	for {
 		var batch []pendingMsg
 		size := 0
 		add := func(p pendingMsg) { batch = append(batch, p); size += p.size }
-		full := func() bool { return len(batch) >= b.s.Cfg.BatchMax || size >= maxBatchBytes }
+		full := func() bool { return len(batch) >= b.cfg.BatchMax || size >= maxBatchBytes }
 		select {
 		case p := <-b.in:
 			add(p)
 		case <-ctx.Done():
 			b.drain()
-			close(b.stopped)
 			return
 		}
 		timer := time.NewTimer(linger)
@@ -143,14 +145,14 @@ func (b *Batcher) run(ctx context.Context) {
 }
 
 // drain flushes whatever is queued when the node stops.
-func (b *Batcher) drain() {
+func (b *batcher) drain() {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for {
 		var batch []pendingMsg
 		size := 0
 	collect:
-		for len(batch) < b.s.Cfg.BatchMax && size < maxBatchBytes {
+		for len(batch) < b.cfg.BatchMax && size < maxBatchBytes {
 			select {
 			case p := <-b.in:
 				batch = append(batch, p)
@@ -170,50 +172,62 @@ func (b *Batcher) drain() {
 	}
 }
 
-// flush starts the batch workflow, retrying with the same workflow id so a
-// start that succeeded but whose answer was lost is not started twice.
-func (b *Batcher) flush(ctx context.Context, batch []pendingMsg) {
+// BatchID names a batch by its node and messages, so that starting the
+// same batch twice (a retried start whose answer was lost) runs it once.
+func BatchID(node string, msgs []chatflow.Message) string {
+	h := sha256.New()
+	for _, m := range msgs {
+		fmt.Fprintf(h, "%s:%d,", m.RoomID, m.Seq)
+	}
+	return "msgbatch-" + node + "-" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// flush starts the batch workflow, retrying with the same workflow id for
+// up to StartRetry; then the batch is left to the reconciler.
+func (b *batcher) flush(ctx context.Context, batch []pendingMsg) {
 	msgs := make([]chatflow.Message, len(batch))
 	for i, p := range batch {
 		msgs[i] = p.msg
 	}
-	id := "msgbatch-" + b.s.Cfg.NodeID + "-" + uuid.Must(uuid.NewV7()).String()
+	if time.Now().UnixNano() < b.downUntil.Load() {
+		b.metrics.batchesLeft.Inc()
+		return
+	}
+	id := BatchID(b.cfg.NodeID, msgs)
 	opts := client.StartWorkflowOptions{
-		ID: id, TaskQueue: b.s.Cfg.MessagesTaskQueue,
+		ID: id, TaskQueue: b.cfg.MessagesTaskQueue,
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 	}
 	start := time.Now()
+	deadline := start.Add(b.cfg.StartRetry)
 	backoff := 50 * time.Millisecond
 	var err error
 	for {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err = b.s.Temporal.ExecuteWorkflow(sctx, opts, workflows.PersistBatch, activities.MessageBatch{Node: b.s.Cfg.NodeID, Messages: msgs})
+		sctx, cancel := context.WithTimeout(ctx, max(time.Until(deadline), 100*time.Millisecond))
+		_, err = b.starter.ExecuteWorkflow(sctx, opts, chatflow.WorkflowPersistBatch, chatflow.MessageBatch{Node: b.cfg.NodeID, Messages: msgs})
 		cancel()
 		var already *serviceerror.WorkflowExecutionAlreadyStarted
 		if err == nil || errors.As(err, &already) {
 			err = nil
 			break
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || time.Now().Add(backoff).After(deadline) {
 			break
 		}
-		b.s.Log.Warn("batch workflow start failed; retrying", "batch", id, "messages", len(msgs), "error", err)
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
 		}
-		backoff = min(backoff*2, 2*time.Second)
+		backoff = min(backoff*2, time.Second)
 	}
-	b.s.metrics.batchStart.Observe(time.Since(start).Seconds())
+	b.metrics.batchStart.Observe(time.Since(start).Seconds())
 	if err != nil {
-		b.s.Log.Error("batch not started; messages stay in the Redis history until resent", "batch", id, "messages", len(msgs), "error", err)
-		err = chatflow.Errorf(chatflow.ECodeUnavailable, "persistence unavailable; retry with the same client_msg_id")
-	} else {
-		b.s.metrics.batchSize.Observe(float64(len(msgs)))
-		b.s.metrics.messagesCommitted.Add(float64(len(msgs)))
+		b.downUntil.Store(time.Now().Add(b.cfg.StartRetry).UnixNano())
+		b.metrics.batchesLeft.Inc()
+		b.log.Warn("batch workflow not started; the reconciler persists it from the log", "batch", id, "messages", len(msgs), "error", err)
+		return
 	}
-	for _, p := range batch {
-		p.done(err)
-	}
+	b.metrics.batchSize.Observe(float64(len(msgs)))
+	b.metrics.messagesCommitted.Add(float64(len(msgs)))
 }

@@ -1,0 +1,60 @@
+package api
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/chatflow/chatflow"
+	"github.com/chatflow/chatflow/api/docs"
+	"github.com/chatflow/chatflow/web"
+)
+
+func (s *Server) routes() {
+	s.app.Get("/healthz", s.healthz)
+	s.app.Get("/readyz", s.readyz)
+	s.app.Get("/metrics", s.metricsHandler)
+	s.app.Get("/openapi.json", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
+		return c.Send(docs.OpenAPI)
+	})
+	s.app.Get("/docs", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+		return c.Send(docs.Page)
+	})
+
+	v1 := s.app.Group("/api/v1")
+	v1.Post("/signup", s.signup)
+	v1.Get("/signup/:id", s.signupStatus)
+	v1.Post("/auth/login", s.login)
+	v1.Post("/auth/refresh", s.refresh)
+
+	// requireAuth goes on each route, not on a group: a group middleware would
+	// answer 401 for unknown paths under /api/v1 instead of 404.
+	auth := s.requireAuth
+	v1.Post("/auth/logout", auth, s.logout)
+	v1.Get("/me", auth, s.me)
+	v1.Patch("/me", auth, s.updateMe)
+	v1.Get("/me/account/transactions", auth, s.transactions)
+	v1.Post("/me/account/deposits", auth, s.deposit)
+	v1.Get("/users", auth, s.searchUsers)
+	v1.Get("/friends", auth, s.listFriends)
+	v1.Post("/friends", auth, s.addFriend)
+	v1.Delete("/friends/:user_id", auth, s.removeFriend)
+	v1.Get("/admin/stats", auth, s.requireAdmin, s.adminStats)
+	v1.Get("/admin/signups", auth, s.requireAdmin, s.adminSignups)
+
+	v1.Post("/rooms", auth, s.createRoom)
+	v1.Get("/rooms", auth, s.listRooms)
+	v1.Get("/rooms/:room_id", auth, s.getRoom)
+	v1.Post("/rooms/:room_id/members", auth, s.invite)
+	v1.Delete("/rooms/:room_id/members/me", auth, s.leave)
+	v1.Get("/rooms/:room_id/messages", auth, s.history)
+	v1.Post("/rooms/:room_id/messages", auth, s.postMessage)
+	v1.Post("/rooms/:room_id/read", auth, s.postRead)
+
+	s.app.Get("/ws", s.wsUpgrade, s.wsHandler())
+	s.app.Get("/", web.Index)
+	s.app.Use("/static", web.Static())
+	s.app.Use(func(c *fiber.Ctx) error {
+		return chatflow.Errorf(chatflow.ECodeNotFound, "no route for %s %s", c.Method(), c.Path())
+	})
+}

@@ -1,0 +1,293 @@
+// Package app wires chatflow's packages into running roles: an api node
+// (HTTP, WebSocket, message core), the worker pools, or both. cmd/chatflow
+// fills a Config from the environment and runs a Main; the integration
+// tests reuse the same wiring with their own Config.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/chatflow/chatflow/activities"
+	"github.com/chatflow/chatflow/api"
+	"github.com/chatflow/chatflow/chat"
+	"github.com/chatflow/chatflow/events"
+	"github.com/chatflow/chatflow/postgres"
+	"github.com/chatflow/chatflow/realtime"
+	"github.com/chatflow/chatflow/token"
+	"github.com/chatflow/chatflow/workers"
+)
+
+// Config is everything a process needs, one section per package.
+type Config struct {
+	HTTPAddr          string
+	MetricsAddr       string
+	DatabaseURL       string
+	PGMaxConns        int32
+	RedisAddr         string
+	TemporalAddress   string
+	TemporalNamespace string
+	KafkaBrokers      string
+	LogLevel          string
+
+	Token    token.Config
+	API      api.Config
+	Chat     chat.Config
+	Realtime realtime.Config
+	Workers  workers.Config
+	// Activities tunes message persistence on the workers.
+	Activities activities.Config
+}
+
+// DefaultConfig matches the local services started by `make dev`. The JWT
+// secret is left empty: a caller must provide one.
+func DefaultConfig() Config {
+	return Config{
+		HTTPAddr:          ":8080",
+		MetricsAddr:       ":9090",
+		DatabaseURL:       "postgres://postgres@127.0.0.1:15432/chatflow?sslmode=disable",
+		PGMaxConns:        32,
+		RedisAddr:         "127.0.0.1:16379",
+		TemporalAddress:   "127.0.0.1:7233",
+		TemporalNamespace: "default",
+		KafkaBrokers:      "127.0.0.1:19092",
+		LogLevel:          "info",
+		Token:             token.DefaultConfig(),
+		API:               api.DefaultConfig(),
+		Chat:              chat.DefaultConfig(),
+		Realtime:          realtime.DefaultConfig(),
+		Workers:           workers.DefaultConfig(),
+		Activities:        activities.DefaultConfig(),
+	}
+}
+
+// SetNodeID names the node in every section that logs it.
+func (c *Config) SetNodeID(id string) { c.API.NodeID, c.Chat.NodeID = id, id }
+
+// Main holds a process's connections to the services; its roles share them.
+type Main struct {
+	Cfg      Config
+	Log      *slog.Logger
+	Pool     *pgxpool.Pool
+	Redis    redis.UniversalClient
+	Temporal client.Client
+}
+
+// Open connects to Postgres (and migrates), Redis and Temporal.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
+	m := &Main{Cfg: cfg, Log: log}
+	var err error
+	if m.Pool, err = postgres.Open(ctx, cfg.DatabaseURL, cfg.PGMaxConns); err != nil {
+		return nil, err
+	}
+	if err = postgres.Migrate(ctx, m.Pool); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	m.Redis = redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, PoolSize: 256, MinIdleConns: 8})
+	if err = m.Redis.Ping(ctx).Err(); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	m.Temporal, err = client.Dial(client.Options{
+		HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
+		Logger: tlog.NewStructuredLogger(log.With("component", "temporal")),
+	})
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("temporal: %w", err)
+	}
+	return m, nil
+}
+
+// Close releases the connections.
+func (m *Main) Close() {
+	if m.Temporal != nil {
+		m.Temporal.Close()
+	}
+	if m.Redis != nil {
+		_ = m.Redis.Close()
+	}
+	if m.Pool != nil {
+		m.Pool.Close()
+	}
+}
+
+// Node is one api node: message core, WebSocket side and HTTP side.
+type Node struct {
+	Chat     *chat.Service
+	Realtime *realtime.Node
+	API      *api.Server
+}
+
+// NewNode wires an api node on m's connections.
+func (m *Main) NewNode() (*Node, error) {
+	core := chat.New(m.Cfg.Chat, m.Redis, postgresStore(m.Pool), m.Temporal, m.Log)
+	rt := realtime.New(m.Cfg.Realtime, core, m.Log)
+	if err := m.Cfg.Token.Validate(); err != nil {
+		return nil, err
+	}
+	tokens := token.New(m.Cfg.Token, m.Redis)
+	srv, err := api.New(api.Deps{
+		Pool: m.Pool, Redis: m.Redis, Temporal: m.Temporal, Tokens: tokens,
+		Chat: core, Realtime: rt, Log: m.Log, Ready: m.readiness(),
+	}, m.Cfg.API)
+	if err != nil {
+		return nil, err
+	}
+	return &Node{Chat: core, Realtime: rt, API: srv}, nil
+}
+
+// readiness lists what /readyz checks: every service the system needs.
+func (m *Main) readiness() []api.Check {
+	checks := []api.Check{
+		{Name: "postgres", Ping: m.Pool.Ping},
+		{Name: "redis", Ping: func(ctx context.Context) error { return m.Redis.Ping(ctx).Err() }},
+		{Name: "temporal", Ping: func(ctx context.Context) error { _, err := m.Temporal.CheckHealth(ctx, nil); return err }},
+	}
+	if brokers := m.Cfg.KafkaBrokers; brokers != "" {
+		checks = append(checks, api.Check{Name: "kafka", Ping: func(ctx context.Context) error { return events.Ping(ctx, brokers) }})
+	}
+	return checks
+}
+
+// Run serves the node on ln until ctx ends, then shuts down in order:
+// sockets close (clients reconnect elsewhere and sync), HTTP stops, and
+// the pending message batches are flushed into Temporal.
+func (n *Node) Run(ctx context.Context, ln net.Listener) error {
+	loops, stopLoops := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLoops()
+	coreDone := make(chan struct{})
+	go func() { defer close(coreDone); n.Chat.Run(loops) }()
+	go n.Realtime.Run(loops)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := n.API.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+		defer cancel()
+		err := n.API.Shutdown(sctx)
+		stopLoops()
+		select {
+		case <-coreDone:
+		case <-sctx.Done():
+		}
+		return err
+	})
+	return g.Wait()
+}
+
+// NewWorkers builds the worker pools, publishing to Kafka through pub.
+func (m *Main) NewWorkers(pub activities.Publisher) ([]worker.Worker, *activities.Activities) {
+	acts := activities.New(m.Pool, pub)
+	acts.Redis, acts.Cfg = m.Redis, m.Cfg.Activities
+	return workers.New(m.Temporal, acts, m.Cfg.Workers), acts
+}
+
+// RunWorkers runs the pools until ctx ends, then stops them, letting
+// in-flight activities finish.
+func RunWorkers(ctx context.Context, ws []worker.Worker) error {
+	for i, w := range ws {
+		if err := w.Start(); err != nil {
+			for _, s := range ws[:i] {
+				s.Stop()
+			}
+			return fmt.Errorf("start worker: %w", err)
+		}
+	}
+	<-ctx.Done()
+	for _, w := range ws {
+		w.Stop()
+	}
+	return nil
+}
+
+// Roles picks what a process runs.
+type Roles struct{ API, Worker bool }
+
+// Run runs the chosen roles until ctx ends. The api flushes its pending
+// batches before the workers stop, so a dev process loses nothing on exit.
+func (m *Main) Run(ctx context.Context, roles Roles) error {
+	g, gctx := errgroup.WithContext(ctx)
+	var node *Node
+	if roles.API {
+		var err error
+		if node, err = m.NewNode(); err != nil {
+			return err
+		}
+	}
+	workersCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorkers()
+	if roles.Worker {
+		pub := events.NewPublisher(m.Cfg.KafkaBrokers)
+		defer pub.Close()
+		ws, acts := m.NewWorkers(pub)
+		if err := workers.EnsureReconcileSchedule(ctx, m.Temporal, m.Cfg.Workers); err != nil {
+			return fmt.Errorf("reconciler schedule: %w", err)
+		}
+		if node == nil {
+			g.Go(func() error { return serveMetrics(gctx, m.Cfg.MetricsAddr, acts.Metrics.Collectors(), m.Log) })
+		} else {
+			node.API.Register(acts.Metrics.Collectors()...)
+		}
+		workersDone := make(chan error, 1)
+		go func() { workersDone <- RunWorkers(workersCtx, ws) }()
+		g.Go(func() error {
+			select {
+			case err := <-workersDone:
+				return err
+			case <-gctx.Done():
+				return nil
+			}
+		})
+		m.Log.Info("worker pools running", "temporal", m.Cfg.TemporalAddress)
+	}
+	if node != nil {
+		ln, err := net.Listen("tcp", m.Cfg.HTTPAddr)
+		if err != nil {
+			return err
+		}
+		m.Log.Info("api listening", "addr", ln.Addr().String(), "node", m.Cfg.API.NodeID)
+		g.Go(func() error { return node.Run(gctx, ln) })
+	}
+	err := g.Wait()
+	stopWorkers() // only after the api has flushed its batches
+	return err
+}
+
+// serveMetrics exposes a worker process's metrics for Prometheus.
+func serveMetrics(ctx context.Context, addr string, cs []prometheus.Collector, log *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(cs...)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	log.Info("worker metrics", "addr", addr)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("worker metrics server", "error", err)
+	}
+	return nil
+}

@@ -1,0 +1,92 @@
+// Package realtime is the WebSocket side of an api node: connections, their
+// outbound queues, frame decoding and dispatch, sync replay, and the hub
+// that routes Redis pub/sub events to the connections of this node. It
+// drives the message core (chat) and knows nothing of HTTP routes.
+package realtime
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/contrib/websocket"
+	"github.com/google/uuid"
+
+	"github.com/chatflow/chatflow/chat"
+)
+
+// Config tunes connections.
+type Config struct {
+	// SendRate and SendBurst limit inbound frames per second per connection.
+	SendRate  float64
+	SendBurst int
+	// Queue is the per-connection outbound queue in frames; a reader that
+	// lets it fill up is disconnected.
+	Queue int
+}
+
+// DefaultConfig is the configuration `make dev` runs with.
+func DefaultConfig() Config {
+	return Config{SendRate: 50, SendBurst: 100, Queue: 1024}
+}
+
+// Session is who a connection belongs to, from its access token.
+type Session struct {
+	UserID uuid.UUID
+	// Family is the token family; logging that session out closes the socket.
+	Family string
+}
+
+// Node holds this api node's WebSocket connections.
+type Node struct {
+	cfg     Config
+	chat    *chat.Service
+	hub     *Hub
+	log     *slog.Logger
+	metrics *Metrics
+}
+
+// New wires the WebSocket side of a node to its message core.
+func New(cfg Config, svc *chat.Service, log *slog.Logger) *Node {
+	n := &Node{cfg: cfg, chat: svc, log: log, metrics: newMetrics()}
+	n.hub = newHub(svc.Subscribe(context.Background()), log, n.metrics)
+	return n
+}
+
+// Metrics returns the WebSocket metrics.
+func (n *Node) Metrics() *Metrics { return n.metrics }
+
+// Run routes pub/sub events to connections until ctx ends.
+func (n *Node) Run(ctx context.Context) { n.hub.run(ctx) }
+
+// CloseAll disconnects every client (shutdown); they reconnect elsewhere and sync.
+func (n *Node) CloseAll() { n.hub.closeAll() }
+
+// Serve runs one connection until it ends. The caller has authenticated it.
+func (n *Node) Serve(ws *websocket.Conn, s Session) {
+	c := newConn(n, ws, s)
+	defer c.cancel()
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	rooms, err := n.chat.UserRooms(ctx, s.UserID)
+	cancel()
+	if err != nil {
+		n.log.Error("ws: load rooms", "user", c.user, "error", err)
+		_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseInternalServerErr, "try again"))
+		return
+	}
+	n.hub.register(c, rooms)
+	n.presence(c, true)
+	c.readLoop()
+	c.close("client gone")
+	c.wg.Wait() // the socket is released when this handler returns
+	n.hub.unregister(c)
+	n.presence(c, false)
+}
+
+// presence announces the connection's user online/offline to its rooms
+// (kept current by room events).
+func (n *Node) presence(c *Conn, online bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n.chat.Presence(ctx, c.user, c.roomList(), online)
+}

@@ -1,0 +1,73 @@
+package realtime
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/google/uuid"
+)
+
+// nopPubSub is a subscription that never receives anything.
+type nopPubSub struct{}
+
+func (nopPubSub) Subscribe(context.Context, ...string) error   { return nil }
+func (nopPubSub) Unsubscribe(context.Context, ...string) error { return nil }
+func (nopPubSub) Receive(ctx context.Context) (any, error)     { <-ctx.Done(); return nil, ctx.Err() }
+func (nopPubSub) Close() error                                 { return nil }
+
+// testNode is a node with no message core and a subscription that never
+// reaches Redis: enough for the hub and the per-connection state.
+func testNode() *Node {
+	n := &Node{cfg: DefaultConfig(), log: slog.New(slog.NewTextHandler(io.Discard, nil)), metrics: newMetrics()}
+	n.hub = newHub(nopPubSub{}, n.log, n.metrics)
+	return n
+}
+
+// Frames on odd channel names must not panic the hub's receive loop: a
+// panic there takes the whole node down.
+func TestDispatchOddChannels(t *testing.T) {
+	h := newHub(nopPubSub{}, slog.New(slog.NewTextHandler(io.Discard, nil)), newMetrics())
+	for _, ch := range []string{"", "{", "{r:", "{u:", "{r:}", "{u:}", "x", "{r:abc"} {
+		h.dispatch(ch, []byte(`{"type":"message","seq":1}`))
+		h.dispatch(ch, []byte(`garbage`))
+	}
+	if h.wantedLocked("{r:") || h.wantedLocked("") {
+		t.Fatal("odd channel names are never wanted")
+	}
+}
+
+// A live frame that skips seqs (fan-out lost some) must not let a later sync
+// treat the hole as already sent.
+func TestDeliverMessageTracksLiveGaps(t *testing.T) {
+	room := uuid.NewString()
+	c := &Conn{node: testNode(), rooms: map[string]*roomState{room: {}}}
+	c.done = true // nothing is written: there is no socket
+	for _, seq := range []int64{11, 12, 13} {
+		c.deliverMessage(room, seq, nil)
+	}
+	if st := c.rooms[room]; st.firstLive != 11 || st.last != 13 {
+		t.Fatalf("contiguous live run: firstLive %d last %d, want 11, 13", st.firstLive, st.last)
+	}
+	c.deliverMessage(room, 15, nil) // 14 lost on the way
+	c.deliverMessage(room, 16, nil)
+	c.deliverMessage(room, 12, nil) // old: ignored
+	st := c.rooms[room]
+	if st.firstLive != 15 || st.last != 16 {
+		t.Fatalf("after a hole: firstLive %d last %d, want 15, 16 (so a sync from 13 replays 14)", st.firstLive, st.last)
+	}
+}
+
+// A connection unregistered while dispatch was handing it an "invited"
+// event must not be put back into the hub.
+func TestJoinRoomAfterUnregister(t *testing.T) {
+	n := testNode()
+	c := &Conn{node: n, user: uuid.NewString(), rooms: map[string]*roomState{}}
+	n.hub.joinRoom(c, uuid.NewString())
+	n.hub.mu.RLock()
+	defer n.hub.mu.RUnlock()
+	if len(n.hub.rooms) != 0 || len(c.rooms) != 0 {
+		t.Fatalf("unregistered connection joined a room: hub %v, conn %v", n.hub.rooms, c.rooms)
+	}
+}

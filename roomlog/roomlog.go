@@ -1,0 +1,239 @@
+// Package roomlog is each room's write-ahead log in Redis: the seq counter,
+// the stream of accepted messages, the dedupe keys and the persisted
+// watermark. An accepted message stays in the stream until Postgres holds
+// it; the stream is trimmed only below the room's persisted watermark.
+// Api nodes append to the log (package chat); workers persist it and move
+// the watermark (package activities).
+package roomlog
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chatflow/chatflow"
+)
+
+// Every key of a room shares the {r:<id>} hash tag, so each script touches
+// a single Redis Cluster slot.
+func tag(room string) string          { return "{r:" + room + "}" }
+func SeqKey(room string) string       { return tag(room) + ":seq" }
+func MembersKey(room string) string   { return tag(room) + ":m" }
+func StreamKey(room string) string    { return tag(room) + ":h" }
+func PersistedKey(room string) string { return tag(room) + ":p" }
+func aliveKey(room string) string     { return tag(room) + ":alive" }
+func DedupeKey(room, sender, cmid string) string {
+	return tag(room) + ":d:" + sender + ":" + cmid
+}
+
+// Results of the send script besides a seq.
+const (
+	NotMember      = -1 // the sender is not in the cached member set
+	MembersMissing = -2 // the member set is not cached
+	SeqMissing     = -3 // the seq counter or the watermark is not cached
+	BacklogFull    = -4 // too many accepted messages wait for Postgres
+	Duplicate      = 0  // the dedupe key exists; the second value is the original's seq
+)
+
+// send appends one message: membership check, dedupe, fence after a Redis
+// restart, backlog bound, next seq, stream entry and fan-out publish, in
+// one round trip.
+//
+// The alive key is written without replication (REPL_NONE), so it never
+// reaches the AOF or a replica: when it is missing, this room's state was
+// loaded from disk or promoted from a replica, which may have lost the last
+// writes, seqs already handed out among them. The counter then moves
+// ARGV[7] past what Redis remembers so that no seq is ever handed out twice;
+// the seqs skipped become gap tombstones in Postgres.
+//
+// KEYS: seq, members, stream, dedupe, persisted, alive
+// ARGV: sender, frame prefix, frame suffix, channel, max backlog, dedupe ttl, fence
+var send = redis.NewScript(`
+if redis.call('EXISTS', KEYS[2]) == 0 then return {-2} end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then return {-1} end
+local prev = redis.call('GET', KEYS[4])
+if prev then return {0, prev} end
+local cur = redis.call('GET', KEYS[1])
+local p = redis.call('GET', KEYS[5])
+if not cur or not p then return {-3} end
+if redis.call('EXISTS', KEYS[6]) == 0 then
+  cur = redis.call('INCRBY', KEYS[1], ARGV[7])
+  redis.set_repl(redis.REPL_NONE)
+  redis.call('SET', KEYS[6], '1')
+  redis.set_repl(redis.REPL_ALL)
+end
+if tonumber(cur) - tonumber(p) >= tonumber(ARGV[5]) then return {-4} end
+local seq = redis.call('INCR', KEYS[1])
+local frame = ARGV[2] .. seq .. ARGV[3]
+redis.call('SET', KEYS[4], seq, 'EX', ARGV[6])
+redis.call('XADD', KEYS[3], seq .. '-0', 'f', frame)
+redis.call('PUBLISH', ARGV[4], frame)
+return {seq, frame}`)
+
+// Append is one send script call, ready for a pipeline.
+type Append struct {
+	Room, Sender, ClientMsgID string
+	// Prefix and Suffix are the message frame around its seq.
+	Prefix, Suffix string
+	Channel        string
+	MaxBacklog     int64
+	DedupeTTL      time.Duration
+	Fence          int64
+}
+
+func (a Append) keys() []string {
+	return []string{SeqKey(a.Room), MembersKey(a.Room), StreamKey(a.Room), DedupeKey(a.Room, a.Sender, a.ClientMsgID),
+		PersistedKey(a.Room), aliveKey(a.Room)}
+}
+
+func (a Append) args() []any {
+	return []any{a.Sender, a.Prefix, a.Suffix, a.Channel, a.MaxBacklog, int(a.DedupeTTL.Seconds()), a.Fence}
+}
+
+// Queue adds the call to a pipeline.
+func (a Append) Queue(ctx context.Context, pipe redis.Pipeliner) *redis.Cmd {
+	return send.EvalSha(ctx, pipe, a.keys(), a.args()...)
+}
+
+// Run runs the call on its own, loading the script if Redis lost it.
+func (a Append) Run(ctx context.Context, rdb redis.Scripter) *redis.Cmd {
+	return send.Run(ctx, rdb, a.keys(), a.args()...)
+}
+
+// seed sets a room's counter and watermark when they are missing and marks
+// the room alive: values read from Postgres cover everything persisted.
+var seed = redis.NewScript(`
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+redis.call('SET', KEYS[2], ARGV[2], 'NX')
+redis.set_repl(redis.REPL_NONE)
+redis.call('SET', KEYS[3], '1')
+redis.set_repl(redis.REPL_ALL)
+return 1`)
+
+// Seed sets a room's seq counter and persisted watermark from Postgres where
+// Redis has none (a live value wins).
+func Seed(ctx context.Context, rdb redis.Scripter, room string, seq, persisted int64) error {
+	return seed.Run(ctx, rdb, []string{SeqKey(room), PersistedKey(room), aliveKey(room)}, seq, persisted).Err()
+}
+
+// advance moves the watermark forward (never back) and trims the stream
+// below it, keeping the newest ARGV[2] entries for fast reads.
+var advance = redis.NewScript(`
+local p = tonumber(ARGV[1])
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if p > cur then redis.call('SET', KEYS[1], p) else p = cur end
+local s = tonumber(redis.call('GET', KEYS[2]) or '0')
+local minid = math.min(p + 1, s - tonumber(ARGV[2]) + 1)
+if minid > 1 then redis.call('XTRIM', KEYS[3], 'MINID', minid .. '-0') end
+return p`)
+
+// Advance records that Postgres holds every seq up to persisted and trims
+// what the stream no longer needs; it returns the watermark now in Redis.
+func Advance(ctx context.Context, rdb redis.Scripter, room string, persisted int64, keep int) (int64, error) {
+	return advance.Run(ctx, rdb, []string{PersistedKey(room), SeqKey(room), StreamKey(room)}, persisted, keep).Int64()
+}
+
+// Entry is one message in a room's stream.
+type Entry struct {
+	Seq   int64
+	Frame []byte
+}
+
+// Message decodes the entry's frame.
+func (e Entry) Message() (chatflow.Message, error) {
+	var m chatflow.Message
+	err := json.Unmarshal(e.Frame, &m)
+	return m, err
+}
+
+// Range reads the stream entries with lo <= seq <= hi.
+func Range(ctx context.Context, rdb redis.Cmdable, room string, lo, hi int64) ([]Entry, error) {
+	xs, err := rdb.XRange(ctx, StreamKey(room), strconv.FormatInt(lo, 10)+"-0", strconv.FormatInt(hi, 10)+"-0").Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, 0, len(xs))
+	for _, x := range xs {
+		if f, ok := x.Values["f"].(string); ok {
+			out = append(out, Entry{Seq: StreamSeq(x.ID), Frame: []byte(f)})
+		}
+	}
+	return out, nil
+}
+
+// StreamSeq reads the seq of a stream entry id ("<seq>-0"). An id without
+// the dash reads as 0 rather than panicking.
+func StreamSeq(id string) int64 {
+	ms, _, _ := strings.Cut(id, "-")
+	n, _ := strconv.ParseInt(ms, 10, 64)
+	return n
+}
+
+// Head is where a room's log stands.
+type Head struct {
+	Room      string
+	Seq       int64 // last seq handed out
+	Persisted int64 // every seq up to this one is in Postgres
+}
+
+// Backlog is how many accepted messages wait for Postgres.
+func (h Head) Backlog() int64 { return h.Seq - h.Persisted }
+
+// Heads reads the heads of rooms in one round trip; rooms Redis knows
+// nothing about are left out.
+func Heads(ctx context.Context, rdb redis.Cmdable, rooms []string) ([]Head, error) {
+	pipe := rdb.Pipeline()
+	seqs := make([]*redis.StringCmd, len(rooms))
+	ps := make([]*redis.StringCmd, len(rooms))
+	for i, r := range rooms {
+		seqs[i] = pipe.Get(ctx, SeqKey(r))
+		ps[i] = pipe.Get(ctx, PersistedKey(r))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, err
+	}
+	out := make([]Head, 0, len(rooms))
+	for i, r := range rooms {
+		s, err := seqs[i].Int64()
+		if err != nil {
+			continue
+		}
+		p, _ := ps[i].Int64()
+		out = append(out, Head{Room: r, Seq: s, Persisted: p})
+	}
+	return out, nil
+}
+
+// ScanRooms calls fn with batches of the rooms that have a seq counter.
+func ScanRooms(ctx context.Context, rdb redis.Cmdable, fn func(rooms []string) error) error {
+	var cursor uint64
+	for {
+		keys, next, err := rdb.Scan(ctx, cursor, "{r:*}:seq", 1000).Result()
+		if err != nil {
+			return err
+		}
+		rooms := make([]string, 0, len(keys))
+		for _, k := range keys {
+			if room, ok := strings.CutPrefix(k, "{r:"); ok {
+				if room, ok = strings.CutSuffix(room, "}:seq"); ok {
+					rooms = append(rooms, room)
+				}
+			}
+		}
+		if len(rooms) > 0 {
+			if err := fn(rooms); err != nil {
+				return err
+			}
+		}
+		if cursor = next; cursor == 0 {
+			return nil
+		}
+	}
+}
+
+// HoleKey records a hole the reconciler has seen in a room's log.
+func HoleKey(room string) string { return tag(room) + ":hole" }

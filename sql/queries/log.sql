@@ -1,0 +1,58 @@
+-- Queries of the message log's persistence: watermarks, tombstones, dead
+-- letters and the Kafka outbox.
+
+-- name: AdvancePersisted :many
+-- AdvancePersisted moves each room's watermark to the top of the contiguous
+-- run of stored seqs above it. Rows are locked in id order first, so
+-- concurrent batches touching the same rooms never deadlock.
+WITH locked AS (
+    SELECT r.id FROM chat.rooms r WHERE r.id = ANY(@room_ids::uuid[]) ORDER BY r.id FOR UPDATE
+)
+UPDATE chat.rooms r
+SET persisted_seq = GREATEST(r.persisted_seq, coalesce((
+        SELECT max(t.seq) FROM (
+            SELECT m.seq, m.seq - row_number() OVER (ORDER BY m.seq) AS d
+            FROM chat.messages m WHERE m.room_id = r.id AND m.seq > r.persisted_seq
+        ) t WHERE t.d = r.persisted_seq), 0))
+FROM locked WHERE r.id = locked.id
+RETURNING r.id, r.persisted_seq;
+
+-- name: StoredSeqs :many
+-- StoredSeqs lists which seqs of lo..hi Postgres holds.
+SELECT seq FROM chat.messages WHERE room_id = @room_id AND seq BETWEEN @lo::bigint AND @hi::bigint ORDER BY seq;
+
+-- name: InsertTombstones :execrows
+-- InsertTombstones marks seqs that can never be delivered, so readers never
+-- wait on a hole; a message that turns up later replaces its tombstone.
+INSERT INTO chat.messages (id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind)
+SELECT unnest(@ids::uuid[]), @room_id::uuid, s, '00000000-0000-0000-0000-000000000000'::uuid,
+       'gap:' || s::text, '', now(), 'gap'
+FROM unnest(@seqs::bigint[]) AS s
+ON CONFLICT DO NOTHING;
+
+-- name: InsertDeadLetter :exec
+INSERT INTO chat.dead_letters (room_id, seq, message_id, payload, reason)
+VALUES (@room_id, @seq, @message_id, @payload, @reason)
+ON CONFLICT DO NOTHING;
+
+-- name: RoomsToPublish :many
+-- RoomsToPublish finds rooms whose persisted messages are not all in Kafka yet.
+SELECT r.id, coalesce(c.published_seq, 0)::bigint AS published_seq, r.persisted_seq
+FROM chat.rooms r LEFT JOIN chat.publish_cursors c ON c.room_id = r.id
+WHERE r.persisted_seq > coalesce(c.published_seq, 0)
+  AND (cardinality(@room_ids::uuid[]) = 0 OR r.id = ANY(@room_ids::uuid[]))
+ORDER BY r.id LIMIT @lim;
+
+-- name: EnsurePublishCursor :exec
+INSERT INTO chat.publish_cursors (room_id) VALUES (@room_id) ON CONFLICT DO NOTHING;
+
+-- name: LockPublishCursor :one
+-- LockPublishCursor claims a room's Kafka cursor for the transaction; a room
+-- another worker is publishing is skipped (no rows).
+SELECT published_seq FROM chat.publish_cursors WHERE room_id = @room_id FOR UPDATE SKIP LOCKED;
+
+-- name: SetPublished :exec
+UPDATE chat.publish_cursors SET published_seq = GREATEST(published_seq, @seq::bigint) WHERE room_id = @room_id;
+
+-- name: CountDeadLetters :one
+SELECT count(*) FROM chat.dead_letters WHERE room_id = @room_id;
