@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/bin:$(PATH)
 GO ?= go
 
-.PHONY: dev test services stop build generate vet e2e bench clean-data
+.PHONY: dev test services stop build generate vet e2e bench clean-data chaos chaos-short fuzz
 
 build:
 	$(GO) build -o bin/chatflow ./cmd/chatflow
@@ -21,11 +21,32 @@ dev: services
 	@echo "chatflow: http://127.0.0.1:8080  (Temporal Web UI: http://127.0.0.1:8233)"
 	bin/chatflow dev
 
-## test: start services, then the whole test suite (unit, workflow, integration, e2e)
+## test: start services, then the whole test suite (unit, workflow, integration,
+## a short fault run on its own services, brief fuzzing, e2e)
 test: services
 	$(GO) vet ./...
 	$(GO) test -p 2 -count=1 -timeout 20m ./...
+	$(MAKE) fuzz FUZZTIME=5s
+	bin/chatflow chaos -short
 	scripts/e2e.sh
+
+## chaos: the whole fault suite (kills, outages, poison) on its own services; see RELIABILITY.md
+chaos: build bin/temporal
+	bin/chatflow chaos -out .data/chaos-report.md
+
+## chaos-short: the subset `make test` runs
+chaos-short: build bin/temporal
+	bin/chatflow chaos -short
+
+## fuzz: every fuzz target for FUZZTIME each (make fuzz FUZZTIME=5m for a long run)
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || exit 1; \
+	  done; \
+	done
 
 stop:
 	scripts/services.sh stop

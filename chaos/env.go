@@ -353,56 +353,6 @@ func (p *Proc) TakeUnexpected() []string {
 	return u
 }
 
-// pidFile reads a pid file of the services (first line).
-func pidFile(path string) (int, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	line, _, _ := strings.Cut(string(raw), "\n")
-	pid, err := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("%s: no pid", path)
-	}
-	return pid, nil
-}
-
-// alive reports whether pid exists (and is not a zombie).
-func alive(pid int) bool {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(raw)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z'
-	}
-	return true
-}
-
-// signalAndWait signals pid and waits up to limit for it to end; SIGKILL
-// follows when it has not ended by then (unless sig was SIGKILL already).
-func signalAndWait(pid int, sig syscall.Signal, limit time.Duration) error {
-	if err := syscall.Kill(pid, sig); err != nil {
-		return fmt.Errorf("kill -%d %d: %w", sig, pid, err)
-	}
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		if !alive(pid) {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if sig != syscall.SIGKILL {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-		time.Sleep(500 * time.Millisecond)
-		if !alive(pid) {
-			return nil
-		}
-	}
-	return fmt.Errorf("pid %d still alive %s after signal %d", pid, limit, sig)
-}
-
 func appendLog(path, text string) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {

@@ -224,9 +224,11 @@ func (c Counts) Failed() bool {
 	return c.AckedMissing+c.WrongSeqID+c.Holes+c.SeenMissing+c.KafkaMissing > 0
 }
 
+// short abbreviates an id to its last 8 characters: message ids are
+// UUIDv7, whose first characters are a timestamp shared by neighbours.
 func short(id string) string {
 	if len(id) > 8 {
-		return id[:8]
+		return "…" + id[len(id)-8:]
 	}
 	return id
 }

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# A/B benchmark: the same chat scenarios against two builds of chatflow in one
+# sitting, alternating A and B per level, on the same local services and with
+# the same load generator (this tree's `chatflow bench`). A is an older git
+# revision run as it was configured then (Redis appendfsync everysec); B is
+# this tree (appendfsync always). Results: bench/results/ab-*.json.
+# Usage: scripts/bench-ab.sh OLD_REV ["clients rate" ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OLD=${1:?usage: scripts/bench-ab.sh OLD_REV [levels]}; shift
+LEVELS=("$@"); [[ ${#LEVELS[@]} -gt 0 ]] || LEVELS=("200 5" "500 5")
+OUT=bench/results; LOGS=${CHATFLOW_DATA:-.data}/logs
+mkdir -p "$OUT" "$LOGS"
+make -s services >/dev/null
+go build -o bin/chatflow ./cmd/chatflow
+wt=$(mktemp -d)
+git worktree add -q --detach "$wt" "$OLD"
+(cd "$wt" && go build -o "$wt/chatflow-old" ./cmd/chatflow)
+export DATABASE_URL="postgres://postgres@127.0.0.1:${PG_PORT:-15432}/chatflow?sslmode=disable"
+export REDIS_ADDR=127.0.0.1:${REDIS_PORT:-16379} KAFKA_BROKERS=127.0.0.1:${KAFKA_PORT:-19092}
+export JWT_SECRET=bench-ab-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n') LOG_LEVEL=warn BCRYPT_COST=4
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
+trap 'cleanup; git worktree remove --force "$wt"' EXIT
+run() { # label binary fsync clients rate
+  local label=$1 bin=$2
+  cleanup
+  redis-cli -p "${REDIS_PORT:-16379}" config set appendfsync "$3" >/dev/null
+  NODE_ID=ab-worker "$bin" worker >"$LOGS/ab-worker-$label.log" 2>&1 & pids+=($!)
+  HTTP_ADDR=127.0.0.1:18181 NODE_ID=ab-api "$bin" api >"$LOGS/ab-api-$label.log" 2>&1 & pids+=($!)
+  for _ in $(seq 100); do curl -fs 127.0.0.1:18181/healthz >/dev/null && break; sleep 0.2; done
+  echo "+ $label: $4 clients x $5 msg/s" >&2
+  bin/chatflow bench -scenario chat -users-file "$OUT/users-ab.json" -url http://127.0.0.1:18181 \
+    -clients "$4" -rate "$5" -duration 20s -label "$label-$4x$5" -out "$OUT/ab-$label-$4x$5.json" || true
+}
+for lvl in "${LEVELS[@]}"; do
+  set -- $lvl
+  run A "$wt/chatflow-old" everysec "$1" "$2"
+  run B bin/chatflow always "$1" "$2"
+done
+cleanup
+redis-cli -p "${REDIS_PORT:-16379}" config set appendfsync always >/dev/null
