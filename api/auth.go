@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strings"
 
@@ -11,6 +10,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/chatflow/chatflow"
+	"github.com/chatflow/chatflow/chat"
 	"github.com/chatflow/chatflow/db"
 	"github.com/chatflow/chatflow/token"
 )
@@ -138,45 +138,6 @@ func (s *Server) logout(c *fiber.Ctx) error {
 		return err
 	}
 	// WebSockets opened with this session, on any node, close too.
-	_ = s.publish(c.UserContext(), userChannel(claims.Subject), roomEvent{Type: "session", Event: "revoked", Family: claims.Family})
+	_ = s.chat.Publish(c.UserContext(), chat.UserChannel(claims.Subject), chat.RoomEvent{Type: "session", Event: "revoked", Family: claims.Family})
 	return c.SendStatus(fiber.StatusNoContent)
 }
-
-type accountView struct {
-	Balance int64 `json:"balance"`
-}
-
-type meView struct {
-	UserID        string      `json:"user_id"`
-	Username      string      `json:"username"`
-	DisplayName   string      `json:"display_name"`
-	StatusMessage string      `json:"status_message"`
-	Email         string      `json:"email"`
-	Role          string      `json:"role"`
-	Account       accountView `json:"account"`
-}
-
-func (s *Server) me(c *fiber.Ctx) error {
-	ctx, id := c.UserContext(), userID(c)
-	u, err := s.Queries.GetUserByID(ctx, id)
-	if isNotFound(err) {
-		return chatflow.Errorf(chatflow.ECodeNotFound, "user not found")
-	}
-	if err != nil {
-		return err
-	}
-	p, err := s.Queries.GetProfile(ctx, id)
-	if err != nil && !isNotFound(err) {
-		return err
-	}
-	acct, err := s.Queries.GetAccount(ctx, id)
-	if err != nil && !isNotFound(err) {
-		return err
-	}
-	return c.JSON(meView{
-		UserID: u.ID.String(), Username: u.Username, DisplayName: p.DisplayName, StatusMessage: p.StatusMessage,
-		Email: u.Email, Role: s.roleOf(u), Account: accountView{Balance: acct.Balance},
-	})
-}
-
-func isNotFound(err error) bool { return err != nil && errors.Is(err, errNoRows) }

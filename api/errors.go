@@ -10,31 +10,33 @@ import (
 	"github.com/chatflow/chatflow"
 )
 
-// statusOf maps a stable error code to its HTTP status. It is the one place
-// where domain codes meet HTTP.
+// statuses maps each stable error code to its HTTP status; a code not
+// listed (internal, or one this table has not learnt yet) is a 500. It is
+// the one place where domain codes meet HTTP.
+var statuses = map[string]int{
+	chatflow.ECodeValidation:         fiber.StatusUnprocessableEntity,
+	chatflow.ECodeUsernameTaken:      fiber.StatusConflict,
+	chatflow.ECodeEmailTaken:         fiber.StatusConflict,
+	chatflow.ECodeConflict:           fiber.StatusConflict,
+	chatflow.ECodeInvalidCredentials: fiber.StatusUnauthorized,
+	chatflow.ECodeInvalidToken:       fiber.StatusUnauthorized,
+	chatflow.ECodeTokenReused:        fiber.StatusUnauthorized,
+	chatflow.ECodeUnauthorized:       fiber.StatusUnauthorized,
+	chatflow.ECodeForbidden:          fiber.StatusForbidden,
+	chatflow.ECodeNotMember:          fiber.StatusForbidden,
+	chatflow.ECodeNotFound:           fiber.StatusNotFound,
+	chatflow.ECodeRateLimited:        fiber.StatusTooManyRequests,
+	chatflow.ECodeBadFrame:           fiber.StatusBadRequest,
+	chatflow.ECodeTooLarge:           fiber.StatusRequestEntityTooLarge,
+	chatflow.ECodeUnavailable:        fiber.StatusServiceUnavailable,
+}
+
+// statusOf maps a stable error code to its HTTP status.
 func statusOf(code string) int {
-	switch code {
-	case chatflow.ECodeValidation:
-		return fiber.StatusUnprocessableEntity
-	case chatflow.ECodeUsernameTaken, chatflow.ECodeEmailTaken, chatflow.ECodeConflict:
-		return fiber.StatusConflict
-	case chatflow.ECodeInvalidCredentials, chatflow.ECodeInvalidToken, chatflow.ECodeTokenReused, chatflow.ECodeUnauthorized:
-		return fiber.StatusUnauthorized
-	case chatflow.ECodeForbidden, chatflow.ECodeNotMember:
-		return fiber.StatusForbidden
-	case chatflow.ECodeNotFound:
-		return fiber.StatusNotFound
-	case chatflow.ECodeRateLimited:
-		return fiber.StatusTooManyRequests
-	case chatflow.ECodeBadFrame:
-		return fiber.StatusBadRequest
-	case chatflow.ECodeTooLarge:
-		return fiber.StatusRequestEntityTooLarge
-	case chatflow.ECodeUnavailable:
-		return fiber.StatusServiceUnavailable
-	default:
-		return fiber.StatusInternalServerError
+	if st, ok := statuses[code]; ok {
+		return st
 	}
+	return fiber.StatusInternalServerError
 }
 
 // Problem is an RFC 9457 problem details body with chatflow's stable code.
@@ -48,24 +50,23 @@ type Problem struct {
 	RequestID string `json:"request_id,omitempty"`
 }
 
-// fiberCode translates Fiber's own errors (routing, body limit, bad requests).
+// fiberCodes names the code of Fiber's own errors (routing, body limit, bad
+// requests) by their status; any other status is validation_failed.
+var fiberCodes = map[int]string{
+	fiber.StatusNotFound:              chatflow.ECodeNotFound,
+	fiber.StatusRequestEntityTooLarge: chatflow.ECodeTooLarge,
+	fiber.StatusUnauthorized:          chatflow.ECodeUnauthorized,
+	fiber.StatusTooManyRequests:       chatflow.ECodeRateLimited,
+	fiber.StatusServiceUnavailable:    chatflow.ECodeUnavailable,
+	fiber.StatusInternalServerError:   chatflow.ECodeInternal,
+}
+
+// fiberCode translates one of Fiber's own errors.
 func fiberCode(fe *fiber.Error) string {
-	switch fe.Code {
-	case fiber.StatusNotFound:
-		return chatflow.ECodeNotFound
-	case fiber.StatusRequestEntityTooLarge:
-		return chatflow.ECodeTooLarge
-	case fiber.StatusUnauthorized:
-		return chatflow.ECodeUnauthorized
-	case fiber.StatusTooManyRequests:
-		return chatflow.ECodeRateLimited
-	case fiber.StatusServiceUnavailable:
-		return chatflow.ECodeUnavailable
-	case fiber.StatusInternalServerError:
-		return chatflow.ECodeInternal
-	default:
-		return chatflow.ECodeValidation
+	if code, ok := fiberCodes[fe.Code]; ok {
+		return code
 	}
+	return chatflow.ECodeValidation
 }
 
 func (s *Server) errorHandler(c *fiber.Ctx, err error) error {

@@ -2,9 +2,7 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/chatflow/chatflow"
+	"github.com/chatflow/chatflow/chat"
 	"github.com/chatflow/chatflow/db"
 )
 
@@ -33,30 +32,6 @@ type roomView struct {
 	LastMessage *chatflow.Message `json:"last_message"`
 	CreatedAt   time.Time         `json:"created_at"`
 	LastReadSeq int64             `json:"last_read_seq"`
-}
-
-func parseUUIDParam(c *fiber.Ctx, name string) (uuid.UUID, error) {
-	id, err := uuid.Parse(c.Params(name))
-	if err != nil {
-		return uuid.Nil, chatflow.Errorf(chatflow.ECodeNotFound, "%s %q is not a known id", name, c.Params(name))
-	}
-	return id, nil
-}
-
-func parseIDs(raw []string) ([]uuid.UUID, error) {
-	seen := map[uuid.UUID]bool{}
-	var ids []uuid.UUID
-	for _, s := range raw {
-		id, err := uuid.Parse(s)
-		if err != nil {
-			return nil, chatflow.Errorf(chatflow.ECodeValidation, "%q is not a user id", s)
-		}
-		if !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
-		}
-	}
-	return ids, nil
 }
 
 func (s *Server) createRoom(c *fiber.Ctx) error {
@@ -87,7 +62,7 @@ func (s *Server) createRoom(c *fiber.Ctx) error {
 	}
 	var room db.ChatRoom
 	err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
-		q := s.Queries.WithTx(tx)
+		q := db.New(tx)
 		var err error
 		if room, err = q.CreateRoom(ctx, db.CreateRoomParams{ID: uuid.New(), Name: req.Name, CreatedBy: me}); err != nil {
 			return err
@@ -106,7 +81,7 @@ func (s *Server) createRoom(c *fiber.Ctx) error {
 		if id == me {
 			ev = "joined"
 		}
-		_ = s.publish(ctx, userChannel(id.String()), roomEvent{Type: "room", Event: ev, RoomID: room.ID.String(), UserID: id.String()})
+		s.roomEvent(ctx, chat.UserChannel(id.String()), ev, room.ID, id)
 	}
 	v, err := s.roomView(ctx, room, me)
 	if err != nil {
@@ -208,17 +183,22 @@ func (s *Server) membership(ctx context.Context, room, user uuid.UUID) (db.ChatR
 	return r, nil
 }
 
-func (s *Server) getRoom(c *fiber.Ctx) error {
+// callerRoom loads the room of the path's :room_id, checking the caller
+// belongs to it.
+func (s *Server) callerRoom(c *fiber.Ctx) (db.ChatRoom, error) {
 	id, err := parseUUIDParam(c, "room_id")
 	if err != nil {
-		return err
+		return db.ChatRoom{}, err
 	}
-	ctx, me := c.UserContext(), userID(c)
-	room, err := s.membership(ctx, id, me)
+	return s.membership(c.UserContext(), id, userID(c))
+}
+
+func (s *Server) getRoom(c *fiber.Ctx) error {
+	room, err := s.callerRoom(c)
 	if err != nil {
 		return err
 	}
-	v, err := s.roomView(ctx, room, me)
+	v, err := s.roomView(c.UserContext(), room, userID(c))
 	if err != nil {
 		return err
 	}
@@ -261,8 +241,8 @@ func (s *Server) invite(c *fiber.Ctx) error {
 		return err
 	}
 	for _, a := range added {
-		_ = s.publish(ctx, userChannel(a.String()), roomEvent{Type: "room", Event: "invited", RoomID: id.String(), UserID: a.String()})
-		_ = s.publish(ctx, roomChannel(id.String()), roomEvent{Type: "room", Event: "joined", RoomID: id.String(), UserID: a.String()})
+		s.roomEvent(ctx, chat.UserChannel(a.String()), "invited", id, a)
+		s.roomEvent(ctx, chat.RoomChannel(id.String()), "joined", id, a)
 	}
 	v, err := s.roomView(ctx, room, userID(c))
 	if err != nil {
@@ -272,146 +252,25 @@ func (s *Server) invite(c *fiber.Ctx) error {
 }
 
 func (s *Server) leave(c *fiber.Ctx) error {
-	id, err := parseUUIDParam(c, "room_id")
+	room, err := s.callerRoom(c)
 	if err != nil {
 		return err
 	}
-	ctx, me := c.UserContext(), userID(c)
-	if _, err := s.membership(ctx, id, me); err != nil {
-		return err
-	}
+	ctx, id, me := c.UserContext(), room.ID, userID(c)
 	if _, err := s.Queries.RemoveMember(ctx, db.RemoveMemberParams{RoomID: id, UserID: me}); err != nil {
 		return err
 	}
 	if err := s.chat.MemberRemoved(ctx, id, me); err != nil {
 		return err
 	}
-	ev := roomEvent{Type: "room", Event: "left", RoomID: id.String(), UserID: me.String()}
-	_ = s.publish(ctx, roomChannel(id.String()), ev)
-	_ = s.publish(ctx, userChannel(me.String()), ev)
+	s.roomEvent(ctx, chat.RoomChannel(id.String()), "left", id, me)
+	s.roomEvent(ctx, chat.UserChannel(me.String()), "left", id, me)
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
-func queryInt(c *fiber.Ctx, name string) (int64, bool, error) {
-	raw := c.Query(name)
-	if raw == "" {
-		return 0, false, nil
-	}
-	n, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || n < 0 {
-		return 0, false, chatflow.Errorf(chatflow.ECodeValidation, "%s must be a non-negative integer", name)
-	}
-	return n, true, nil
-}
-
-func (s *Server) history(c *fiber.Ctx) error {
-	id, err := parseUUIDParam(c, "room_id")
-	if err != nil {
-		return err
-	}
-	before, hasBefore, err := queryInt(c, "before_seq")
-	if err != nil {
-		return err
-	}
-	after, hasAfter, err := queryInt(c, "after_seq")
-	if err != nil {
-		return err
-	}
-	limit, hasLimit, err := queryInt(c, "limit")
-	if err != nil {
-		return err
-	}
-	if !hasLimit {
-		limit = chatflow.DefaultHistLimit
-	}
-	if limit < 1 || limit > chatflow.MaxHistoryLimit {
-		return chatflow.Errorf(chatflow.ECodeValidation, "limit must be 1-%d", chatflow.MaxHistoryLimit)
-	}
-	if hasBefore && hasAfter {
-		return chatflow.Errorf(chatflow.ECodeValidation, "use before_seq or after_seq, not both")
-	}
-	ctx := c.UserContext()
-	if _, err := s.membership(ctx, id, userID(c)); err != nil {
-		return err
-	}
-	cur, err := s.chat.CurrentSeq(ctx, id)
-	if err != nil {
-		return err
-	}
-	// seqs are gap-free, so a page is a seq range.
-	var lo, hi int64
-	var more bool
-	switch {
-	case hasAfter:
-		after = min(after, cur) // a cursor past the end is the end (and cannot overflow)
-		lo, hi = after+1, min(after+limit, cur)
-		more = hi < cur
-	default:
-		if !hasBefore || before > cur+1 {
-			before = cur + 1
-		}
-		lo, hi = max(before-limit, 1), before-1
-		more = lo > 1
-	}
-	frames, err := s.chat.FetchRange(ctx, id, lo, hi)
-	if err != nil {
-		return err
-	}
-	msgs := make([]json.RawMessage, len(frames))
-	copy(msgs, frames)
-	return c.JSON(fiber.Map{"messages": msgs, "has_more": more})
-}
-
-// restSendTimeout bounds a REST send, as handleFrame bounds a WebSocket one.
-const restSendTimeout = 10 * time.Second
-
-func (s *Server) postMessage(c *fiber.Ctx) error {
-	id, err := parseUUIDParam(c, "room_id")
-	if err != nil {
-		return err
-	}
-	var req struct {
-		ClientMsgID string `json:"client_msg_id"`
-		Body        string `json:"body"`
-	}
-	if err := decode(c, &req); err != nil {
-		return err
-	}
-	// A send waits for Redis (and, on a cold room, Postgres): bound it like
-	// a WebSocket frame, answering 503 so the client retries with the same
-	// client_msg_id and gets the original message.
-	ctx, cancel := context.WithTimeout(c.UserContext(), restSendTimeout)
-	defer cancel()
-	start := time.Now()
-	a, err := s.chat.Accept(ctx, userID(c), id.String(), req.ClientMsgID, req.Body)
-	if err != nil {
-		return err
-	}
-	s.chat.Metrics().ObserveAck(time.Since(start))
-	if a.Dup {
-		c.Set("Idempotent-Replayed", "true")
-	}
-	return c.Status(fiber.StatusCreated).JSON(a.Msg)
-}
-
-// postRead moves the caller's read marker forward (never back).
-func (s *Server) postRead(c *fiber.Ctx) error {
-	id, err := parseUUIDParam(c, "room_id")
-	if err != nil {
-		return err
-	}
-	var req struct {
-		Seq *int64 `json:"seq"`
-	}
-	if err := decode(c, &req); err != nil {
-		return err
-	}
-	if req.Seq == nil || *req.Seq < 0 {
-		return chatflow.Errorf(chatflow.ECodeValidation, "seq must be a non-negative integer")
-	}
-	seq, err := s.chat.MarkRead(c.UserContext(), userID(c), id, *req.Seq)
-	if err != nil {
-		return err
-	}
-	return c.JSON(fiber.Map{"room_id": id.String(), "last_read_seq": seq})
+// roomEvent tells the connections of a room or of a user, on every node,
+// that user's membership of room changed (realtime's hub follows these to
+// join and leave room channels). Delivery is best effort, as fan-out is.
+func (s *Server) roomEvent(ctx context.Context, channel, event string, room, user uuid.UUID) {
+	_ = s.chat.Publish(ctx, channel, chat.RoomEvent{Type: "room", Event: event, RoomID: room.String(), UserID: user.String()})
 }

@@ -6,7 +6,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -66,7 +65,7 @@ type Deps struct {
 // Server is the HTTP side of one api node.
 type Server struct {
 	Pool     *pgxpool.Pool
-	Queries  *db.Queries
+	Queries  db.Querier // sqlc's queries on Pool; a transaction uses db.New(tx)
 	Redis    redis.UniversalClient
 	Temporal client.Client
 	Tokens   *token.Service
@@ -129,37 +128,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.app.ShutdownWithContext(ctx)
 }
 
-// decode parses a JSON request body, answering validation_failed on garbage.
-func decode(c *fiber.Ctx, v any) error {
-	body := c.Body()
-	if len(body) == 0 {
-		return chatflow.Errorf(chatflow.ECodeValidation, "request body must be a JSON object")
-	}
-	// encoding/json would silently turn invalid UTF-8 and lone surrogates
-	// into U+FFFD: refuse them instead of storing a rewritten text.
-	if err := chatflow.ValidJSONText(body); err != nil {
-		return err
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) {
-			return chatflow.Errorf(chatflow.ECodeValidation, "field %q has the wrong type", ute.Field)
-		}
-		return chatflow.Errorf(chatflow.ECodeValidation, "request body is not valid JSON")
-	}
-	return nil
-}
-
 func (s *Server) healthz(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ok", "node": s.Cfg.NodeID})
 }
-
-// publish sends an event to a channel, for every node.
-func (s *Server) publish(ctx context.Context, channel string, v any) error {
-	return s.chat.Publish(ctx, channel, v)
-}
-
-func roomChannel(room string) string { return chat.RoomChannel(room) }
-func userChannel(user string) string { return chat.UserChannel(user) }
-
-type roomEvent = chat.RoomEvent

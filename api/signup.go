@@ -8,7 +8,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -19,8 +18,6 @@ import (
 	"github.com/chatflow/chatflow"
 	"github.com/chatflow/chatflow/db"
 )
-
-var errNoRows = pgx.ErrNoRows
 
 // signupRef maps a public signup_id to its workflow run; kept in Redis for a week.
 type signupRef struct {

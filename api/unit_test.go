@@ -3,7 +3,10 @@ package api
 import (
 	"testing"
 
+	"github.com/gofiber/fiber/v2"
 	"go.temporal.io/api/enums/v1"
+
+	"github.com/chatflow/chatflow"
 )
 
 func TestExecutionStatusNames(t *testing.T) {
@@ -14,6 +17,26 @@ func TestExecutionStatusNames(t *testing.T) {
 	} {
 		if got := executionStatus(st); got != want {
 			t.Errorf("%v: %q, want %q", st, got, want)
+		}
+	}
+}
+
+func TestErrorStatuses(t *testing.T) {
+	for code, want := range map[string]int{
+		chatflow.ECodeValidation: 422, chatflow.ECodeEmailTaken: 409, chatflow.ECodeTokenReused: 401,
+		chatflow.ECodeNotMember: 403, chatflow.ECodeBadFrame: 400, chatflow.ECodeTooLarge: 413,
+		chatflow.ECodeUnavailable: 503, chatflow.ECodeInternal: 500, "no_such_code": 500,
+	} {
+		if got := statusOf(code); got != want {
+			t.Errorf("statusOf(%q) = %d, want %d", code, got, want)
+		}
+	}
+	for status, want := range map[int]string{
+		404: chatflow.ECodeNotFound, 413: chatflow.ECodeTooLarge, 429: chatflow.ECodeRateLimited,
+		500: chatflow.ECodeInternal, 400: chatflow.ECodeValidation, 405: chatflow.ECodeValidation,
+	} {
+		if got := fiberCode(fiber.NewError(status)); got != want {
+			t.Errorf("fiberCode(%d) = %q, want %q", status, got, want)
 		}
 	}
 }

@@ -72,7 +72,7 @@ func (s *Service) SeedRoom(ctx context.Context, room uuid.UUID, members []uuid.U
 	for _, m := range members {
 		vals = append(vals, m.String())
 	}
-	if err := roomlog.Seed(ctx, s.rdb, room.String(), 0, 0); err != nil {
+	if err := roomlog.SeedNew(ctx, s.rdb, room.String()); err != nil {
 		return err
 	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {

@@ -52,3 +52,18 @@ func (s *Service) Online(ctx context.Context, users []uuid.UUID) []bool {
 	}
 	return out
 }
+
+// Connections sums the connection counters of every user on every node.
+func (s *Service) Connections(ctx context.Context) int64 {
+	var total int64
+	iter := s.rdb.Scan(ctx, 0, presenceKey("*"), 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	for _, k := range keys {
+		n, _ := s.rdb.Get(ctx, k).Int64()
+		total += max(n, 0)
+	}
+	return total
+}

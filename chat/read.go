@@ -21,15 +21,20 @@ func (s *Service) CurrentSeq(ctx context.Context, room uuid.UUID) (int64, error)
 		}
 		v, err = s.rdb.Get(ctx, roomlog.SeqKey(room.String())).Int64()
 	}
-	return v, err
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return v, nil
 }
 
 // FetchRange returns the room's message frames with lo <= seq <= hi in
-// order: the recent tail from the Redis stream, anything older from
-// Postgres. The stream keeps every message Postgres does not hold yet (it is
-// trimmed only below the persisted watermark), so nothing accepted is
-// missed and a read never waits: a seq in neither place was lost and reads
-// as a gap until the reconciler writes its tombstone.
+// order: from the room's log where it holds them, from Postgres otherwise.
+// The log keeps every message Postgres does not hold yet (it is trimmed
+// only below the persisted watermark), so nothing accepted is missed and a
+// read never waits; the log may have holes of its own (seqs it lost, which
+// Postgres holds as gap tombstones), so any seq of the range the log lacks
+// is read from Postgres. A seq in neither place reads as missing until the
+// reconciler writes its tombstone.
 func (s *Service) FetchRange(ctx context.Context, room uuid.UUID, lo, hi int64) ([]json.RawMessage, error) {
 	if lo < 1 {
 		lo = 1
@@ -41,30 +46,40 @@ func (s *Service) FetchRange(ctx context.Context, room uuid.UUID, lo, hi int64) 
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	streamFrom := hi + 1
-	if len(entries) > 0 {
-		streamFrom = entries[0].Seq
+	if int64(len(entries)) == hi-lo+1 { // the log has the whole range
+		out := make([]json.RawMessage, len(entries))
+		for i, e := range entries {
+			out[i] = e.Frame
+		}
+		return out, nil
 	}
-	var out []json.RawMessage
-	if streamFrom > lo {
-		rows, err := s.store.ListMessagesRange(ctx, db.ListMessagesRangeParams{RoomID: room, Lo: lo, Hi: streamFrom - 1})
-		if err != nil {
-			return nil, unavailable(err)
-		}
-		if int64(len(rows)) < streamFrom-lo {
-			s.metrics.readHoles.Inc()
-			s.log.Warn("seqs in neither the log nor Postgres", "room", room, "lo", lo, "hi", streamFrom-1, "found", len(rows))
-		}
-		for _, r := range rows {
-			b, err := json.Marshal(MessageFrame{Type: "message", Message: FromRow(r)})
+	rows, err := s.store.ListMessagesRange(ctx, db.ListMessagesRangeParams{RoomID: room, Lo: lo, Hi: hi})
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	// merge by seq; a seq in both is the same message
+	out := make([]json.RawMessage, 0, max(len(rows), len(entries)))
+	i, j := 0, 0
+	for i < len(rows) || j < len(entries) {
+		switch {
+		case j < len(entries) && (i == len(rows) || entries[j].Seq <= rows[i].Seq):
+			if i < len(rows) && rows[i].Seq == entries[j].Seq {
+				i++
+			}
+			out = append(out, entries[j].Frame)
+			j++
+		default:
+			b, err := json.Marshal(MessageFrame{Type: "message", Message: FromRow(rows[i])})
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, b)
+			i++
 		}
 	}
-	for _, e := range entries {
-		out = append(out, e.Frame)
+	if int64(len(out)) < hi-lo+1 {
+		s.metrics.readHoles.Inc()
+		s.log.Warn("seqs in neither the log nor Postgres", "room", room, "lo", lo, "hi", hi, "found", len(out))
 	}
 	return out, nil
 }

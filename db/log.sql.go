@@ -76,7 +76,7 @@ func (q *Queries) EnsurePublishCursor(ctx context.Context, roomID uuid.UUID) err
 	return err
 }
 
-const insertDeadLetter = `-- name: InsertDeadLetter :exec
+const insertDeadLetter = `-- name: InsertDeadLetter :execrows
 INSERT INTO chat.dead_letters (room_id, seq, message_id, payload, reason)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT DO NOTHING
@@ -90,15 +90,18 @@ type InsertDeadLetterParams struct {
 	Reason    string    `json:"reason"`
 }
 
-func (q *Queries) InsertDeadLetter(ctx context.Context, arg InsertDeadLetterParams) error {
-	_, err := q.db.Exec(ctx, insertDeadLetter,
+func (q *Queries) InsertDeadLetter(ctx context.Context, arg InsertDeadLetterParams) (int64, error) {
+	result, err := q.db.Exec(ctx, insertDeadLetter,
 		arg.RoomID,
 		arg.Seq,
 		arg.MessageID,
 		arg.Payload,
 		arg.Reason,
 	)
-	return err
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const insertTombstones = `-- name: InsertTombstones :execrows
@@ -221,4 +224,41 @@ func (q *Queries) StoredSeqs(ctx context.Context, arg StoredSeqsParams) ([]int64
 		return nil, err
 	}
 	return items, nil
+}
+
+const tombstoneResends = `-- name: TombstoneResends :execrows
+INSERT INTO chat.messages (id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind)
+SELECT v.tid, v.room_id, v.seq, '00000000-0000-0000-0000-000000000000'::uuid, 'gap:' || v.seq::text, '', now(), 'gap'
+FROM (SELECT unnest($1::uuid[]) AS tid, unnest($2::uuid[]) AS room_id, unnest($3::bigint[]) AS seq,
+             unnest($4::uuid[]) AS sender_id, unnest($5::text[]) AS client_msg_id) v
+WHERE NOT EXISTS (SELECT 1 FROM chat.messages m WHERE m.room_id = v.room_id AND m.seq = v.seq)
+  AND EXISTS (SELECT 1 FROM chat.messages m WHERE m.room_id = v.room_id AND m.sender_id = v.sender_id
+                                              AND m.client_msg_id = v.client_msg_id)
+ON CONFLICT DO NOTHING
+`
+
+type TombstoneResendsParams struct {
+	Tids         []uuid.UUID `json:"tids"`
+	RoomIds      []uuid.UUID `json:"room_ids"`
+	Seqs         []int64     `json:"seqs"`
+	SenderIds    []uuid.UUID `json:"sender_ids"`
+	ClientMsgIds []string    `json:"client_msg_ids"`
+}
+
+// TombstoneResends handles messages of a batch that were not stored because
+// their (room, sender, client_msg_id) is already stored under another seq (a
+// resend after the dedupe key expired): their own seq becomes a tombstone,
+// so it is not a hole that holds the watermark back for good.
+func (q *Queries) TombstoneResends(ctx context.Context, arg TombstoneResendsParams) (int64, error) {
+	result, err := q.db.Exec(ctx, tombstoneResends,
+		arg.Tids,
+		arg.RoomIds,
+		arg.Seqs,
+		arg.SenderIds,
+		arg.ClientMsgIds,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }

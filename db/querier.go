@@ -66,7 +66,7 @@ type Querier interface {
 	GetTransactionByKey(ctx context.Context, arg GetTransactionByKeyParams) (CustomerTransaction, error)
 	GetUserByID(ctx context.Context, id uuid.UUID) (AuthUser, error)
 	GetUserByUsername(ctx context.Context, username string) (AuthUser, error)
-	InsertDeadLetter(ctx context.Context, arg InsertDeadLetterParams) error
+	InsertDeadLetter(ctx context.Context, arg InsertDeadLetterParams) (int64, error)
 	// InsertMessages writes a whole batch in one statement; replays are harmless.
 	InsertMessages(ctx context.Context, arg InsertMessagesParams) (int64, error)
 	// InsertTombstones marks seqs that can never be delivered, so readers never
@@ -114,6 +114,11 @@ type Querier interface {
 	SignupHolders(ctx context.Context, arg SignupHoldersParams) ([]SignupHoldersRow, error)
 	// StoredSeqs lists which seqs of lo..hi Postgres holds.
 	StoredSeqs(ctx context.Context, arg StoredSeqsParams) ([]int64, error)
+	// TombstoneResends handles messages of a batch that were not stored because
+	// their (room, sender, client_msg_id) is already stored under another seq (a
+	// resend after the dedupe key expired): their own seq becomes a tombstone,
+	// so it is not a hole that holds the watermark back for good.
+	TombstoneResends(ctx context.Context, arg TombstoneResendsParams) (int64, error)
 	UpdateProfile(ctx context.Context, arg UpdateProfileParams) (ChatProfile, error)
 	UserRoomIDs(ctx context.Context, userID uuid.UUID) ([]uuid.UUID, error)
 }

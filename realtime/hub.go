@@ -90,15 +90,7 @@ func (h *Hub) pingLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		h.mu.RLock()
-		conns := make([]*Conn, 0, len(h.users))
-		for _, set := range h.users {
-			for c := range set {
-				conns = append(conns, c)
-			}
-		}
-		h.mu.RUnlock()
-		for _, c := range conns {
+		for _, c := range h.conns() {
 			c.ping()
 		}
 	}
@@ -341,15 +333,20 @@ func (h *Hub) wantedLocked(ch string) bool {
 
 // closeAll disconnects every client (shutdown); they reconnect elsewhere and sync.
 func (h *Hub) closeAll() {
-	h.mu.RLock()
-	var conns []*Conn
-	for _, set := range h.users {
-		for c := range set {
-			conns = append(conns, c)
-		}
-	}
-	h.mu.RUnlock()
-	for _, c := range conns {
+	for _, c := range h.conns() {
 		c.close("server shutting down")
 	}
+}
+
+// conns lists the connections of this node, to act on them unlocked.
+func (h *Hub) conns() []*Conn {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]*Conn, 0, len(h.users))
+	for _, set := range h.users {
+		for c := range set {
+			out = append(out, c)
+		}
+	}
+	return out
 }

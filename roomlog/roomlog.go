@@ -104,20 +104,30 @@ func (a Append) Run(ctx context.Context, rdb redis.Scripter) *redis.Cmd {
 	return send.Run(ctx, rdb, a.keys(), a.args()...)
 }
 
-// seed sets a room's counter and watermark when they are missing and marks
-// the room alive: values read from Postgres cover everything persisted.
+// seed sets a room's counter and watermark when they are missing. ARGV[3]
+// '1' marks the room alive: only for a room that is new, whose log cannot
+// have lost anything.
 var seed = redis.NewScript(`
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 redis.call('SET', KEYS[2], ARGV[2], 'NX')
-redis.set_repl(redis.REPL_NONE)
-redis.call('SET', KEYS[3], '1')
-redis.set_repl(redis.REPL_ALL)
+if ARGV[3] == '1' then
+  redis.set_repl(redis.REPL_NONE)
+  redis.call('SET', KEYS[3], '1')
+  redis.set_repl(redis.REPL_ALL)
+end
 return 1`)
 
 // Seed sets a room's seq counter and persisted watermark from Postgres where
-// Redis has none (a live value wins).
+// Redis has none (a live value wins). The room is not marked alive: a
+// counter that went missing may have handed out seqs Postgres does not hold
+// yet (acked, their batch in flight), so the next send fences past them.
 func Seed(ctx context.Context, rdb redis.Scripter, room string, seq, persisted int64) error {
-	return seed.Run(ctx, rdb, []string{SeqKey(room), PersistedKey(room), aliveKey(room)}, seq, persisted).Err()
+	return seed.Run(ctx, rdb, []string{SeqKey(room), PersistedKey(room), aliveKey(room)}, seq, persisted, "0").Err()
+}
+
+// SeedNew sets up the log of a room just created.
+func SeedNew(ctx context.Context, rdb redis.Scripter, room string) error {
+	return seed.Run(ctx, rdb, []string{SeqKey(room), PersistedKey(room), aliveKey(room)}, 0, 0, "1").Err()
 }
 
 // advance moves the watermark forward (never back) and trims the stream

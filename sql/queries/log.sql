@@ -30,7 +30,7 @@ SELECT unnest(@ids::uuid[]), @room_id::uuid, s, '00000000-0000-0000-0000-0000000
 FROM unnest(@seqs::bigint[]) AS s
 ON CONFLICT DO NOTHING;
 
--- name: InsertDeadLetter :exec
+-- name: InsertDeadLetter :execrows
 INSERT INTO chat.dead_letters (room_id, seq, message_id, payload, reason)
 VALUES (@room_id, @seq, @message_id, @payload, @reason)
 ON CONFLICT DO NOTHING;
@@ -56,3 +56,17 @@ UPDATE chat.publish_cursors SET published_seq = GREATEST(published_seq, @seq::bi
 
 -- name: CountDeadLetters :one
 SELECT count(*) FROM chat.dead_letters WHERE room_id = @room_id;
+
+-- name: TombstoneResends :execrows
+-- TombstoneResends handles messages of a batch that were not stored because
+-- their (room, sender, client_msg_id) is already stored under another seq (a
+-- resend after the dedupe key expired): their own seq becomes a tombstone,
+-- so it is not a hole that holds the watermark back for good.
+INSERT INTO chat.messages (id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind)
+SELECT v.tid, v.room_id, v.seq, '00000000-0000-0000-0000-000000000000'::uuid, 'gap:' || v.seq::text, '', now(), 'gap'
+FROM (SELECT unnest(@tids::uuid[]) AS tid, unnest(@room_ids::uuid[]) AS room_id, unnest(@seqs::bigint[]) AS seq,
+             unnest(@sender_ids::uuid[]) AS sender_id, unnest(@client_msg_ids::text[]) AS client_msg_id) v
+WHERE NOT EXISTS (SELECT 1 FROM chat.messages m WHERE m.room_id = v.room_id AND m.seq = v.seq)
+  AND EXISTS (SELECT 1 FROM chat.messages m WHERE m.room_id = v.room_id AND m.sender_id = v.sender_id
+                                              AND m.client_msg_id = v.client_msg_id)
+ON CONFLICT DO NOTHING;

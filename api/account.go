@@ -1,0 +1,179 @@
+package api
+
+import (
+	"encoding/base64"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/chatflow/chatflow"
+	"github.com/chatflow/chatflow/db"
+)
+
+// The caller's own account: who they are (GET /me), their balance,
+// deposits and transaction history.
+
+type accountView struct {
+	Balance int64 `json:"balance"`
+}
+
+type meView struct {
+	UserID        string      `json:"user_id"`
+	Username      string      `json:"username"`
+	DisplayName   string      `json:"display_name"`
+	StatusMessage string      `json:"status_message"`
+	Email         string      `json:"email"`
+	Role          string      `json:"role"`
+	Account       accountView `json:"account"`
+}
+
+func (s *Server) me(c *fiber.Ctx) error {
+	ctx, id := c.UserContext(), userID(c)
+	u, err := s.Queries.GetUserByID(ctx, id)
+	if isNotFound(err) {
+		return chatflow.Errorf(chatflow.ECodeNotFound, "user not found")
+	}
+	if err != nil {
+		return err
+	}
+	p, err := s.Queries.GetProfile(ctx, id)
+	if err != nil && !isNotFound(err) {
+		return err
+	}
+	acct, err := s.Queries.GetAccount(ctx, id)
+	if err != nil && !isNotFound(err) {
+		return err
+	}
+	return c.JSON(meView{
+		UserID: u.ID.String(), Username: u.Username, DisplayName: p.DisplayName, StatusMessage: p.StatusMessage,
+		Email: u.Email, Role: s.roleOf(u), Account: accountView{Balance: acct.Balance},
+	})
+}
+
+type txView struct {
+	TransactionID  string    `json:"transaction_id"`
+	Amount         int64     `json:"amount"`
+	BalanceAfter   int64     `json:"balance_after"`
+	Kind           string    `json:"kind"`
+	IdempotencyKey string    `json:"idempotency_key"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+func txOf(t db.CustomerTransaction) txView {
+	return txView{TransactionID: t.ID.String(), Amount: t.Amount, BalanceAfter: t.BalanceAfter, Kind: t.Kind,
+		IdempotencyKey: t.IdempotencyKey, CreatedAt: t.CreatedAt.UTC()}
+}
+
+func (s *Server) deposit(c *fiber.Ctx) error {
+	var req struct {
+		Amount         int64  `json:"amount"`
+		IdempotencyKey string `json:"idempotency_key"`
+	}
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if req.Amount <= 0 || req.Amount > 1_000_000_000 {
+		return chatflow.Errorf(chatflow.ECodeValidation, "amount must be 1-1000000000")
+	}
+	if req.IdempotencyKey == "" || len(req.IdempotencyKey) > 128 || !utf8.ValidString(req.IdempotencyKey) {
+		return chatflow.Errorf(chatflow.ECodeValidation, "idempotency_key must be 1-128 characters")
+	}
+	ctx, me := c.UserContext(), userID(c)
+	var out db.CustomerTransaction
+	replay := false
+	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		q := db.New(tx)
+		// Locking the account row serialises deposits of one user, so a
+		// repeated key always finds the first transaction.
+		_, err := q.GetAccountForUpdate(ctx, me)
+		if isNotFound(err) {
+			return chatflow.Errorf(chatflow.ECodeNotFound, "account not found")
+		}
+		if err != nil {
+			return err
+		}
+		prev, err := q.GetTransactionByKey(ctx, db.GetTransactionByKeyParams{UserID: me, IdempotencyKey: req.IdempotencyKey})
+		if err == nil {
+			out, replay = prev, true
+			return nil
+		}
+		if !isNotFound(err) {
+			return err
+		}
+		bal, err := q.CreditAccount(ctx, db.CreditAccountParams{UserID: me, Amount: req.Amount})
+		if err != nil {
+			return err
+		}
+		out, err = q.InsertTransaction(ctx, db.InsertTransactionParams{
+			ID: uuid.New(), UserID: me, Amount: req.Amount, BalanceAfter: bal, Kind: "deposit", IdempotencyKey: req.IdempotencyKey,
+		})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if replay {
+		if out.Amount != req.Amount {
+			return chatflow.Errorf(chatflow.ECodeConflict, "idempotency_key was already used with a different amount")
+		}
+		c.Set("Idempotent-Replayed", "true")
+		return c.Status(fiber.StatusOK).JSON(txOf(out))
+	}
+	return c.Status(fiber.StatusCreated).JSON(txOf(out))
+}
+
+func (s *Server) transactions(c *fiber.Ctx) error {
+	limit, has, err := queryInt(c, "limit")
+	if err != nil {
+		return err
+	}
+	if !has || limit == 0 || limit > 200 {
+		limit = 50
+	}
+	beforeAt, beforeID := time.Now().Add(24*time.Hour), uuid.Max
+	if cur := c.Query("cursor"); cur != "" {
+		at, id, ok := decodeCursor(cur)
+		if !ok {
+			return chatflow.Errorf(chatflow.ECodeValidation, "cursor is not valid")
+		}
+		beforeAt, beforeID = at, id
+	}
+	rows, err := s.Queries.ListTransactions(c.UserContext(), db.ListTransactionsParams{
+		UserID: userID(c), BeforeAt: beforeAt, BeforeID: beforeID, Lim: int32(limit),
+	})
+	if err != nil {
+		return err
+	}
+	out := make([]txView, len(rows))
+	for i, r := range rows {
+		out[i] = txOf(r)
+	}
+	resp := fiber.Map{"transactions": out}
+	if len(rows) == int(limit) {
+		last := rows[len(rows)-1]
+		resp["next_cursor"] = encodeCursor(last.CreatedAt, last.ID)
+	}
+	return c.JSON(resp)
+}
+
+func encodeCursor(at time.Time, id uuid.UUID) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(at.UTC().Format(time.RFC3339Nano) + "|" + id.String()))
+}
+
+func decodeCursor(s string) (time.Time, uuid.UUID, bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return time.Time{}, uuid.Nil, false
+	}
+	ts, ids, ok := strings.Cut(string(raw), "|")
+	if !ok {
+		return time.Time{}, uuid.Nil, false
+	}
+	at, err1 := time.Parse(time.RFC3339Nano, ts)
+	id, err2 := uuid.Parse(ids)
+	return at, id, err1 == nil && err2 == nil
+}

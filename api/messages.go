@@ -1,0 +1,126 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/chatflow/chatflow"
+)
+
+// A room's messages over REST: history pages, sends and read markers. The
+// message core (chat) does the work; /ws is the other way in.
+
+func (s *Server) history(c *fiber.Ctx) error {
+	id, err := parseUUIDParam(c, "room_id")
+	if err != nil {
+		return err
+	}
+	before, hasBefore, err := queryInt(c, "before_seq")
+	if err != nil {
+		return err
+	}
+	after, hasAfter, err := queryInt(c, "after_seq")
+	if err != nil {
+		return err
+	}
+	limit, hasLimit, err := queryInt(c, "limit")
+	if err != nil {
+		return err
+	}
+	if !hasLimit {
+		limit = chatflow.DefaultHistLimit
+	}
+	if limit < 1 || limit > chatflow.MaxHistoryLimit {
+		return chatflow.Errorf(chatflow.ECodeValidation, "limit must be 1-%d", chatflow.MaxHistoryLimit)
+	}
+	if hasBefore && hasAfter {
+		return chatflow.Errorf(chatflow.ECodeValidation, "use before_seq or after_seq, not both")
+	}
+	ctx := c.UserContext()
+	if _, err := s.membership(ctx, id, userID(c)); err != nil {
+		return err
+	}
+	cur, err := s.chat.CurrentSeq(ctx, id)
+	if err != nil {
+		return err
+	}
+	// seqs are gap-free, so a page is a seq range.
+	var lo, hi int64
+	var more bool
+	switch {
+	case hasAfter:
+		after = min(after, cur) // a cursor past the end is the end (and cannot overflow)
+		lo, hi = after+1, min(after+limit, cur)
+		more = hi < cur
+	default:
+		if !hasBefore || before > cur+1 {
+			before = cur + 1
+		}
+		lo, hi = max(before-limit, 1), before-1
+		more = lo > 1
+	}
+	frames, err := s.chat.FetchRange(ctx, id, lo, hi)
+	if err != nil {
+		return err
+	}
+	msgs := make([]json.RawMessage, len(frames))
+	copy(msgs, frames)
+	return c.JSON(fiber.Map{"messages": msgs, "has_more": more})
+}
+
+// restSendTimeout bounds a REST send, as handleFrame bounds a WebSocket one.
+const restSendTimeout = 10 * time.Second
+
+func (s *Server) postMessage(c *fiber.Ctx) error {
+	id, err := parseUUIDParam(c, "room_id")
+	if err != nil {
+		return err
+	}
+	var req struct {
+		ClientMsgID string `json:"client_msg_id"`
+		Body        string `json:"body"`
+	}
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	// A send waits for Redis (and, on a cold room, Postgres): bound it like
+	// a WebSocket frame, answering 503 so the client retries with the same
+	// client_msg_id and gets the original message.
+	ctx, cancel := context.WithTimeout(c.UserContext(), restSendTimeout)
+	defer cancel()
+	start := time.Now()
+	a, err := s.chat.Accept(ctx, userID(c), id.String(), req.ClientMsgID, req.Body)
+	if err != nil {
+		return err
+	}
+	s.chat.Metrics().ObserveAck(time.Since(start))
+	if a.Dup {
+		c.Set("Idempotent-Replayed", "true")
+	}
+	return c.Status(fiber.StatusCreated).JSON(a.Msg)
+}
+
+// postRead moves the caller's read marker forward (never back).
+func (s *Server) postRead(c *fiber.Ctx) error {
+	id, err := parseUUIDParam(c, "room_id")
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Seq *int64 `json:"seq"`
+	}
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if req.Seq == nil || *req.Seq < 0 {
+		return chatflow.Errorf(chatflow.ECodeValidation, "seq must be a non-negative integer")
+	}
+	seq, err := s.chat.MarkRead(c.UserContext(), userID(c), id, *req.Seq)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"room_id": id.String(), "last_read_seq": seq})
+}
