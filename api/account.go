@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
@@ -79,8 +78,8 @@ func (s *Server) deposit(c *fiber.Ctx) error {
 	if req.Amount <= 0 || req.Amount > 1_000_000_000 {
 		return chatflow.Errorf(chatflow.ECodeValidation, "amount must be 1-1000000000")
 	}
-	if req.IdempotencyKey == "" || len(req.IdempotencyKey) > 128 || !utf8.ValidString(req.IdempotencyKey) {
-		return chatflow.Errorf(chatflow.ECodeValidation, "idempotency_key must be 1-128 characters")
+	if err := chatflow.ValidIdempotencyKey(req.IdempotencyKey); err != nil {
+		return err
 	}
 	ctx, me := c.UserContext(), userID(c)
 	var out db.CustomerTransaction
@@ -135,6 +134,9 @@ func (s *Server) transactions(c *fiber.Ctx) error {
 		limit = 50
 	}
 	beforeAt, beforeID := time.Now().Add(24*time.Hour), uuid.Max
+	if err := chatflow.ValidCursor("cursor", c.Query("cursor")); err != nil {
+		return err
+	}
 	if cur := c.Query("cursor"); cur != "" {
 		at, id, ok := decodeCursor(cur)
 		if !ok {

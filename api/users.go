@@ -2,7 +2,6 @@ package api
 
 import (
 	"strings"
-	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -38,8 +37,10 @@ func (s *Server) updateMe(c *fiber.Ctx) error {
 			return err
 		}
 	}
-	if req.StatusMessage != nil && (!utf8.ValidString(*req.StatusMessage) || utf8.RuneCountInString(*req.StatusMessage) > 200) {
-		return chatflow.Errorf(chatflow.ECodeValidation, "status_message must be at most 200 characters of valid UTF-8")
+	if req.StatusMessage != nil {
+		if err := chatflow.ValidStatusMessage(*req.StatusMessage); err != nil {
+			return err
+		}
 	}
 	ctx, me := c.UserContext(), userID(c)
 	p, err := s.Queries.UpdateProfile(ctx, db.UpdateProfileParams{UserID: me, DisplayName: req.DisplayName, StatusMessage: req.StatusMessage})
@@ -63,8 +64,11 @@ func (s *Server) updateMe(c *fiber.Ctx) error {
 
 func (s *Server) searchUsers(c *fiber.Ctx) error {
 	q := strings.TrimSpace(c.Query("q"))
-	if q == "" || len(q) > 64 || !utf8.ValidString(q) {
-		return chatflow.Errorf(chatflow.ECodeValidation, "q must be 1-64 characters")
+	if err := chatflow.ValidSearchQuery(q); err != nil {
+		return err
+	}
+	if err := chatflow.ValidCursor("after", c.Query("after")); err != nil {
+		return err
 	}
 	limit, has, err := queryInt(c, "limit")
 	if err != nil {

@@ -151,6 +151,25 @@ func TestValidationProblems(t *testing.T) {
 		{"transactions bad limit", "GET", "/api/v1/me/account/transactions?limit=x", true, nil, V, val},
 		{"transactions negative limit", "GET", "/api/v1/me/account/transactions?limit=-3", true, nil, V, val},
 
+		// poison text: NUL and C0 controls, invalid UTF-8 and lone surrogates are
+		// refused in every text field, never rewritten and never a 500
+		{"NUL in username", "POST", "/api/v1/signup", false, `{"username":"va\u0000x","email":"a@b.co","password":"password-ok","display_name":"x"}`, V, val},
+		{"NUL in email", "POST", "/api/v1/signup", false, `{"username":"va_nul1","email":"a\u0000@b.co","password":"password-ok","display_name":"x"}`, V, val},
+		{"NUL in password", "POST", "/api/v1/signup", false, `{"username":"va_nul2","email":"a@b.co","password":"password\u0000ok","display_name":"x"}`, V, val},
+		{"C0 in display name", "POST", "/api/v1/signup", false, `{"username":"va_nul3","email":"a@b.co","password":"password-ok","display_name":"a\u0007b"}`, V, val},
+		{"lone surrogate in display name", "POST", "/api/v1/signup", false, `{"username":"va_nul4","email":"a@b.co","password":"password-ok","display_name":"a\ud800b"}`, V, val},
+		{"invalid UTF-8 in display name", "POST", "/api/v1/signup", false, "{\"username\":\"va_nul5\",\"email\":\"a@b.co\",\"password\":\"password-ok\",\"display_name\":\"a\xffb\"}", V, val},
+		{"NUL in login", "POST", "/api/v1/auth/login", false, `{"username":"va\u0000","password":"password-ok"}`, V, val},
+		{"NUL in status message", "PATCH", "/api/v1/me", true, `{"status_message":"hi\u0000"}`, V, val},
+		{"newline in display name", "PATCH", "/api/v1/me", true, `{"display_name":"a\nb"}`, V, val},
+		{"NUL in room name", "POST", "/api/v1/rooms", true, `{"name":"r\u0000","member_ids":[]}`, V, val},
+		{"C0 in room name", "POST", "/api/v1/rooms", true, `{"name":"r\u001b[31m","member_ids":[]}`, V, val},
+		{"NUL in idempotency key", "POST", "/api/v1/me/account/deposits", true, `{"amount":10,"idempotency_key":"k\u0000"}`, V, val},
+		{"NUL in search q", "GET", "/api/v1/users?q=" + url.QueryEscape("va\x00"), true, nil, V, val},
+		{"C0 in search after", "GET", "/api/v1/users?q=va&after=" + url.QueryEscape("a\x01"), true, nil, V, val},
+		{"invalid UTF-8 in search q", "GET", "/api/v1/users?q=%ff%fe", true, nil, V, val},
+		{"NUL in transactions cursor", "GET", "/api/v1/me/account/transactions?cursor=" + url.QueryEscape("\x00"), true, nil, V, val},
+
 		// unknown routes and methods
 		{"unknown route", "GET", "/nope", false, nil, NF, nf},
 		{"unknown api route", "GET", "/api/v1/nope", true, nil, NF, nf},
