@@ -117,17 +117,37 @@ if ARGV[3] == '1' then
 end
 return 1`)
 
+// indexKey is the set of rooms that have a log, so the reconciler finds
+// them without scanning the keyspace (which holds a dedupe key per message
+// and would block Redis for milliseconds per SCAN call).
+const indexKey = "log:rooms"
+
+// indexBuiltKey marks that indexKey holds every room that had a log before
+// the index existed.
+const indexBuiltKey = "log:rooms:built"
+
+// track adds a room to the index.
+func track(ctx context.Context, rdb redis.Cmdable, room string) error {
+	return rdb.SAdd(ctx, indexKey, room).Err()
+}
+
 // Seed sets a room's seq counter and persisted watermark from Postgres where
 // Redis has none (a live value wins). The room is not marked alive: a
 // counter that went missing may have handed out seqs Postgres does not hold
 // yet (acked, their batch in flight), so the next send fences past them.
-func Seed(ctx context.Context, rdb redis.Scripter, room string, seq, persisted int64) error {
-	return seed.Run(ctx, rdb, []string{SeqKey(room), PersistedKey(room), aliveKey(room)}, seq, persisted, "0").Err()
+func Seed(ctx context.Context, rdb redis.UniversalClient, room string, seq, persisted int64) error {
+	if err := seed.Run(ctx, rdb, []string{SeqKey(room), PersistedKey(room), aliveKey(room)}, seq, persisted, "0").Err(); err != nil {
+		return err
+	}
+	return track(ctx, rdb, room)
 }
 
 // SeedNew sets up the log of a room just created.
-func SeedNew(ctx context.Context, rdb redis.Scripter, room string) error {
-	return seed.Run(ctx, rdb, []string{SeqKey(room), PersistedKey(room), aliveKey(room)}, 0, 0, "1").Err()
+func SeedNew(ctx context.Context, rdb redis.UniversalClient, room string) error {
+	if err := seed.Run(ctx, rdb, []string{SeqKey(room), PersistedKey(room), aliveKey(room)}, 0, 0, "1").Err(); err != nil {
+		return err
+	}
+	return track(ctx, rdb, room)
 }
 
 // advance moves the watermark forward (never back) and trims the stream
@@ -218,21 +238,24 @@ func Heads(ctx context.Context, rdb redis.Cmdable, rooms []string) ([]Head, erro
 	return out, nil
 }
 
-// ScanRooms calls fn with batches of the rooms that have a seq counter.
+// ScanRooms calls fn with batches of the rooms that have a log, from the
+// index. The first call on a Redis without a built index fills it once
+// from a keyspace scan (logs made before the index existed).
 func ScanRooms(ctx context.Context, rdb redis.Cmdable, fn func(rooms []string) error) error {
-	var cursor uint64
-	for {
-		keys, next, err := rdb.Scan(ctx, cursor, "{r:*}:seq", 1000).Result()
-		if err != nil {
+	built, err := rdb.Exists(ctx, indexBuiltKey).Result()
+	if err != nil {
+		return err
+	}
+	if built == 0 {
+		if err := buildIndex(ctx, rdb); err != nil {
 			return err
 		}
-		rooms := make([]string, 0, len(keys))
-		for _, k := range keys {
-			if room, ok := strings.CutPrefix(k, "{r:"); ok {
-				if room, ok = strings.CutSuffix(room, "}:seq"); ok {
-					rooms = append(rooms, room)
-				}
-			}
+	}
+	var cursor uint64
+	for {
+		rooms, next, err := rdb.SScan(ctx, indexKey, cursor, "", 1000).Result()
+		if err != nil {
+			return err
 		}
 		if len(rooms) > 0 {
 			if err := fn(rooms); err != nil {
@@ -241,6 +264,33 @@ func ScanRooms(ctx context.Context, rdb redis.Cmdable, fn func(rooms []string) e
 		}
 		if cursor = next; cursor == 0 {
 			return nil
+		}
+	}
+}
+
+// buildIndex adds every room with a seq counter to the index.
+func buildIndex(ctx context.Context, rdb redis.Cmdable) error {
+	var cursor uint64
+	for {
+		keys, next, err := rdb.Scan(ctx, cursor, "{r:*}:seq", 1000).Result()
+		if err != nil {
+			return err
+		}
+		var rooms []any
+		for _, k := range keys {
+			if room, ok := strings.CutPrefix(k, "{r:"); ok {
+				if room, ok = strings.CutSuffix(room, "}:seq"); ok {
+					rooms = append(rooms, room)
+				}
+			}
+		}
+		if len(rooms) > 0 {
+			if err := rdb.SAdd(ctx, indexKey, rooms...).Err(); err != nil {
+				return err
+			}
+		}
+		if cursor = next; cursor == 0 {
+			return rdb.Set(ctx, indexBuiltKey, "1", 0).Err()
 		}
 	}
 }

@@ -34,21 +34,18 @@ import (
 // it, the backlog bound, the seq fence after Redis lost state, transport
 // errors on the send path and the Kafka outbox. All on the real services.
 
-// roomScoped is the shared Redis client seen through a SCAN that only finds
-// the given rooms' logs: a reconciler pass run by a test (with no patience
-// at all) then works on the test's rooms and never on those of tests that
-// run at the same time. Every other command goes to Redis unchanged.
+// roomScoped is the shared Redis client seen through an index of logs that
+// only lists the given rooms: a reconciler pass run by a test (with no
+// patience at all) then works on the test's rooms and never on those of
+// tests that run at the same time. Every other command goes to Redis
+// unchanged.
 type roomScoped struct {
 	redis.UniversalClient
 	rooms []string
 }
 
-func (r roomScoped) Scan(ctx context.Context, cursor uint64, match string, count int64) *redis.ScanCmd {
-	keys := make([]string, len(r.rooms))
-	for i, room := range r.rooms {
-		keys[i] = roomlog.SeqKey(room)
-	}
-	return redis.NewScanCmdResult(keys, 0, nil)
+func (r roomScoped) SScan(ctx context.Context, key string, cursor uint64, match string, count int64) *redis.ScanCmd {
+	return redis.NewScanCmdResult(r.rooms, 0, nil)
 }
 
 // reconciler runs the Reconcile activity as the worker wires it (Postgres,
