@@ -55,11 +55,13 @@ type Config struct {
 }
 
 // DefaultConfig matches the local services started by `make dev`. The JWT
-// secret is left empty: a caller must provide one.
+// secret is left empty: a caller must provide one. Both listeners are on
+// loopback: a deployment says HTTP_ADDR=0.0.0.0:8080 (and where metrics are
+// scraped from) explicitly.
 func DefaultConfig() Config {
 	return Config{
-		HTTPAddr:          ":8080",
-		MetricsAddr:       ":9090",
+		HTTPAddr:          "127.0.0.1:8080",
+		MetricsAddr:       "127.0.0.1:9090",
 		DatabaseURL:       "postgres://postgres@127.0.0.1:15432/chatflow?sslmode=disable",
 		PGMaxConns:        32,
 		RedisAddr:         "127.0.0.1:16379",

@@ -57,8 +57,10 @@ var (
 	MessagesTaskQueue = "test-messages-" + runID
 )
 
-// Secret is the JWT key the test nodes use.
-const Secret = "chatflow-test-secret-0123456789abcdef"
+// Secret is the JWT key the test nodes use. It is published, so a deployed
+// role refuses it (token.ValidateDeployable); tests build their config here
+// and only check its length.
+const Secret = token.TestSecret
 
 var (
 	once    sync.Once
@@ -185,7 +187,7 @@ func (e *Env) Workers(t testing.TB, pub activities.Publisher) []worker.Worker {
 // NodeConfig is what a test may change of a node; zero fields keep Config's.
 type NodeConfig struct {
 	NodeID          string
-	AdminUsernames  []string
+	WSOrigins       []string
 	KafkaBrokers    string
 	WSSendRate      float64
 	WSSendBurst     int
@@ -199,7 +201,7 @@ func (nc NodeConfig) apply(c *app.Config) {
 		nc.NodeID = "test-" + uuid.NewString()[:8]
 	}
 	c.SetNodeID(nc.NodeID)
-	c.API.AdminUsernames = nc.AdminUsernames
+	c.API.WSOrigins = nc.WSOrigins
 	set := func(dst *int, v int) {
 		if v != 0 {
 			*dst = v
