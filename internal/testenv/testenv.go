@@ -223,11 +223,13 @@ func (nc NodeConfig) apply(c *app.Config) {
 	}
 }
 
-// Node is an in-process api node listening on a loopback port.
+// Node is an in-process api node listening on a loopback port, with its
+// metrics on another (internal) loopback port, as METRICS_ADDR serves them.
 type Node struct {
 	*app.Node
-	URL  string // http://127.0.0.1:port
-	Addr string
+	URL        string // http://127.0.0.1:port
+	Addr       string
+	MetricsURL string // http://127.0.0.1:port/metrics
 }
 
 // StartNode runs an api node, wired as cmd/chatflow wires one, until the
@@ -244,12 +246,17 @@ func (e *Env) StartNode(t testing.TB, nc NodeConfig) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = n.Run(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
+	done := make(chan struct{}, 2)
+	go func() { defer func() { done <- struct{}{} }(); _ = n.Run(ctx, ln) }()
+	go func() { defer func() { done <- struct{}{} }(); _ = n.ServeMetrics(ctx, mln) }()
+	t.Cleanup(func() { cancel(); <-done; <-done })
 	addr := ln.Addr().String()
-	return &Node{Node: n, URL: "http://" + addr, Addr: addr}
+	return &Node{Node: n, URL: "http://" + addr, Addr: addr, MetricsURL: "http://" + mln.Addr().String() + "/metrics"}
 }
 
 // Call performs a JSON request and decodes the JSON answer into out (may be nil).
