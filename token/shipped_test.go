@@ -67,8 +67,25 @@ var (
 	longWord      = regexp.MustCompile(`[^\s"'` + "`" + `]{32,}`)
 )
 
-// assignment is the `NAME=` or `NAME:` in front of a word.
-var assignment = regexp.MustCompile(`^[A-Za-z_]+[:=]`)
+// assignment is a `NAME=`, `NAME:` or `--flag=` in front of a word.
+var assignment = regexp.MustCompile(`^-{0,2}[A-Za-z_][A-Za-z_-]*[:=]`)
+
+// stripAssignments removes the assignments in front of a value
+// (`--from-literal=JWT_SECRET=value` → `value`), but not a key's own
+// base64 padding (`abc==` stays).
+func stripAssignments(w string) string {
+	for {
+		m := assignment.FindStringIndex(w)
+		if m == nil {
+			return w
+		}
+		rest := w[m[1]:]
+		if rest != "" && strings.Trim(rest, "=") == "" {
+			return w
+		}
+		w = rest
+	}
+}
 
 // textSecretLiterals returns the secret values a config or doc file gives.
 func textSecretLiterals(src []byte) []string {
@@ -93,7 +110,7 @@ func textSecretLiterals(src []byte) []string {
 		}
 		if secretWords.MatchString(line) {
 			for _, w := range longWord.FindAllString(line, -1) {
-				w = strings.Trim(assignment.ReplaceAllString(w, ""), ".,;:()[]{}*|<>")
+				w = strings.Trim(stripAssignments(w), ".,;:()[]{}*|<>")
 				if secretLooking(w) && !strings.Contains(w, "/") {
 					add(w)
 				}
@@ -167,6 +184,7 @@ func TestScannerFindsSecrets(t *testing.T) {
 		"JWT_SECRET=" + k + " bin/chatflow api",
 		"  JWT_SECRET: ${JWT_SECRET:-" + k + "}",
 		"stringData: { JWT_PREVIOUS_SECRET: '" + k + "' }",
+		"kubectl create secret generic jwt --from-literal=JWT_SECRET=" + k,
 	} {
 		if got := textSecretLiterals([]byte(src)); len(got) != 1 || got[0] != k {
 			t.Errorf("%q: found %q", src, got)
@@ -175,9 +193,17 @@ func TestScannerFindsSecrets(t *testing.T) {
 	for _, src := range []string{
 		"  JWT_SECRET: ${JWT_SECRET:?set JWT_SECRET}",
 		"  - { name: JWT_SECRET, valueFrom: { secretKeyRef: { name: chatflow-jwt, key: JWT_SECRET } } }",
+		`  --from-literal=JWT_PREVIOUS_SECRET="$OLD_KEY" | kubectl apply -f -`,
+		`  --from-literal=JWT_SECRET="$(openssl rand -base64 48)"`,
 	} {
 		if got := textSecretLiterals([]byte(src)); len(got) != 0 {
 			t.Errorf("%q: found %q, want nothing", src, got)
+		}
+	}
+	// base64 padding is part of the key
+	for _, src := range []string{"JWT_SECRET=" + k + "==", "openssl output: " + k + "== (secret)"} {
+		if got := textSecretLiterals([]byte(src)); len(got) != 1 || got[0] != k+"==" {
+			t.Errorf("%q: found %q", src, got)
 		}
 	}
 	goSrc := "package x\nconst jwtKey = \"" + k + "\"\nvar msg = \"" + strings.Repeat("x", 40) + "\"\n"
