@@ -67,6 +67,10 @@ var (
 	longWord      = regexp.MustCompile(`[^\s"'` + "`" + `]{32,}`)
 )
 
+// identifier is a name or a dotted path of names without digits (a hex or
+// base64 key has digits).
+var identifier = regexp.MustCompile(`^[A-Za-z_]+(\.[A-Za-z_]+)*$`)
+
 // assignment is a `NAME=`, `NAME:` or `--flag=` in front of a word.
 var assignment = regexp.MustCompile(`^-{0,2}[A-Za-z_][A-Za-z_-]*[:=]`)
 
@@ -111,7 +115,9 @@ func textSecretLiterals(src []byte) []string {
 		if secretWords.MatchString(line) {
 			for _, w := range longWord.FindAllString(line, -1) {
 				w = strings.Trim(stripAssignments(w), ".,;:()[]{}*|<>")
-				if secretLooking(w) && !strings.Contains(w, "/") {
+				// In free text, identifiers (TestStagedSecretsVerdict,
+				// token.Config.ValidateDeployable) are names, not keys.
+				if secretLooking(w) && !strings.Contains(w, "/") && !identifier.MatchString(w) {
 					add(w)
 				}
 			}
@@ -199,6 +205,11 @@ func TestScannerFindsSecrets(t *testing.T) {
 		if got := textSecretLiterals([]byte(src)); len(got) != 0 {
 			t.Errorf("%q: found %q, want nothing", src, got)
 		}
+	}
+	// a hex key in prose is a key; a test name is not
+	hex := "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	if got := textSecretLiterals([]byte("the secret is " + hex + ", see TestStagedSecretsCompensatedSignup")); len(got) != 1 || got[0] != hex {
+		t.Errorf("prose: found %q", got)
 	}
 	// base64 padding is part of the key
 	for _, src := range []string{"JWT_SECRET=" + k + "==", "openssl output: " + k + "== (secret)"} {
