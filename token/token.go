@@ -101,7 +101,7 @@ func (c Config) ValidateDeployable() error {
 		return err
 	}
 	if IsShipped(c.Secret) {
-		return errors.New("JWT secret is a value published in the chatflow repository; generate one (openssl rand -base64 48)")
+		return errors.New("JWT secret is a value published in the chatflow repository: anyone could sign tokens with it")
 	}
 	if IsShipped(c.PreviousSecret) {
 		return errors.New("previous JWT secret is a value published in the chatflow repository")

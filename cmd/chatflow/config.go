@@ -116,7 +116,7 @@ func checkKeys(c token.Config, keys int) error {
 		err = c.ValidateDeployable()
 	}
 	if err != nil {
-		return fmt.Errorf("JWT_SECRET/JWT_PREVIOUS_SECRET: %w", err)
+		return fmt.Errorf("refusing JWT_SECRET/JWT_PREVIOUS_SECRET: %w (generate a key with `openssl rand -base64 48`)", err)
 	}
 	return nil
 }
