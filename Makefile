@@ -12,9 +12,10 @@ build:
 bin/temporal:
 	GOBIN=$(CURDIR)/bin $(GO) install github.com/temporalio/cli/cmd/temporal@v1.5.1
 
+# No separate `chatflow migrate` here: it needs a deployable JWT_SECRET, and
+# every role (dev, and the tests through internal/testenv) migrates at start.
 services: build bin/temporal
 	scripts/services.sh start
-	bin/chatflow migrate
 
 ## dev: start services, then API + WebSocket + workers + web client on :8080
 dev: services

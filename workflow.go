@@ -24,17 +24,26 @@ const (
 // someone else's pending credentials knows that sign-up has ended.
 func SignupWorkflowID(username string) string { return "signup-" + username }
 
-// SignupInput is the sign-up saga's input. The password arrives already
-// hashed so that no plaintext ever lands in workflow history.
+// SignupInput is the sign-up saga's input. It lands in Temporal history, so
+// it holds no credential material and no email: the api stages the email
+// and the password hash in auth.signup_secrets, keyed by SignupID, and the
+// saga's first step reads them from there.
 type SignupInput struct {
-	SignupID     string    `json:"signup_id"`
-	UserID       uuid.UUID `json:"user_id"`
-	Username     string    `json:"username"`
-	Email        string    `json:"email"`
-	PasswordHash string    `json:"password_hash"`
+	SignupID string    `json:"signup_id"`
+	UserID   uuid.UUID `json:"user_id"`
+	Username string    `json:"username"`
+	// Email and PasswordHash are only set in the inputs of sagas started
+	// before the secrets were staged (their histories still hold them); the
+	// activities use them when present. The api never sets them.
+	Email        string    `json:"email,omitempty"`
+	PasswordHash string    `json:"password_hash,omitempty"`
 	DisplayName  string    `json:"display_name"`
 	RequestedAt  time.Time `json:"requested_at"`
 }
+
+// Staged reports whether the saga's secrets wait in auth.signup_secrets
+// (every sign-up the api starts) rather than in the input itself.
+func (in SignupInput) Staged() bool { return in.PasswordHash == "" }
 
 // SignupResult is what a completed sign-up saga returns. Progress is the
 // saga's final progress (absent in results of sagas that ran before it was

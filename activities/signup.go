@@ -20,7 +20,10 @@ import (
 // pending: once a user is active, nothing of theirs is deleted or rolled back
 // (the SQL carries the guard, so a race with ActivateUser cannot slip past it).
 
-// CreateCredentials stores the user's credentials in state pending.
+// CreateCredentials stores the user's credentials in state pending. The
+// email and password hash come from auth.signup_secrets, where the api
+// staged them (the saga's input does not carry them), or, for a saga started
+// before that, from its input.
 //
 // A username held by someone else's pending credentials belongs to an earlier
 // run of this very saga (the workflow ID is derived from the username and only
@@ -28,13 +31,29 @@ import (
 // it was terminated or timed out before it could compensate, so its leftovers
 // are removed and the insert is tried again.
 func (a *Activities) CreateCredentials(ctx context.Context, in chatflow.SignupInput) error {
+	email, hash := in.Email, in.PasswordHash
+	if in.Staged() {
+		sec, done, err := a.stagedSecrets(ctx, in)
+		if err != nil || done {
+			return err
+		}
+		email, hash = sec.Email, sec.PasswordHash
+	}
+	// A verdict ends the saga with no compensation to run: the staged
+	// secrets go now.
+	verdict := func(err *chatflow.Error) error {
+		if _, derr := a.Queries.DeleteSignupSecrets(ctx, in.UserID); derr != nil {
+			return derr // retried; the verdict comes again
+		}
+		return domainFailure(err)
+	}
 	for try := 0; ; try++ {
 		n, err := a.Queries.CreateUser(ctx, db.CreateUserParams{
-			ID: in.UserID, Username: in.Username, Email: in.Email, PasswordHash: in.PasswordHash,
+			ID: in.UserID, Username: in.Username, Email: email, PasswordHash: hash,
 		})
 		if name, ok := uniqueViolation(err); ok {
 			if name == "users_email_key" {
-				return domainFailure(chatflow.Errorf(chatflow.ECodeEmailTaken, "email is already registered"))
+				return verdict(chatflow.Errorf(chatflow.ECodeEmailTaken, "email is already registered"))
 			}
 			if try == 0 {
 				freed, ferr := a.freeStaleUsername(ctx, in)
@@ -49,7 +68,7 @@ func (a *Activities) CreateCredentials(ctx context.Context, in chatflow.SignupIn
 				// Freed, and taken again at once: let Temporal retry the step.
 				return fmt.Errorf("username %q was taken again while its stale sign-up was removed", in.Username)
 			}
-			return domainFailure(chatflow.Errorf(chatflow.ECodeUsernameTaken, "username is already registered"))
+			return verdict(chatflow.Errorf(chatflow.ECodeUsernameTaken, "username is already registered"))
 		}
 		if err != nil {
 			return err
@@ -60,11 +79,36 @@ func (a *Activities) CreateCredentials(ctx context.Context, in chatflow.SignupIn
 				return err
 			}
 			if u.Username != in.Username {
-				return domainFailure(chatflow.Errorf(chatflow.ECodeConflict, "user id collision"))
+				return verdict(chatflow.Errorf(chatflow.ECodeConflict, "user id collision"))
 			}
 		}
 		return nil
 	}
+}
+
+// stagedSecrets reads the email and password hash the api staged for this
+// sign-up. done is true when there are none because an earlier attempt of
+// this step has already stored the credentials (and activation or a
+// compensation has since removed the row). No row and no credentials means
+// the secrets were purged (SignupSecretsTTL) or never staged: the sign-up
+// ends as expired.
+func (a *Activities) stagedSecrets(ctx context.Context, in chatflow.SignupInput) (sec db.GetSignupSecretsRow, done bool, err error) {
+	sid, err := uuid.Parse(in.SignupID)
+	if err != nil {
+		return sec, false, domainFailure(chatflow.Errorf(chatflow.ECodeValidation, "signup_id %q is not a uuid", in.SignupID))
+	}
+	sec, err = a.Queries.GetSignupSecrets(ctx, db.GetSignupSecretsParams{SignupID: sid, UserID: in.UserID})
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return sec, false, err
+	}
+	u, err := a.Queries.GetUserByID(ctx, in.UserID)
+	if err == nil && u.Username == in.Username {
+		return sec, true, nil
+	}
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return sec, false, err
+	}
+	return sec, false, domainFailure(chatflow.Errorf(chatflow.ECodeConflict, "the sign-up expired before it ran; sign up again"))
 }
 
 // freeStaleUsername removes the pending leftovers of an ended earlier run of
@@ -167,10 +211,25 @@ func (a *Activities) PublishUserRolledBack(ctx context.Context, in chatflow.Sign
 	return a.publishUser(ctx, in, "user.rolled_back")
 }
 
+// publishUser publishes a user event. The email comes from the stored
+// credentials (a staged saga's input has none); a roll-back whose
+// credentials are already gone goes out without it.
 func (a *Activities) publishUser(ctx context.Context, in chatflow.SignupInput, typ string) error {
+	email := in.Email
+	if email == "" {
+		u, err := a.Queries.GetUserByID(ctx, in.UserID)
+		switch {
+		case err == nil:
+			email = u.Email
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		case typ == "user.created":
+			return fmt.Errorf("user.created: the credentials of user %s are gone", in.UserID)
+		}
+	}
 	ev, err := json.Marshal(chatflow.UserCreated{
 		Type: typ, EventID: in.SignupID + ":" + typ, UserID: in.UserID.String(), Username: in.Username,
-		Email: in.Email, DisplayName: in.DisplayName, CreatedAt: in.RequestedAt,
+		Email: email, DisplayName: in.DisplayName, CreatedAt: in.RequestedAt,
 	})
 	if err != nil {
 		return err

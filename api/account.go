@@ -49,7 +49,7 @@ func (s *Server) me(c *fiber.Ctx) error {
 	}
 	return c.JSON(meView{
 		UserID: u.ID.String(), Username: u.Username, DisplayName: p.DisplayName, StatusMessage: p.StatusMessage,
-		Email: u.Email, Role: s.roleOf(u), Account: accountView{Balance: acct.Balance},
+		Email: u.Email, Role: u.Role, Account: accountView{Balance: acct.Balance},
 	})
 }
 

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"slices"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/chatflow/chatflow"
 	"github.com/chatflow/chatflow/chat"
-	"github.com/chatflow/chatflow/db"
 	"github.com/chatflow/chatflow/token"
 )
 
@@ -54,12 +52,26 @@ func (s *Server) requireAuth(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// requireAdmin lets through a token with the admin role whose user still
+// holds the role in the database (granted by `chatflow admin grant`), so
+// that a revocation takes effect at once rather than at the next refresh.
 func (s *Server) requireAdmin(c *fiber.Ctx) error {
-	if claimsOf(c).Role != "admin" {
+	claims := claimsOf(c)
+	if claims.Role != roleAdmin {
+		return chatflow.Errorf(chatflow.ECodeForbidden, "admin role required")
+	}
+	u, err := s.Queries.GetUserByID(c.UserContext(), userID(c))
+	if err != nil && !isNotFound(err) {
+		return err
+	}
+	if err != nil || u.Role != roleAdmin || u.Status != "active" {
 		return chatflow.Errorf(chatflow.ECodeForbidden, "admin role required")
 	}
 	return c.Next()
 }
+
+// roleAdmin is the role `chatflow admin grant` sets in auth.users.
+const roleAdmin = "admin"
 
 func claimsOf(c *fiber.Ctx) *token.Claims { return c.Locals(claimsKey).(*token.Claims) }
 
@@ -88,18 +100,11 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if bcrypt.CompareHashAndPassword(hash, []byte(req.Password)) != nil || err != nil || u.Status != "active" {
 		return chatflow.Errorf(chatflow.ECodeInvalidCredentials, "username or password is wrong")
 	}
-	pair, err := s.Tokens.Issue(c.UserContext(), u.ID.String(), u.Username, s.roleOf(u), "")
+	pair, err := s.Tokens.Issue(c.UserContext(), u.ID.String(), u.Username, u.Role, "")
 	if err != nil {
 		return err
 	}
 	return c.JSON(pair)
-}
-
-func (s *Server) roleOf(u db.AuthUser) string {
-	if slices.Contains(s.Cfg.AdminUsernames, u.Username) {
-		return "admin"
-	}
-	return u.Role
 }
 
 func (s *Server) refresh(c *fiber.Ctx) error {
@@ -124,7 +129,7 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 		if err != nil {
 			return "", "", err
 		}
-		return u.Username, s.roleOf(u), nil
+		return u.Username, u.Role, nil
 	})
 	if err != nil {
 		return err

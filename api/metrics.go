@@ -2,12 +2,12 @@ package api
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -64,18 +64,22 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	d := time.Since(start)
 	s.metrics.httpRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	s.metrics.httpLatency.WithLabelValues(route, method).Observe(d.Seconds())
-	if route != "/metrics" && route != "/healthz" {
+	if route != "/readyz" && route != "/healthz" {
 		s.Log.Debug("http", "method", c.Method(), "path", c.Path(), "status", status, "ms", d.Milliseconds(),
 			"request_id", c.Locals(requestid.ConfigDefault.ContextKey))
 	}
 	return err
 }
 
-func (s *Server) metricsHandler(c *fiber.Ctx) error {
-	return adaptor.HTTPHandler(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))(c)
+// MetricsHandler serves the node's metrics for Prometheus. It is not on the
+// public listener: the process serves it on METRICS_ADDR (internal).
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
 }
 
-// readyz checks every dependency the node needs.
+// readyz checks every dependency the node needs. Anyone (a load balancer,
+// a probe) gets the verdict only; a caller with an admin token also gets
+// each dependency's state, whose error text may name hosts and ports.
 func (s *Server) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
 	defer cancel()
@@ -95,8 +99,14 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 			checks[ch.Name] = "ok"
 		}
 	}
+	body := fiber.Map{"status": "ready"}
 	if !ok {
-		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "checks": checks})
+		body["status"] = "unavailable"
+		c.Status(fiber.StatusServiceUnavailable)
 	}
-	return c.JSON(fiber.Map{"status": "ready", "checks": checks})
+	// A missing or bad token is no error here: the caller just gets less.
+	if claims, err := s.authenticate(c, false); err == nil && claims.Role == roleAdmin {
+		body["checks"] = checks
+	}
+	return c.JSON(body)
 }

@@ -30,8 +30,9 @@ import (
 type Config struct {
 	// NodeID names this node in logs and /healthz.
 	NodeID string
-	// AdminUsernames get the admin role at login.
-	AdminUsernames []string
+	// WSOrigins are the browser origins (scheme://host[:port]) allowed to
+	// open /ws besides the node's own host; see wsOriginAllowed.
+	WSOrigins []string
 	// BcryptCost is the password hashing cost.
 	BcryptCost int
 	// SignupTaskQueue is where sign-up sagas run.

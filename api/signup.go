@@ -55,10 +55,20 @@ func (s *Server) signup(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	signupID := uuid.New()
 	in := chatflow.SignupInput{
-		SignupID: uuid.NewString(), UserID: uuid.New(), Username: req.Username, Email: req.Email,
-		PasswordHash: string(hash), DisplayName: req.DisplayName, RequestedAt: time.Now().UTC(),
+		SignupID: signupID.String(), UserID: uuid.New(), Username: req.Username,
+		DisplayName: req.DisplayName, RequestedAt: time.Now().UTC(),
 	}
+	// The hash and the email never enter the saga's input (Temporal history
+	// shows inputs to whoever opens the Web UI): they wait in Postgres for
+	// the saga's first step.
+	if err := s.Queries.StageSignupSecrets(ctx, db.StageSignupSecretsParams{
+		SignupID: signupID, UserID: in.UserID, Email: req.Email, PasswordHash: string(hash),
+	}); err != nil {
+		return err
+	}
+	s.purgeSignupSecrets(ctx)
 	run, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:        chatflow.SignupWorkflowID(req.Username),
 		TaskQueue: s.Cfg.SignupTaskQueue,
@@ -77,6 +87,13 @@ func (s *Server) signup(c *fiber.Ctx) error {
 		StaticDetails: "signup_id `" + in.SignupID + "`, user_id `" + in.UserID.String() + "`",
 		Memo:          map[string]any{"signup_id": in.SignupID},
 	}, chatflow.WorkflowSignup, in)
+	if err != nil {
+		// No saga will read them. (Should the start have happened after all,
+		// its first step finds nothing and ends the sign-up as expired.)
+		if _, derr := s.Queries.DeleteSignupSecrets(context.WithoutCancel(ctx), in.UserID); derr != nil {
+			s.Log.Warn("sign-up secrets of a saga that did not start", "signup_id", in.SignupID, "error", derr)
+		}
+	}
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return chatflow.Errorf(chatflow.ECodeUsernameTaken, "username %q is already registered", req.Username)
@@ -91,6 +108,21 @@ func (s *Server) signup(c *fiber.Ctx) error {
 	s.metrics.signupsStarted.Inc()
 	c.Location("/api/v1/signup/" + in.SignupID)
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"signup_id": in.SignupID, "status": chatflow.StatusRunning})
+}
+
+// SignupSecretsTTL is how long staged sign-up secrets wait for their saga's
+// first step: older ones belong to a saga that ended before it (terminated)
+// and are purged; a saga whose first step comes later ends as expired.
+const SignupSecretsTTL = 24 * time.Hour
+
+// purgeSignupSecrets deletes staged secrets older than SignupSecretsTTL; a
+// failure only delays it to the next sign-up.
+func (s *Server) purgeSignupSecrets(ctx context.Context) {
+	if n, err := s.Queries.PurgeSignupSecrets(ctx, time.Now().Add(-SignupSecretsTTL)); err != nil {
+		s.Log.Warn("purge sign-up secrets", "error", err)
+	} else if n > 0 {
+		s.Log.Info("purged the staged secrets of sign-ups that never ran", "count", n)
+	}
 }
 
 // signupAvailable refuses a username or email held by a user (active) or by a

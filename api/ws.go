@@ -1,21 +1,28 @@
 package api
 
 import (
+	"net/url"
+	"strings"
 	"sync"
 
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
+	"github.com/chatflow/chatflow"
 	"github.com/chatflow/chatflow/realtime"
 	"github.com/chatflow/chatflow/token"
 )
 
-// wsUpgrade authenticates a WebSocket upgrade before it happens, so a bad
-// token gets a 401 problem instead of a socket.
+// wsUpgrade checks the Origin and authenticates a WebSocket upgrade before
+// it happens, so a foreign page gets a 403 and a bad token a 401 problem
+// instead of a socket.
 func (s *Server) wsUpgrade(c *fiber.Ctx) error {
 	if !websocket.IsWebSocketUpgrade(c) {
 		return fiber.NewError(fiber.StatusUpgradeRequired, "GET /ws needs a WebSocket upgrade")
+	}
+	if origin := c.Get(fiber.HeaderOrigin); origin != "" && !wsOriginAllowed(origin, c.Get(fiber.HeaderHost), s.Cfg.WSOrigins) {
+		return chatflow.Errorf(chatflow.ECodeForbidden, "origin %q may not open a WebSocket here", origin)
 	}
 	claims, err := s.authenticate(c, true)
 	if err != nil {
@@ -23,6 +30,27 @@ func (s *Server) wsUpgrade(c *fiber.Ctx) error {
 	}
 	c.Locals(claimsKey, claims)
 	return c.Next()
+}
+
+// wsOriginAllowed is the WebSocket Origin policy (against cross-site
+// WebSocket hijacking: a page elsewhere using a victim's token from
+// ?access_token= or their browser). Browsers always send Origin on an
+// upgrade; an origin passes when its host[:port] is the request's Host (the
+// page came from this site) or it is listed in WS_ORIGINS (compared without
+// case and trailing slash). Requests without an Origin (native clients,
+// servers) are not browsers and pass.
+func wsOriginAllowed(origin, host string, allowed []string) bool {
+	o := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(origin)), "/")
+	for _, a := range allowed {
+		if strings.TrimSuffix(strings.ToLower(strings.TrimSpace(a)), "/") == o {
+			return true
+		}
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.User != nil {
+		return false
+	}
+	return host != "" && strings.EqualFold(u.Host, host)
 }
 
 func (s *Server) wsHandler() fiber.Handler {

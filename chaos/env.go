@@ -27,7 +27,8 @@ const (
 	temporalPort   = 27233
 	temporalUIPort = 28233
 	apiAddr        = "127.0.0.1:28080"
-	metricsAddr    = "127.0.0.1:28090"
+	metricsAddr    = "127.0.0.1:28090" // the worker's
+	apiMetricsAddr = "127.0.0.1:28091"
 )
 
 // Env is the suite's own set of services and chatflow processes.
@@ -77,6 +78,9 @@ func (e *Env) appEnv(node string) []string {
 		"BCRYPT_COST":      "4",
 		"ACCESS_TTL":       "2h",
 		"LOG_LEVEL":        "info",
+	}
+	if strings.HasPrefix(node, "chaos-api-") {
+		own["METRICS_ADDR"] = apiMetricsAddr // api nodes serve metrics too, on a port of their own
 	}
 	var env []string
 	for _, kv := range os.Environ() {

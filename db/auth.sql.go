@@ -7,15 +7,21 @@ package db
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
 
 const activateUser = `-- name: ActivateUser :execrows
+WITH s AS (
+    DELETE FROM auth.signup_secrets WHERE user_id = $1
+)
 UPDATE auth.users SET status = 'active', activated_at = coalesce(activated_at, now())
 WHERE id = $1
 `
 
+// ActivateUser ends a sign-up: the user may log in, and the staged secrets
+// of the sign-up go, in the same statement.
 func (q *Queries) ActivateUser(ctx context.Context, id uuid.UUID) (int64, error) {
 	result, err := q.db.Exec(ctx, activateUser, id)
 	if err != nil {
@@ -95,9 +101,23 @@ func (q *Queries) DeleteSignupProfile(ctx context.Context, userID uuid.UUID) (in
 	return result.RowsAffected(), nil
 }
 
+const deleteSignupSecrets = `-- name: DeleteSignupSecrets :execrows
+DELETE FROM auth.signup_secrets WHERE user_id = $1
+`
+
+func (q *Queries) DeleteSignupSecrets(ctx context.Context, userID uuid.UUID) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteSignupSecrets, userID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const deleteStaleSignup = `-- name: DeleteStaleSignup :one
 WITH u AS (
     DELETE FROM auth.users WHERE id = $1 AND status = 'pending' RETURNING id
+), s AS (
+    DELETE FROM auth.signup_secrets WHERE user_id IN (SELECT id FROM u)
 ), p AS (
     DELETE FROM chat.profiles WHERE user_id IN (SELECT id FROM u)
 ), a AS (
@@ -118,13 +138,42 @@ func (q *Queries) DeleteStaleSignup(ctx context.Context, id uuid.UUID) (int64, e
 }
 
 const deleteUser = `-- name: DeleteUser :exec
+WITH s AS (
+    DELETE FROM auth.signup_secrets WHERE user_id = $1
+)
 DELETE FROM auth.users WHERE id = $1 AND status = 'pending'
 `
 
-// DeleteUser compensates CreateUser; only a user that never became active may go.
+// DeleteUser compensates CreateUser; only a user that never became active
+// may go. It is the saga's last compensation, so the sign-up's staged
+// secrets go with it.
 func (q *Queries) DeleteUser(ctx context.Context, id uuid.UUID) error {
 	_, err := q.db.Exec(ctx, deleteUser, id)
 	return err
+}
+
+const getSignupSecrets = `-- name: GetSignupSecrets :one
+SELECT email, password_hash FROM auth.signup_secrets
+WHERE signup_id = $1 AND user_id = $2
+`
+
+type GetSignupSecretsParams struct {
+	SignupID uuid.UUID `json:"signup_id"`
+	UserID   uuid.UUID `json:"user_id"`
+}
+
+type GetSignupSecretsRow struct {
+	Email        string `json:"email"`
+	PasswordHash string `json:"password_hash"`
+}
+
+// GetSignupSecrets is what the saga's first step reads; a saga can only
+// read the row of its own signup_id and user_id.
+func (q *Queries) GetSignupSecrets(ctx context.Context, arg GetSignupSecretsParams) (GetSignupSecretsRow, error) {
+	row := q.db.QueryRow(ctx, getSignupSecrets, arg.SignupID, arg.UserID)
+	var i GetSignupSecretsRow
+	err := row.Scan(&i.Email, &i.PasswordHash)
+	return i, err
 }
 
 const getUserByID = `-- name: GetUserByID :one
@@ -165,6 +214,67 @@ func (q *Queries) GetUserByUsername(ctx context.Context, username string) (AuthU
 		&i.ActivatedAt,
 	)
 	return i, err
+}
+
+const listAdmins = `-- name: ListAdmins :many
+SELECT username, status FROM auth.users WHERE role = 'admin' ORDER BY username
+`
+
+type ListAdminsRow struct {
+	Username string `json:"username"`
+	Status   string `json:"status"`
+}
+
+func (q *Queries) ListAdmins(ctx context.Context) ([]ListAdminsRow, error) {
+	rows, err := q.db.Query(ctx, listAdmins)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListAdminsRow
+	for rows.Next() {
+		var i ListAdminsRow
+		if err := rows.Scan(&i.Username, &i.Status); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const purgeSignupSecrets = `-- name: PurgeSignupSecrets :execrows
+DELETE FROM auth.signup_secrets WHERE created_at < $1
+`
+
+// PurgeSignupSecrets removes staged secrets older than a cutoff: those of
+// sagas that ended (terminated) before their first step ran.
+func (q *Queries) PurgeSignupSecrets(ctx context.Context, before time.Time) (int64, error) {
+	result, err := q.db.Exec(ctx, purgeSignupSecrets, before)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const setUserRole = `-- name: SetUserRole :execrows
+UPDATE auth.users SET role = $1 WHERE username = $2
+`
+
+type SetUserRoleParams struct {
+	Role     string `json:"role"`
+	Username string `json:"username"`
+}
+
+// SetUserRole is `chatflow admin grant|revoke`: the only way to the admin role.
+func (q *Queries) SetUserRole(ctx context.Context, arg SetUserRoleParams) (int64, error) {
+	result, err := q.db.Exec(ctx, setUserRole, arg.Role, arg.Username)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const signupHolders = `-- name: SignupHolders :many
@@ -210,4 +320,28 @@ func (q *Queries) SignupHolders(ctx context.Context, arg SignupHoldersParams) ([
 		return nil, err
 	}
 	return items, nil
+}
+
+const stageSignupSecrets = `-- name: StageSignupSecrets :exec
+INSERT INTO auth.signup_secrets (signup_id, user_id, email, password_hash)
+VALUES ($1, $2, $3, $4)
+`
+
+type StageSignupSecretsParams struct {
+	SignupID     uuid.UUID `json:"signup_id"`
+	UserID       uuid.UUID `json:"user_id"`
+	Email        string    `json:"email"`
+	PasswordHash string    `json:"password_hash"`
+}
+
+// StageSignupSecrets keeps a sign-up's email and password hash out of
+// Temporal history: the api stores them before it starts the saga.
+func (q *Queries) StageSignupSecrets(ctx context.Context, arg StageSignupSecretsParams) error {
+	_, err := q.db.Exec(ctx, stageSignupSecrets,
+		arg.SignupID,
+		arg.UserID,
+		arg.Email,
+		arg.PasswordHash,
+	)
+	return err
 }

@@ -10,6 +10,14 @@ import (
 	"github.com/google/uuid"
 )
 
+type AuthSignupSecret struct {
+	SignupID     uuid.UUID `json:"signup_id"`
+	UserID       uuid.UUID `json:"user_id"`
+	Email        string    `json:"email"`
+	PasswordHash string    `json:"password_hash"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
 type AuthUser struct {
 	ID           uuid.UUID  `json:"id"`
 	Username     string     `json:"username"`

@@ -6,11 +6,14 @@ package db
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
 
 type Querier interface {
+	// ActivateUser ends a sign-up: the user may log in, and the staged secrets
+	// of the sign-up go, in the same statement.
 	ActivateUser(ctx context.Context, id uuid.UUID) (int64, error)
 	AddFriend(ctx context.Context, arg AddFriendParams) error
 	// AddMembers adds users to a room and returns the ones that were not members yet.
@@ -49,12 +52,15 @@ type Querier interface {
 	// DeleteSignupProfile compensates the saga's CreateProfile; the profile of a
 	// user who has become active is kept.
 	DeleteSignupProfile(ctx context.Context, userID uuid.UUID) (int64, error)
+	DeleteSignupSecrets(ctx context.Context, userID uuid.UUID) (int64, error)
 	// DeleteStaleSignup removes what a sign-up saga that ended without completing
 	// (terminated, timed out) left behind: its pending credentials and, with
 	// them, its chat profile and customer account, in one statement. An active
 	// user is never touched; the answer is the number of credentials removed.
 	DeleteStaleSignup(ctx context.Context, id uuid.UUID) (int64, error)
-	// DeleteUser compensates CreateUser; only a user that never became active may go.
+	// DeleteUser compensates CreateUser; only a user that never became active
+	// may go. It is the saga's last compensation, so the sign-up's staged
+	// secrets go with it.
 	DeleteUser(ctx context.Context, id uuid.UUID) error
 	EnsurePublishCursor(ctx context.Context, roomID uuid.UUID) error
 	GetAccount(ctx context.Context, userID uuid.UUID) (CustomerAccount, error)
@@ -63,6 +69,9 @@ type Querier interface {
 	GetProfile(ctx context.Context, userID uuid.UUID) (ChatProfile, error)
 	GetProfileByUsername(ctx context.Context, username string) (ChatProfile, error)
 	GetRoom(ctx context.Context, id uuid.UUID) (ChatRoom, error)
+	// GetSignupSecrets is what the saga's first step reads; a saga can only
+	// read the row of its own signup_id and user_id.
+	GetSignupSecrets(ctx context.Context, arg GetSignupSecretsParams) (GetSignupSecretsRow, error)
 	GetTransactionByKey(ctx context.Context, arg GetTransactionByKeyParams) (CustomerTransaction, error)
 	GetUserByID(ctx context.Context, id uuid.UUID) (AuthUser, error)
 	GetUserByUsername(ctx context.Context, username string) (AuthUser, error)
@@ -76,6 +85,7 @@ type Querier interface {
 	IsMember(ctx context.Context, arg IsMemberParams) (bool, error)
 	// LastMessages returns the newest persisted message of each given room.
 	LastMessages(ctx context.Context, roomIds []uuid.UUID) ([]ChatMessage, error)
+	ListAdmins(ctx context.Context) ([]ListAdminsRow, error)
 	ListFriends(ctx context.Context, userID uuid.UUID) ([]ChatProfile, error)
 	ListMessagesAfter(ctx context.Context, arg ListMessagesAfterParams) ([]ChatMessage, error)
 	ListMessagesBefore(ctx context.Context, arg ListMessagesBeforeParams) ([]ChatMessage, error)
@@ -92,6 +102,9 @@ type Querier interface {
 	MarkRead(ctx context.Context, arg MarkReadParams) (MarkReadRow, error)
 	OpenAccount(ctx context.Context, userID uuid.UUID) error
 	ProfilesExist(ctx context.Context, ids []uuid.UUID) (int64, error)
+	// PurgeSignupSecrets removes staged secrets older than a cutoff: those of
+	// sagas that ended (terminated) before their first step ran.
+	PurgeSignupSecrets(ctx context.Context, before time.Time) (int64, error)
 	RemoveFriend(ctx context.Context, arg RemoveFriendParams) (int64, error)
 	RemoveMember(ctx context.Context, arg RemoveMemberParams) (int64, error)
 	// ReplaceTombstones puts messages in place of gap tombstones written for
@@ -108,10 +121,15 @@ type Querier interface {
 	// SearchProfiles matches a username or display-name prefix, keyset paged by username.
 	SearchProfiles(ctx context.Context, arg SearchProfilesParams) ([]ChatProfile, error)
 	SetPublished(ctx context.Context, arg SetPublishedParams) error
+	// SetUserRole is `chatflow admin grant|revoke`: the only way to the admin role.
+	SetUserRole(ctx context.Context, arg SetUserRoleParams) (int64, error)
 	// SignupHolders lists the credentials holding a username or an email, so the
 	// API can tell a registered user (active) or a running sign-up from the
 	// pending leftovers of a sign-up saga that has ended without completing.
 	SignupHolders(ctx context.Context, arg SignupHoldersParams) ([]SignupHoldersRow, error)
+	// StageSignupSecrets keeps a sign-up's email and password hash out of
+	// Temporal history: the api stores them before it starts the saga.
+	StageSignupSecrets(ctx context.Context, arg StageSignupSecretsParams) error
 	// StoredSeqs lists which seqs of lo..hi Postgres holds.
 	StoredSeqs(ctx context.Context, arg StoredSeqsParams) ([]int64, error)
 	// TombstoneResends handles messages of a batch that were not stored because

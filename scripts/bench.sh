@@ -11,15 +11,18 @@ mkdir -p "$OUT" "$LOGS"
 make -s services >/dev/null
 go build -o bin/chatflow ./cmd/chatflow
 
+# api and worker refuse to start without a key of their own (not one from the repo).
+export JWT_SECRET="${JWT_SECRET:-$(head -c 48 /dev/urandom | base64 | tr -d '\n')}"
+
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
 start_system() { # nodes bcrypt_cost
   cleanup; pids=()
-  LOG_LEVEL=warn NODE_ID=bench-worker bin/chatflow worker >"$LOGS/bench-worker.log" 2>&1 & pids+=($!)
+  LOG_LEVEL=warn NODE_ID=bench-worker METRICS_ADDR=127.0.0.1:18190 bin/chatflow worker >"$LOGS/bench-worker.log" 2>&1 & pids+=($!)
   for i in $(seq 1 "$1"); do
-    HTTP_ADDR=127.0.0.1:$((18180 + i)) NODE_ID=bench-api$i BCRYPT_COST=$2 LOG_LEVEL=warn \
+    HTTP_ADDR=127.0.0.1:$((18180 + i)) METRICS_ADDR=127.0.0.1:$((18190 + i)) NODE_ID=bench-api$i BCRYPT_COST=$2 LOG_LEVEL=warn \
       bin/chatflow api >"$LOGS/bench-api$i.log" 2>&1 & pids+=($!)
   done
   for i in $(seq 1 "$1"); do

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/chatflow/chatflow"
+	"github.com/chatflow/chatflow/internal/app"
 	"github.com/chatflow/chatflow/internal/testenv"
 	"github.com/chatflow/chatflow/token"
 )
@@ -331,14 +332,18 @@ func TestAuthAdmin(t *testing.T) {
 	env.Worker(t, nil)
 	n := env.StartNode(t, testenv.NodeConfig{})
 	plain, boss := n.SignUp(t, "auusr"), n.SignUp(t, "auadm")
-	an := env.StartNode(t, testenv.NodeConfig{AdminUsernames: []string{boss.Username}})
+	an := env.StartNode(t, testenv.NodeConfig{})
+	// The admin role comes from `chatflow admin grant` only.
+	if err := app.SetAdmin(context.Background(), env.Pool, boss.Username, true); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, path := range []string{"/api/v1/admin/stats", "/api/v1/admin/signups"} {
 		r := acctCall(t, n, "GET", path, plain.Access, nil, nil)
 		wantProblem(t, "normal user on "+path, r, 403, chatflow.ECodeForbidden)
-		// The admin's token from the plain node carries role user: still forbidden.
+		// The admin's token from before the grant carries role user: still forbidden.
 		r = acctCall(t, an, "GET", path, boss.Access, nil, nil)
-		wantProblem(t, "admin name with a user-role token on "+path, r, 403, chatflow.ECodeForbidden)
+		wantProblem(t, "granted user with a user-role token on "+path, r, 403, chatflow.ECodeForbidden)
 		r = acctCall(t, an, "GET", path, "", nil, nil)
 		wantProblem(t, "anonymous on "+path, r, 401, chatflow.ECodeUnauthorized)
 	}

@@ -280,11 +280,12 @@ func waitPersisted(t testing.TB, env *testenv.Env, room string, want int64, time
 	}
 }
 
-// metrics scrapes a node's /metrics into name{labels} → value; ok is false
-// (and the reason logged) when the node cannot serve them.
+// metrics scrapes a node's /metrics (on its internal metrics address, as
+// METRICS_ADDR serves it) into name{labels} → value; ok is false (and the
+// reason logged) when the node cannot serve them.
 func metrics(t testing.TB, n *testenv.Node) (_ map[string]float64, ok bool) {
 	t.Helper()
-	resp, err := http.Get(n.URL + "/metrics")
+	resp, err := http.Get(n.MetricsURL)
 	if err != nil {
 		t.Fatalf("GET /metrics: %v", err)
 	}

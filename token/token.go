@@ -24,11 +24,16 @@ const (
 
 // Config sets the signing key and lifetimes.
 type Config struct {
-	Secret     []byte
-	Issuer     string
-	Audience   string
-	AccessTTL  time.Duration
-	RefreshTTL time.Duration
+	// Secret signs every new token and verifies tokens.
+	Secret []byte
+	// PreviousSecret, if set, still verifies tokens (access and refresh)
+	// during a key rollover but never signs one: deploy the new key as
+	// Secret with the old one here, and drop it once REFRESH_TTL has passed.
+	PreviousSecret []byte
+	Issuer         string
+	Audience       string
+	AccessTTL      time.Duration
+	RefreshTTL     time.Duration
 }
 
 // Claims are chatflow's JWT claims.
@@ -71,10 +76,35 @@ func DefaultConfig() Config {
 	return Config{Issuer: "chatflow", Audience: "chatflow-clients", AccessTTL: 15 * time.Minute, RefreshTTL: 30 * 24 * time.Hour}
 }
 
-// Validate refuses a configuration that would make tokens forgeable.
+// Validate refuses a configuration that would make tokens forgeable by
+// brute force: a missing or short key. It accepts the keys shipped in this
+// repository (tests and `chatflow dev` use them); a deployment checks
+// ValidateDeployable instead.
 func (c Config) Validate() error {
 	if len(c.Secret) < MinSecretLen {
 		return fmt.Errorf("JWT secret must be at least %d bytes", MinSecretLen)
+	}
+	if len(c.PreviousSecret) > 0 && len(c.PreviousSecret) < MinSecretLen {
+		return fmt.Errorf("previous JWT secret must be at least %d bytes", MinSecretLen)
+	}
+	return nil
+}
+
+// ValidateDeployable is Validate plus: neither key may be one that appears
+// in this repository, because anyone who has read the repository could sign
+// tokens (role admin included) with it.
+func (c Config) ValidateDeployable() error {
+	if len(c.Secret) == 0 {
+		return errors.New("JWT secret is not set")
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if IsShipped(c.Secret) {
+		return errors.New("JWT secret is a value published in the chatflow repository: anyone could sign tokens with it")
+	}
+	if IsShipped(c.PreviousSecret) {
+		return errors.New("previous JWT secret is a value published in the chatflow repository")
 	}
 	return nil
 }
@@ -130,10 +160,19 @@ func (s *Service) signWithID(jti, userID, username, role, family, kind string, n
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(s.cfg.Secret)
 }
 
-// parse checks signature (HS256 only), issuer, audience, expiry and kind.
+// keys returns the verification keys: the current one, then the previous.
+func (s *Service) keys(*jwt.Token) (any, error) {
+	if len(s.cfg.PreviousSecret) == 0 {
+		return s.cfg.Secret, nil
+	}
+	return jwt.VerificationKeySet{Keys: []jwt.VerificationKey{s.cfg.Secret, s.cfg.PreviousSecret}}, nil
+}
+
+// parse checks signature (HS256 only, with the current or the previous
+// key), issuer, audience, expiry and kind.
 func (s *Service) parse(raw, kind string) (*Claims, error) {
 	var c Claims
-	_, err := jwt.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return s.cfg.Secret, nil },
+	_, err := jwt.ParseWithClaims(raw, &c, s.keys,
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithIssuer(s.cfg.Issuer),
 		jwt.WithAudience(s.cfg.Audience),

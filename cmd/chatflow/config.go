@@ -8,15 +8,29 @@ import (
 	"time"
 
 	"github.com/chatflow/chatflow/internal/app"
+	"github.com/chatflow/chatflow/token"
 )
 
 // DevJWTSecret is the signing key of `chatflow dev` when JWT_SECRET is unset;
-// fine on a laptop, warned about, and never a default of the other roles.
-const DevJWTSecret = "chatflow-dev-secret-change-me-0123456789"
+// fine on a laptop, warned about, and refused by every other role.
+const DevJWTSecret = token.DevSecret
+
+// What a command does with the JWT keys decides how they are checked.
+const (
+	// keysDeployed: api, worker, migrate. JWT_SECRET must be set, at least
+	// 32 bytes and not a value published in the repository.
+	keysDeployed = iota
+	// keysDev: `chatflow dev`. An unset JWT_SECRET is the dev default
+	// (warned about); published values are warned about, not refused.
+	keysDev
+	// keysUnused: commands that neither sign nor verify tokens (admin).
+	keysUnused
+)
 
 // loadConfig reads the environment over the defaults of every package. It is
-// the only place that reads configuration from the environment.
-func loadConfig() (app.Config, error) {
+// the only place that reads configuration from the environment. keys says
+// how the JWT keys are checked (keysDeployed, keysDev, keysUnused).
+func loadConfig(keys int) (app.Config, error) {
 	c := app.DefaultConfig()
 	host, _ := os.Hostname()
 	c.SetNodeID(env("NODE_ID", fmt.Sprintf("%s-%d", host, os.Getpid())))
@@ -31,9 +45,18 @@ func loadConfig() (app.Config, error) {
 	str(&c.LogLevel, "LOG_LEVEL")
 	str(&c.Token.Issuer, "JWT_ISSUER")
 	str(&c.Token.Audience, "JWT_AUDIENCE")
-	c.Token.Secret = []byte(env("JWT_SECRET", DevJWTSecret))
-	if a := env("ADMIN_USERNAMES", ""); a != "" {
-		c.API.AdminUsernames = strings.Split(a, ",")
+	c.Token.Secret = []byte(os.Getenv("JWT_SECRET"))
+	c.Token.PreviousSecret = []byte(os.Getenv("JWT_PREVIOUS_SECRET"))
+	if keys == keysDev && len(c.Token.Secret) == 0 {
+		c.Token.Secret = []byte(DevJWTSecret)
+	}
+	if os.Getenv("ADMIN_USERNAMES") != "" {
+		return c, fmt.Errorf("ADMIN_USERNAMES is no longer supported (it made whoever registered a listed name first an admin): unset it and grant the role with `chatflow admin grant USERNAME`")
+	}
+	for _, o := range strings.Split(os.Getenv("WS_ORIGINS"), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.API.WSOrigins = append(c.API.WSOrigins, o)
+		}
 	}
 
 	var err error
@@ -74,9 +97,28 @@ func loadConfig() (app.Config, error) {
 		return e
 	})
 	if err == nil {
-		err = c.Token.Validate()
+		err = checkKeys(c.Token, keys)
 	}
 	return c, err
+}
+
+// checkKeys refuses JWT keys that would make tokens forgeable: missing or
+// short ones everywhere, and for deployed roles also every key that appears
+// in the repository (anyone could mint an admin token with it).
+func checkKeys(c token.Config, keys int) error {
+	var err error
+	switch keys {
+	case keysUnused:
+		return nil
+	case keysDev:
+		err = c.Validate()
+	default:
+		err = c.ValidateDeployable()
+	}
+	if err != nil {
+		return fmt.Errorf("refusing JWT_SECRET/JWT_PREVIOUS_SECRET: %w (generate a key with `openssl rand -base64 48`)", err)
+	}
+	return nil
 }
 
 func env(name, def string) string {

@@ -5,6 +5,7 @@
 //	chatflow worker        Temporal worker pool (sign-up sagas, message batches)
 //	chatflow dev           api + worker in one process
 //	chatflow migrate       apply database migrations and exit
+//	chatflow admin         grant or revoke the admin role
 //	chatflow kafka-broker  Kafka-protocol dev broker (franz-go kfake)
 //	chatflow bench         load generator
 package main
@@ -23,6 +24,7 @@ import (
 	"github.com/chatflow/chatflow/events"
 	"github.com/chatflow/chatflow/internal/app"
 	"github.com/chatflow/chatflow/postgres"
+	"github.com/chatflow/chatflow/token"
 )
 
 func main() {
@@ -39,13 +41,15 @@ func main() {
 	var err error
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
 	case "api":
-		err = run(ctx, app.Roles{API: true})
+		err = run(ctx, app.Roles{API: true}, keysDeployed)
 	case "worker":
-		err = run(ctx, app.Roles{Worker: true})
+		err = run(ctx, app.Roles{Worker: true}, keysDeployed)
 	case "dev":
-		err = run(ctx, app.Roles{API: true, Worker: true})
+		err = run(ctx, app.Roles{API: true, Worker: true}, keysDev)
 	case "migrate":
 		err = migrate(ctx)
+	case "admin":
+		err = runAdmin(ctx, args)
 	case "kafka-broker":
 		err = kafkaBroker(ctx, args)
 	case "bench":
@@ -73,6 +77,7 @@ commands:
   worker        run the Temporal worker pools
   dev           api + worker in one process against the local services
   migrate       apply database migrations
+  admin         grant, revoke or list the admin role (chatflow admin grant USERNAME)
   kafka-broker  run the Kafka-protocol dev broker (-addr, -data-dir)
   bench         drive a running system with load (see: chatflow bench -h)
   chaos         fault suite on its own services and ports (see: chatflow chaos -h, RELIABILITY.md)
@@ -92,14 +97,15 @@ func newLogger(level string) *slog.Logger {
 }
 
 // run starts the api node and/or the worker pools and blocks until a signal.
-func run(ctx context.Context, roles app.Roles) error {
-	cfg, err := loadConfig()
+func run(ctx context.Context, roles app.Roles, keys int) error {
+	cfg, err := loadConfig(keys)
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg.LogLevel)
-	if roles.API && string(cfg.Token.Secret) == DevJWTSecret {
-		log.Warn("JWT_SECRET is the development default; set it in any shared environment")
+	if token.IsShipped(cfg.Token.Secret) || token.IsShipped(cfg.Token.PreviousSecret) {
+		// only `chatflow dev` gets here with such a key
+		log.Warn("JWT_SECRET is a key published in the chatflow repository: anyone can sign tokens for this process; never expose it")
 	}
 	m, err := app.Open(ctx, cfg, log)
 	if err != nil {
@@ -112,7 +118,9 @@ func run(ctx context.Context, roles app.Roles) error {
 }
 
 func migrate(ctx context.Context) error {
-	cfg, err := loadConfig()
+	// migrate refuses the keys api and worker would refuse, so that a
+	// deployment with a bad JWT_SECRET fails at its first step.
+	cfg, err := loadConfig(keysDeployed)
 	if err != nil {
 		return err
 	}

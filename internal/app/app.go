@@ -55,11 +55,13 @@ type Config struct {
 }
 
 // DefaultConfig matches the local services started by `make dev`. The JWT
-// secret is left empty: a caller must provide one.
+// secret is left empty: a caller must provide one. Both listeners are on
+// loopback: a deployment says HTTP_ADDR=0.0.0.0:8080 (and where metrics are
+// scraped from) explicitly.
 func DefaultConfig() Config {
 	return Config{
-		HTTPAddr:          ":8080",
-		MetricsAddr:       ":9090",
+		HTTPAddr:          "127.0.0.1:8080",
+		MetricsAddr:       "127.0.0.1:9090",
 		DatabaseURL:       "postgres://postgres@127.0.0.1:15432/chatflow?sslmode=disable",
 		PGMaxConns:        32,
 		RedisAddr:         "127.0.0.1:16379",
@@ -133,6 +135,7 @@ type Node struct {
 	Chat     *chat.Service
 	Realtime *realtime.Node
 	API      *api.Server
+	log      *slog.Logger
 }
 
 // NewNode wires an api node on m's connections.
@@ -150,7 +153,7 @@ func (m *Main) NewNode() (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Node{Chat: core, Realtime: rt, API: srv}, nil
+	return &Node{Chat: core, Realtime: rt, API: srv, log: m.Log}, nil
 }
 
 // readiness lists what /readyz checks: every service the system needs.
@@ -247,7 +250,9 @@ func (m *Main) Run(ctx context.Context, roles Roles) error {
 			return fmt.Errorf("reconciler schedule: %w", err)
 		}
 		if node == nil {
-			g.Go(func() error { return serveMetrics(gctx, m.Cfg.MetricsAddr, acts.Metrics.Collectors(), m.Log) })
+			g.Go(func() error {
+				return serveMetrics(gctx, m.Cfg.MetricsAddr, workerMetrics(acts.Metrics.Collectors()), m.Log)
+			})
 		} else {
 			node.API.Register(acts.Metrics.Collectors()...)
 		}
@@ -270,24 +275,47 @@ func (m *Main) Run(ctx context.Context, roles Roles) error {
 		}
 		m.Log.Info("api listening", "addr", ln.Addr().String(), "node", m.Cfg.API.NodeID)
 		g.Go(func() error { return node.Run(gctx, ln) })
+		g.Go(func() error { return serveMetrics(gctx, m.Cfg.MetricsAddr, node.API.MetricsHandler(), m.Log) })
 	}
 	err := g.Wait()
 	stopWorkers() // only after the api has flushed its batches
 	return err
 }
 
-// serveMetrics exposes a worker process's metrics for Prometheus.
-func serveMetrics(ctx context.Context, addr string, cs []prometheus.Collector, log *slog.Logger) error {
+// workerMetrics is the metrics handler of a worker-only process.
+func workerMetrics(cs []prometheus.Collector) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(cs...)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// serveMetrics serves /metrics on addr (METRICS_ADDR: an internal address,
+// never the public listener) until ctx ends. A failure to listen is
+// logged, not fatal: the process keeps serving without metrics.
+func serveMetrics(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Warn("metrics server", "addr", addr, "error", err)
+		return nil
+	}
+	return metricsServer(ctx, ln, h, log)
+}
+
+func metricsServer(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	mux.Handle("/metrics", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { <-ctx.Done(); _ = srv.Close() }()
-	log.Info("worker metrics", "addr", addr)
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Warn("worker metrics server", "error", err)
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("metrics server", "error", err)
 	}
 	return nil
+}
+
+// ServeMetrics serves the node's /metrics on ln (an internal address) until
+// ctx ends.
+func (n *Node) ServeMetrics(ctx context.Context, ln net.Listener) error {
+	return metricsServer(ctx, ln, n.API.MetricsHandler(), n.log)
 }

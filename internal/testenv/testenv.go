@@ -57,8 +57,10 @@ var (
 	MessagesTaskQueue = "test-messages-" + runID
 )
 
-// Secret is the JWT key the test nodes use.
-const Secret = "chatflow-test-secret-0123456789abcdef"
+// Secret is the JWT key the test nodes use. It is published, so a deployed
+// role refuses it (token.ValidateDeployable); tests build their config here
+// and only check its length.
+const Secret = token.TestSecret
 
 var (
 	once    sync.Once
@@ -185,7 +187,7 @@ func (e *Env) Workers(t testing.TB, pub activities.Publisher) []worker.Worker {
 // NodeConfig is what a test may change of a node; zero fields keep Config's.
 type NodeConfig struct {
 	NodeID          string
-	AdminUsernames  []string
+	WSOrigins       []string
 	KafkaBrokers    string
 	WSSendRate      float64
 	WSSendBurst     int
@@ -199,7 +201,7 @@ func (nc NodeConfig) apply(c *app.Config) {
 		nc.NodeID = "test-" + uuid.NewString()[:8]
 	}
 	c.SetNodeID(nc.NodeID)
-	c.API.AdminUsernames = nc.AdminUsernames
+	c.API.WSOrigins = nc.WSOrigins
 	set := func(dst *int, v int) {
 		if v != 0 {
 			*dst = v
@@ -221,11 +223,13 @@ func (nc NodeConfig) apply(c *app.Config) {
 	}
 }
 
-// Node is an in-process api node listening on a loopback port.
+// Node is an in-process api node listening on a loopback port, with its
+// metrics on another (internal) loopback port, as METRICS_ADDR serves them.
 type Node struct {
 	*app.Node
-	URL  string // http://127.0.0.1:port
-	Addr string
+	URL        string // http://127.0.0.1:port
+	Addr       string
+	MetricsURL string // http://127.0.0.1:port/metrics
 }
 
 // StartNode runs an api node, wired as cmd/chatflow wires one, until the
@@ -242,12 +246,17 @@ func (e *Env) StartNode(t testing.TB, nc NodeConfig) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = n.Run(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
+	done := make(chan struct{}, 2)
+	go func() { defer func() { done <- struct{}{} }(); _ = n.Run(ctx, ln) }()
+	go func() { defer func() { done <- struct{}{} }(); _ = n.ServeMetrics(ctx, mln) }()
+	t.Cleanup(func() { cancel(); <-done; <-done })
 	addr := ln.Addr().String()
-	return &Node{Node: n, URL: "http://" + addr, Addr: addr}
+	return &Node{Node: n, URL: "http://" + addr, Addr: addr, MetricsURL: "http://" + mln.Addr().String() + "/metrics"}
 }
 
 // Call performs a JSON request and decodes the JSON answer into out (may be nil).

@@ -24,6 +24,8 @@ WHERE username = @username OR email = @email;
 -- user is never touched; the answer is the number of credentials removed.
 WITH u AS (
     DELETE FROM auth.users WHERE id = @id AND status = 'pending' RETURNING id
+), s AS (
+    DELETE FROM auth.signup_secrets WHERE user_id IN (SELECT id FROM u)
 ), p AS (
     DELETE FROM chat.profiles WHERE user_id IN (SELECT id FROM u)
 ), a AS (
@@ -47,12 +49,49 @@ WHERE p.user_id = @user_id
   AND NOT EXISTS (SELECT 1 FROM auth.users u WHERE u.id = p.user_id AND u.status = 'active');
 
 -- name: ActivateUser :execrows
+-- ActivateUser ends a sign-up: the user may log in, and the staged secrets
+-- of the sign-up go, in the same statement.
+WITH s AS (
+    DELETE FROM auth.signup_secrets WHERE user_id = @id
+)
 UPDATE auth.users SET status = 'active', activated_at = coalesce(activated_at, now())
 WHERE id = @id;
 
 -- name: DeleteUser :exec
--- DeleteUser compensates CreateUser; only a user that never became active may go.
+-- DeleteUser compensates CreateUser; only a user that never became active
+-- may go. It is the saga's last compensation, so the sign-up's staged
+-- secrets go with it.
+WITH s AS (
+    DELETE FROM auth.signup_secrets WHERE user_id = @id
+)
 DELETE FROM auth.users WHERE id = @id AND status = 'pending';
+
+-- name: StageSignupSecrets :exec
+-- StageSignupSecrets keeps a sign-up's email and password hash out of
+-- Temporal history: the api stores them before it starts the saga.
+INSERT INTO auth.signup_secrets (signup_id, user_id, email, password_hash)
+VALUES (@signup_id, @user_id, @email, @password_hash);
+
+-- name: GetSignupSecrets :one
+-- GetSignupSecrets is what the saga's first step reads; a saga can only
+-- read the row of its own signup_id and user_id.
+SELECT email, password_hash FROM auth.signup_secrets
+WHERE signup_id = @signup_id AND user_id = @user_id;
+
+-- name: DeleteSignupSecrets :execrows
+DELETE FROM auth.signup_secrets WHERE user_id = @user_id;
+
+-- name: PurgeSignupSecrets :execrows
+-- PurgeSignupSecrets removes staged secrets older than a cutoff: those of
+-- sagas that ended (terminated) before their first step ran.
+DELETE FROM auth.signup_secrets WHERE created_at < @before;
+
+-- name: SetUserRole :execrows
+-- SetUserRole is `chatflow admin grant|revoke`: the only way to the admin role.
+UPDATE auth.users SET role = @role WHERE username = @username;
+
+-- name: ListAdmins :many
+SELECT username, status FROM auth.users WHERE role = 'admin' ORDER BY username;
 
 -- name: CountUsers :one
 SELECT count(*) FROM auth.users WHERE status = 'active';
