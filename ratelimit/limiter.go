@@ -243,6 +243,7 @@ type Slot struct {
 	key, id  string
 	released chan struct{}
 	once     sync.Once
+	kept     chan struct{} // closed when the refresher has stopped (Keep)
 }
 
 func (l *Limiter) connKey(user uuid.UUID) string {
@@ -284,7 +285,9 @@ func (s *Slot) Keep() (stop func()) {
 	if s == nil {
 		return func() {}
 	}
+	s.kept = make(chan struct{})
 	go func() {
+		defer close(s.kept)
 		t := time.NewTicker(s.l.ttl() / 3)
 		defer t.Stop()
 		for {
@@ -310,6 +313,9 @@ func (s *Slot) Release() {
 	s.once.Do(func() { close(s.released); first = true })
 	if !first {
 		return
+	}
+	if s.kept != nil {
+		<-s.kept // a refresh in flight must not re-add the slot after ZREM
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -193,7 +193,7 @@ func TestCostAboveBurstSaturates(t *testing.T) {
 func TestConnectionSlots(t *testing.T) {
 	rdb := testRedis(t)
 	cfg := testConfig()
-	cfg.MaxConns, cfg.ConnTTL = 2, 300*time.Millisecond
+	cfg.MaxConns, cfg.ConnTTL = 2, 600*time.Millisecond
 	l := New(cfg, rdb)
 	ctx, u := context.Background(), uuid.New()
 	s1, err := l.OpenConn(ctx, u)
