@@ -89,6 +89,11 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if req.Username == "" || req.Password == "" {
 		return chatflow.Errorf(chatflow.ECodeValidation, "username and password are required")
 	}
+	// Charged before the password is checked: every attempt counts, for the
+	// address and for the username, on whichever node it lands.
+	if err := s.limits.Login(c.UserContext(), s.clientIP(c), req.Username); err != nil {
+		return err
+	}
 	u, err := s.Queries.GetUserByUsername(c.UserContext(), strings.TrimSpace(req.Username))
 	if err != nil && !isNotFound(err) {
 		return err

@@ -2,12 +2,14 @@ package api
 
 import (
 	"errors"
+	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/chatflow/chatflow"
+	"github.com/chatflow/chatflow/ratelimit"
 )
 
 // statuses maps each stable error code to its HTTP status; a code not
@@ -84,6 +86,9 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		s.Log.Error("request failed", "method", c.Method(), "path", c.Path(), "request_id", rid, "error", err)
 	}
 	c.Status(status)
+	if wait, ok := ratelimit.RetryAfter(err); ok {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(ratelimit.Seconds(wait)))
+	}
 	c.Set(fiber.HeaderContentType, "application/problem+json")
 	return c.JSON(Problem{
 		Type: "https://chatflow.dev/problems/" + code, Title: titleOf(status), Status: status,

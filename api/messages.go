@@ -91,6 +91,9 @@ func (s *Server) postMessage(c *fiber.Ctx) error {
 	// client_msg_id and gets the original message.
 	ctx, cancel := context.WithTimeout(c.UserContext(), restSendTimeout)
 	defer cancel()
+	if err := s.limits.RESTSend(ctx, userID(c)); err != nil {
+		return err
+	}
 	start := time.Now()
 	a, err := s.chat.Accept(ctx, userID(c), id.String(), req.ClientMsgID, req.Body)
 	if err != nil {

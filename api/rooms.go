@@ -32,6 +32,9 @@ type roomView struct {
 	LastMessage *chatflow.Message `json:"last_message"`
 	CreatedAt   time.Time         `json:"created_at"`
 	LastReadSeq int64             `json:"last_read_seq"`
+	// PendingInvitations lists, in the answer to a creation or an invite,
+	// the named users who were invited rather than added (no consent yet).
+	PendingInvitations []pendingView `json:"pending_invitations,omitempty"`
 }
 
 func (s *Server) createRoom(c *fiber.Ctx) error {
@@ -46,47 +49,70 @@ func (s *Server) createRoom(c *fiber.Ctx) error {
 	if err := chatflow.ValidRoomName(req.Name); err != nil {
 		return err
 	}
-	if len(req.MemberIDs) > 1000 {
-		return chatflow.Errorf(chatflow.ECodeValidation, "at most 1000 members at creation")
+	if err := s.membersPerCall("member_ids", len(req.MemberIDs), true); err != nil {
+		return err
 	}
 	me := userID(c)
 	ids, err := parseIDs(append(req.MemberIDs, me.String()))
 	if err != nil {
 		return err
 	}
+	others := without(ids, me)
 	ctx := c.UserContext()
+	if err := s.limits.CreateRoom(ctx, me); err != nil {
+		return err
+	}
+	if err := s.limits.Invite(ctx, me, len(others)); err != nil {
+		return err
+	}
 	if n, err := s.Queries.ProfilesExist(ctx, ids); err != nil {
 		return err
 	} else if int(n) != len(ids) {
 		return chatflow.Errorf(chatflow.ECodeValidation, "member_ids contains unknown users")
 	}
-	var room db.ChatRoom
+	var (
+		room    db.ChatRoom
+		members []uuid.UUID
+		invs    []db.ChatInvitation
+	)
 	err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
 		q := db.New(tx)
-		var err error
+		if err := s.roomsCap(ctx, q, me); err != nil {
+			return err
+		}
+		pl, err := consent(ctx, q, me, others)
+		if err != nil {
+			return err
+		}
+		members = append([]uuid.UUID{me}, pl.direct...)
 		if room, err = q.CreateRoom(ctx, db.CreateRoomParams{ID: uuid.New(), Name: req.Name, CreatedBy: me}); err != nil {
 			return err
 		}
-		_, err = q.AddMembers(ctx, db.AddMembersParams{RoomID: room.ID, UserIds: ids})
+		if _, err = q.AddMembers(ctx, db.AddMembersParams{RoomID: room.ID, UserIds: members}); err != nil {
+			return err
+		}
+		invs, err = q.CreateInvitations(ctx, db.CreateInvitationsParams{RoomID: room.ID, InviterID: me, UserIds: pl.invite})
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	if err := s.chat.SeedRoom(ctx, room.ID, ids); err != nil {
+	if err := s.chat.SeedRoom(ctx, room.ID, members); err != nil {
 		return err
 	}
-	for _, id := range ids {
+	for _, id := range members {
 		ev := "invited"
 		if id == me {
 			ev = "joined"
 		}
 		s.roomEvent(ctx, chat.UserChannel(id.String()), ev, room.ID, id)
 	}
+	s.invitationsSent(ctx, room, invs)
 	v, err := s.roomView(ctx, room, me)
 	if err != nil {
 		return err
 	}
+	v.PendingInvitations = pendingViews(invs)
 	return c.Status(fiber.StatusCreated).JSON(v)
 }
 
@@ -216,15 +242,18 @@ func (s *Server) invite(c *fiber.Ctx) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	if len(req.UserIDs) == 0 || len(req.UserIDs) > 1000 {
-		return chatflow.Errorf(chatflow.ECodeValidation, "user_ids must list 1-1000 users")
+	if len(req.UserIDs) == 0 {
+		return chatflow.Errorf(chatflow.ECodeValidation, "user_ids must list at least one user")
+	}
+	if err := s.membersPerCall("user_ids", len(req.UserIDs), false); err != nil {
+		return err
 	}
 	ids, err := parseIDs(req.UserIDs)
 	if err != nil {
 		return err
 	}
-	ctx := c.UserContext()
-	room, err := s.membership(ctx, id, userID(c))
+	ctx, me := c.UserContext(), userID(c)
+	room, err := s.membership(ctx, id, me)
 	if err != nil {
 		return err
 	}
@@ -233,7 +262,30 @@ func (s *Server) invite(c *fiber.Ctx) error {
 	} else if int(n) != len(ids) {
 		return chatflow.Errorf(chatflow.ECodeValidation, "user_ids contains unknown users")
 	}
-	added, err := s.Queries.AddMembers(ctx, db.AddMembersParams{RoomID: id, UserIds: ids})
+	others := without(ids, me)
+	if err := s.limits.Invite(ctx, me, len(others)); err != nil {
+		return err
+	}
+	var (
+		added   []uuid.UUID
+		invs    []db.ChatInvitation
+		pending []db.ChatInvitation
+	)
+	err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		q := db.New(tx)
+		pl, err := consent(ctx, q, me, others)
+		if err != nil {
+			return err
+		}
+		if added, err = q.AddMembers(ctx, db.AddMembersParams{RoomID: id, UserIds: pl.direct}); err != nil {
+			return err
+		}
+		if invs, err = q.CreateInvitations(ctx, db.CreateInvitationsParams{RoomID: id, InviterID: me, UserIds: pl.invite}); err != nil {
+			return err
+		}
+		pending, err = q.PendingInvitationsFor(ctx, db.PendingInvitationsForParams{RoomID: id, UserIds: pl.invite})
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -244,10 +296,12 @@ func (s *Server) invite(c *fiber.Ctx) error {
 		s.roomEvent(ctx, chat.UserChannel(a.String()), "invited", id, a)
 		s.roomEvent(ctx, chat.RoomChannel(id.String()), "joined", id, a)
 	}
-	v, err := s.roomView(ctx, room, userID(c))
+	s.invitationsSent(ctx, room, invs)
+	v, err := s.roomView(ctx, room, me)
 	if err != nil {
 		return err
 	}
+	v.PendingInvitations = pendingViews(pending)
 	return c.JSON(v)
 }
 

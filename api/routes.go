@@ -38,6 +38,11 @@ func (s *Server) routes() {
 	v1.Get("/friends", auth, s.listFriends)
 	v1.Post("/friends", auth, s.addFriend)
 	v1.Delete("/friends/:user_id", auth, s.removeFriend)
+	v1.Post("/users/:user_id/block", auth, s.blockUser)
+	v1.Delete("/users/:user_id/block", auth, s.unblockUser)
+	v1.Get("/invitations", auth, s.listInvitations)
+	v1.Post("/invitations/:invitation_id/accept", auth, s.acceptInvitation)
+	v1.Post("/invitations/:invitation_id/decline", auth, s.declineInvitation)
 	v1.Get("/admin/stats", auth, s.requireAdmin, s.adminStats)
 	v1.Get("/admin/signups", auth, s.requireAdmin, s.adminSignups)
 

@@ -22,6 +22,7 @@ import (
 	"github.com/chatflow/chatflow"
 	"github.com/chatflow/chatflow/chat"
 	"github.com/chatflow/chatflow/db"
+	"github.com/chatflow/chatflow/ratelimit"
 	"github.com/chatflow/chatflow/realtime"
 	"github.com/chatflow/chatflow/token"
 )
@@ -59,6 +60,8 @@ type Deps struct {
 	Chat     *chat.Service
 	Realtime *realtime.Node
 	Log      *slog.Logger
+	// Limits are the abuse limits (nil: none).
+	Limits *ratelimit.Limiter
 	// Ready lists the dependencies /readyz checks.
 	Ready []Check
 }
@@ -75,6 +78,7 @@ type Server struct {
 
 	chat    *chat.Service
 	rt      *realtime.Node
+	limits  *ratelimit.Limiter
 	ready   []Check
 	app     *fiber.App
 	metrics *Metrics
@@ -91,11 +95,12 @@ func New(d Deps, cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		Pool: d.Pool, Queries: db.New(d.Pool), Redis: d.Redis, Temporal: d.Temporal, Tokens: d.Tokens, Log: d.Log, Cfg: cfg,
-		chat: d.Chat, rt: d.Realtime, ready: d.Ready, dummyHash: dummy,
+		chat: d.Chat, rt: d.Realtime, limits: d.Limits, ready: d.Ready, dummyHash: dummy,
 	}
 	s.metrics = newMetrics()
 	s.Register(d.Chat.Metrics().Collectors()...)
 	s.Register(d.Realtime.Metrics().Collectors()...)
+	s.Register(d.Limits.Collectors()...)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "chatflow",
 		DisableStartupMessage: true,

@@ -48,6 +48,10 @@ func (s *Server) signup(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
+	// Before any lookup or hash: each sign-up costs a bcrypt and a saga.
+	if err := s.limits.Signup(ctx, s.clientIP(c)); err != nil {
+		return err
+	}
 	if err := s.signupAvailable(ctx, req.Username, req.Email); err != nil {
 		return err
 	}

@@ -128,6 +128,12 @@ func (s *Server) addFriend(c *fiber.Ctx) error {
 	if p.UserID == me {
 		return chatflow.Errorf(chatflow.ECodeValidation, "you cannot befriend yourself")
 	}
+	// a user who blocked the caller receives no friend request from them
+	if blocked, err := s.Queries.IsBlocked(ctx, db.IsBlockedParams{UserID: p.UserID, BlockedID: me}); err != nil {
+		return err
+	} else if blocked {
+		return chatflow.Errorf(chatflow.ECodeForbidden, "%s does not accept friend requests from you", req.Username)
+	}
 	if err := s.Queries.AddFriend(ctx, db.AddFriendParams{UserID: me, FriendID: p.UserID}); err != nil {
 		return err
 	}

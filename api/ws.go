@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chatflow/chatflow"
+	"github.com/chatflow/chatflow/ratelimit"
 	"github.com/chatflow/chatflow/realtime"
 	"github.com/chatflow/chatflow/token"
 )
@@ -29,6 +30,13 @@ func (s *Server) wsUpgrade(c *fiber.Ctx) error {
 		return err
 	}
 	c.Locals(claimsKey, claims)
+	// One slot per open socket, over all nodes; refused with a 429 before
+	// the upgrade. A slot whose upgrade then fails lapses after ConnTTL.
+	slot, err := s.limits.OpenConn(c.UserContext(), uuid.MustParse(claims.Subject))
+	if err != nil {
+		return err
+	}
+	c.Locals(slotKey, slot)
 	return c.Next()
 }
 
@@ -53,10 +61,15 @@ func wsOriginAllowed(origin, host string, allowed []string) bool {
 	return host != "" && strings.EqualFold(u.Host, host)
 }
 
+const slotKey = "conn_slot"
+
 func (s *Server) wsHandler() fiber.Handler {
 	// Write buffers come from a pool: idle connections hold none.
 	return websocket.New(func(ws *websocket.Conn) {
 		claims := ws.Locals(claimsKey).(*token.Claims)
+		slot, _ := ws.Locals(slotKey).(*ratelimit.Slot)
+		release := slot.Keep()
+		defer release()
 		s.rt.Serve(ws, realtime.Session{UserID: uuid.MustParse(claims.Subject), Family: claims.Family})
 	}, websocket.Config{ReadBufferSize: 1024, WriteBufferSize: 4096, WriteBufferPool: &sync.Pool{}})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -295,6 +296,11 @@ func setupRooms(ctx context.Context, o Options, r *Result) ([]*wsClient, map[str
 		for _, m := range members[1:] {
 			ids = append(ids, m.ID)
 		}
+		// Members list the owner as a friend first: their consent to being
+		// added directly (otherwise they would only be invited).
+		if err := consentTo(ctx, hc, o.URLs[0], members[0], members[1:]); err != nil {
+			return nil, nil, err
+		}
 		var room struct {
 			RoomID string `json:"room_id"`
 		}
@@ -311,6 +317,17 @@ func setupRooms(ctx context.Context, o Options, r *Result) ([]*wsClient, map[str
 		return nil, nil, err
 	}
 	return clients, rooms, nil
+}
+
+// consentTo has each of members list owner as a friend, so that owner can
+// add them to a room directly rather than invite them.
+func consentTo(ctx context.Context, hc *http.Client, base string, owner user, members []user) error {
+	for _, m := range members {
+		if _, err := httpJSON(ctx, hc, "POST", base+"/api/v1/friends", m.Access, map[string]string{"username": owner.Username}, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // connectAll dials every client (node chosen round-robin, shifted by shift)
@@ -685,6 +702,9 @@ func runHistory(ctx context.Context, o Options, r *Result) error {
 	for i := 0; i+o.RoomSize <= len(users); i += o.RoomSize {
 		var rm struct {
 			RoomID string `json:"room_id"`
+		}
+		if err := consentTo(ctx, hc, o.URLs[0], users[i], users[i+1:i+2]); err != nil {
+			return err
 		}
 		if _, err := httpJSON(ctx, hc, "POST", o.URLs[0]+"/api/v1/rooms", users[i].Access, map[string]any{"name": "hist", "member_ids": []string{users[i+1].ID}}, &rm); err != nil {
 			return err

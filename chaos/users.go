@@ -137,14 +137,20 @@ func CreateRoom(ctx context.Context, base string, owner User, others []User, nam
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	ids := make([]string, len(others))
+	hc := newHTTPClient()
 	for i, o := range others {
 		ids[i] = o.ID
+		// membership is consent-based: each member lists the owner as a
+		// friend, so the owner adds them directly instead of inviting
+		if err := httpJSON(ctx, hc, "POST", base+"/api/v1/friends", o.Access, map[string]any{"username": owner.Username}, nil); err != nil {
+			return "", fmt.Errorf("%s befriends %s: %w", o.Username, owner.Username, err)
+		}
 	}
 	var room struct {
 		RoomID  string          `json:"room_id"`
 		Members json.RawMessage `json:"members"`
 	}
-	if err := httpJSON(ctx, newHTTPClient(), "POST", base+"/api/v1/rooms", owner.Access, map[string]any{"name": name, "member_ids": ids}, &room); err != nil {
+	if err := httpJSON(ctx, hc, "POST", base+"/api/v1/rooms", owner.Access, map[string]any{"name": name, "member_ids": ids}, &room); err != nil {
 		return "", err
 	}
 	for _, id := range ids {

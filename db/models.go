@@ -29,6 +29,12 @@ type AuthUser struct {
 	ActivatedAt  *time.Time `json:"activated_at"`
 }
 
+type ChatBlock struct {
+	UserID    uuid.UUID `json:"user_id"`
+	BlockedID uuid.UUID `json:"blocked_id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
 type ChatDeadLetter struct {
 	RoomID    uuid.UUID `json:"room_id"`
 	Seq       int64     `json:"seq"`
@@ -42,6 +48,16 @@ type ChatFriend struct {
 	UserID    uuid.UUID `json:"user_id"`
 	FriendID  uuid.UUID `json:"friend_id"`
 	CreatedAt time.Time `json:"created_at"`
+}
+
+type ChatInvitation struct {
+	ID          uuid.UUID  `json:"id"`
+	RoomID      uuid.UUID  `json:"room_id"`
+	InviterID   uuid.UUID  `json:"inviter_id"`
+	InviteeID   uuid.UUID  `json:"invitee_id"`
+	Status      string     `json:"status"`
+	CreatedAt   time.Time  `json:"created_at"`
+	RespondedAt *time.Time `json:"responded_at"`
 }
 
 type ChatMember struct {

@@ -24,6 +24,9 @@ type Querier interface {
 	// run of stored seqs above it. Rows are locked in id order first, so
 	// concurrent batches touching the same rooms never deadlock.
 	AdvancePersisted(ctx context.Context, roomIds []uuid.UUID) ([]AdvancePersistedRow, error)
+	BlockUser(ctx context.Context, arg BlockUserParams) error
+	// BlockersOf returns those of @user_ids who have blocked @blocked_id.
+	BlockersOf(ctx context.Context, arg BlockersOfParams) ([]uuid.UUID, error)
 	// BumpRoomSeqs advances each room's persisted last_seq to the batch's highest.
 	// Concurrent batches touch the same rooms, so rows are locked in id order
 	// first (no deadlocks), and rooms already past the batch are not locked at all.
@@ -31,19 +34,29 @@ type Querier interface {
 	// CloseAccount compensates OpenAccount; the account of a user who has become
 	// active is kept.
 	CloseAccount(ctx context.Context, userID uuid.UUID) (int64, error)
+	// ConsentingUsers returns those of @user_ids who may be added to a room by
+	// @inviter_id directly: they list the inviter among their friends (their
+	// consent; the inviter's own list is not) and have not blocked them.
+	ConsentingUsers(ctx context.Context, arg ConsentingUsersParams) ([]uuid.UUID, error)
 	CountDeadLetters(ctx context.Context, roomID uuid.UUID) (int64, error)
 	CountMessages(ctx context.Context) (int64, error)
 	CountRooms(ctx context.Context) (int64, error)
+	CountRoomsCreatedBy(ctx context.Context, createdBy uuid.UUID) (int64, error)
 	// CountSeqCollisions counts batch messages whose (room, seq) already belongs
 	// to a different message: a resend or a retry has the same id, so only a
 	// sequencer that handed a seq out twice (lost Redis state) shows up here.
 	CountSeqCollisions(ctx context.Context, arg CountSeqCollisionsParams) (int64, error)
 	CountUsers(ctx context.Context) (int64, error)
+	// CreateInvitations invites users to a room, skipping its members and users
+	// already holding a pending invitation to it; it returns the new ones.
+	CreateInvitations(ctx context.Context, arg CreateInvitationsParams) ([]ChatInvitation, error)
 	CreateProfile(ctx context.Context, arg CreateProfileParams) error
 	CreateRoom(ctx context.Context, arg CreateRoomParams) (ChatRoom, error)
 	// CreateUser inserts pending credentials; a replay of the same saga step is a no-op.
 	CreateUser(ctx context.Context, arg CreateUserParams) (int64, error)
 	CreditAccount(ctx context.Context, arg CreditAccountParams) (int64, error)
+	// DeclineInvitationsFrom declines every pending invitation from one user to another.
+	DeclineInvitationsFrom(ctx context.Context, arg DeclineInvitationsFromParams) ([]ChatInvitation, error)
 	// DeleteOrphanProfiles frees a username held by chat profiles whose
 	// credentials are gone. The saga creates the profile after the credentials
 	// and removes it before them, so such a profile belongs to no sign-up.
@@ -65,6 +78,7 @@ type Querier interface {
 	EnsurePublishCursor(ctx context.Context, roomID uuid.UUID) error
 	GetAccount(ctx context.Context, userID uuid.UUID) (CustomerAccount, error)
 	GetAccountForUpdate(ctx context.Context, userID uuid.UUID) (CustomerAccount, error)
+	GetInvitation(ctx context.Context, arg GetInvitationParams) (ChatInvitation, error)
 	GetMessageBySeq(ctx context.Context, arg GetMessageBySeqParams) (ChatMessage, error)
 	GetProfile(ctx context.Context, userID uuid.UUID) (ChatProfile, error)
 	GetProfileByUsername(ctx context.Context, username string) (ChatProfile, error)
@@ -82,6 +96,8 @@ type Querier interface {
 	// wait on a hole; a message that turns up later replaces its tombstone.
 	InsertTombstones(ctx context.Context, arg InsertTombstonesParams) (int64, error)
 	InsertTransaction(ctx context.Context, arg InsertTransactionParams) (CustomerTransaction, error)
+	// IsBlocked reports whether @user_id has blocked @blocked_id.
+	IsBlocked(ctx context.Context, arg IsBlockedParams) (bool, error)
 	IsMember(ctx context.Context, arg IsMemberParams) (bool, error)
 	// LastMessages returns the newest persisted message of each given room.
 	LastMessages(ctx context.Context, roomIds []uuid.UUID) ([]ChatMessage, error)
@@ -91,26 +107,37 @@ type Querier interface {
 	ListMessagesBefore(ctx context.Context, arg ListMessagesBeforeParams) ([]ChatMessage, error)
 	// ListMessagesRange returns the persisted messages with lo <= seq <= hi; seqs are gap-free.
 	ListMessagesRange(ctx context.Context, arg ListMessagesRangeParams) ([]ChatMessage, error)
+	// ListMyInvitations lists a user's pending invitations, newest first.
+	ListMyInvitations(ctx context.Context, arg ListMyInvitationsParams) ([]ListMyInvitationsRow, error)
 	// ListRooms returns the caller's rooms, newest activity first, with their read markers.
 	ListRooms(ctx context.Context, arg ListRoomsParams) ([]ListRoomsRow, error)
 	// ListTransactions pages the ledger newest first with a (created_at, id) cursor.
 	ListTransactions(ctx context.Context, arg ListTransactionsParams) ([]CustomerTransaction, error)
+	// LockCreator serialises one user's room creations, so the rooms cap holds
+	// under concurrency (NO KEY UPDATE: foreign-key checks are not blocked).
+	LockCreator(ctx context.Context, userID uuid.UUID) error
 	// LockPublishCursor claims a room's Kafka cursor for the transaction; a room
 	// another worker is publishing is skipped (no rows).
 	LockPublishCursor(ctx context.Context, roomID uuid.UUID) (int64, error)
 	// MarkRead moves the read marker forward only, and reports where it was.
 	MarkRead(ctx context.Context, arg MarkReadParams) (MarkReadRow, error)
 	OpenAccount(ctx context.Context, userID uuid.UUID) error
+	// PendingInvitationsFor lists the pending invitations of some users to a room.
+	PendingInvitationsFor(ctx context.Context, arg PendingInvitationsForParams) ([]ChatInvitation, error)
 	ProfilesExist(ctx context.Context, ids []uuid.UUID) (int64, error)
 	// PurgeSignupSecrets removes staged secrets older than a cutoff: those of
 	// sagas that ended (terminated) before their first step ran.
 	PurgeSignupSecrets(ctx context.Context, before time.Time) (int64, error)
 	RemoveFriend(ctx context.Context, arg RemoveFriendParams) (int64, error)
+	// RemoveFriendship deletes the friend rows between two users, both ways.
+	RemoveFriendship(ctx context.Context, arg RemoveFriendshipParams) error
 	RemoveMember(ctx context.Context, arg RemoveMemberParams) (int64, error)
 	// ReplaceTombstones puts messages in place of gap tombstones written for
 	// their seqs while they were late (a batch that outlived the reconciler's
 	// patience): the real message wins.
 	ReplaceTombstones(ctx context.Context, arg ReplaceTombstonesParams) (int64, error)
+	// RespondInvitation answers a pending invitation of the invitee's, once.
+	RespondInvitation(ctx context.Context, arg RespondInvitationParams) (ChatInvitation, error)
 	// RoomLogHead is the highest persisted seq and the contiguous watermark,
 	// used to re-seed a room's lost Redis counters.
 	RoomLogHead(ctx context.Context, roomID uuid.UUID) (RoomLogHeadRow, error)
@@ -137,6 +164,7 @@ type Querier interface {
 	// resend after the dedupe key expired): their own seq becomes a tombstone,
 	// so it is not a hole that holds the watermark back for good.
 	TombstoneResends(ctx context.Context, arg TombstoneResendsParams) (int64, error)
+	UnblockUser(ctx context.Context, arg UnblockUserParams) (int64, error)
 	UpdateProfile(ctx context.Context, arg UpdateProfileParams) (ChatProfile, error)
 	UserRoomIDs(ctx context.Context, userID uuid.UUID) ([]uuid.UUID, error)
 }

@@ -77,6 +77,24 @@ async function signUpAPI(user) {
   throw new Error('API sign-up did not complete in time');
 }
 
+// befriendAPI logs user in through the API and lists friend as a friend:
+// the user's consent to being added to rooms by friend directly.
+async function befriendAPI(user, friend) {
+  const res = await fetch(`${BASE}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username: user.username, password: user.password }),
+  });
+  assert(res.status === 200, `API login answered ${res.status}`);
+  const { access_token: token } = await res.json();
+  const r = await fetch(`${BASE}/api/v1/friends`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ username: friend.username }),
+  });
+  assert(r.status === 201, `POST /friends answered ${r.status}`);
+}
+
 async function logIn(page, user) {
   await page.fill(tid('login-username'), user.username);
   await page.fill(tid('login-password'), user.password);
@@ -160,11 +178,14 @@ async function main() {
     await pa.locator(tid('room-name'), { hasText: room }).waitFor();
     await pa.locator(`${tid('room-item')}.active`, { hasText: room }).waitFor();
 
-    log('B sees the room appear (room event) and opens it');
-    const itemB = pb.locator(tid('room-item'), { hasText: room });
-    await itemB.waitFor();
-    await itemB.click();
+    log('B is not A\'s friend: B gets an invitation (invitation event), accepts it, and the room opens');
+    const invB = pb.locator(tid('invitation'), { hasText: room });
+    await invB.waitFor();
+    assert(await pb.locator(tid('room-item'), { hasText: room }).count() === 0, 'the room is not B\'s before accepting');
+    await invB.locator(tid('invitation-accept')).click();
     await pb.locator(tid('room-name'), { hasText: room }).waitFor();
+    await pb.locator(tid('room-item'), { hasText: room }).waitFor();
+    await invB.waitFor({ state: 'detached' });
     await pb.locator(`${tid('member')}.online`, { hasText: ua.display }).waitFor();
     log('A sees B online (presence)');
     await pa.locator(`${tid('member')}.online`, { hasText: ub.display }).waitFor();
@@ -203,7 +224,8 @@ async function main() {
     await pa.locator(tid('read-receipt'), { hasText: `Read by ${ub.display}` }).waitFor();
     await pb.locator(tid('read-receipt'), { hasText: `Read by ${ua.display}` }).waitFor();
 
-    log('B invites C to the room; A sees C join the member list');
+    log('C lists B as a friend (consent); B adds C to the room; A sees C join the member list');
+    await befriendAPI(uc, ub);
     await pb.fill(tid('invite-usernames'), uc.username);
     await pb.click(tid('invite-submit'));
     await pb.locator(tid('member'), { hasText: uc.display }).waitFor();
@@ -230,7 +252,8 @@ async function main() {
     assert(await messageWith(pb, text3).getAttribute('data-seq') === '3', 'the missed message has seq 3');
 
     const room2 = `e2e history ${suffix}`;
-    log(`A creates "${room2}" and posts 60 messages; B sees an unread badge`);
+    log(`B lists A as a friend; A creates "${room2}" with B in it and posts 60 messages; B sees an unread badge`);
+    await befriendAPI(ub, ua);
     await pa.click(tid('new-room-toggle'));
     await pa.fill(tid('new-room-name'), room2);
     await pa.fill(tid('new-room-members'), ub.username);
@@ -246,6 +269,11 @@ async function main() {
           headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
           body: JSON.stringify({ client_msg_id: `hist-${i}`, body: `history line ${i}` }),
         });
+        if (res.status === 429) { // the per-user send limit: wait as told, resend the same message
+          await new Promise((r) => setTimeout(r, 1000 * Number(res.headers.get('Retry-After') || 1)));
+          i--;
+          continue;
+        }
         if (res.status !== 201) return `POST ${i}: ${res.status} ${await res.text()}`;
       }
       return 'ok';
@@ -286,7 +314,7 @@ async function main() {
 
     await pa.screenshot({ path: join(SHOTS, 'chat.png') });
     await pb.screenshot({ path: join(SHOTS, 'chat-b.png') });
-    console.log('PASS: e2e chat (sign-up saga, login, rooms, invites, typing, presence, live messages, acks, read receipts, reconnect sync, unread, history, token refresh)');
+    console.log('PASS: e2e chat (sign-up saga, login, rooms, invitations, invites, typing, presence, live messages, acks, read receipts, reconnect sync, unread, history, token refresh)');
   } catch (e) {
     console.error(`FAIL: e2e chat at step "${step}": ${e.message}`);
     for (const p of problems) console.error(`  ${p}`);

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatflow/chatflow"
 	"github.com/chatflow/chatflow/chat"
+	"github.com/chatflow/chatflow/ratelimit"
 )
 
 // frameTimeout bounds the work one client frame starts.
@@ -32,6 +33,8 @@ type errorFrame struct {
 	Code   string `json:"code"`
 	Detail string `json:"detail"`
 	Ref    string `json:"ref"` // always present: the API lists it as part of the frame
+	// RetryAfter is the wait in seconds of a rate_limited refusal.
+	RetryAfter int `json:"retry_after,omitempty"`
 }
 
 // typingFrame starts with its type, so the hub can tell it apart cheaply.
@@ -136,6 +139,18 @@ func quoteShort(s string) string {
 }
 
 func (c *Conn) handleSend(ctx context.Context, f inFrame) {
+	if gate := c.node.sendGate; gate != nil {
+		if err := gate(ctx, c.uid); err != nil {
+			code := chatflow.ErrorCode(err)
+			c.node.metrics.errors.WithLabelValues(code).Inc()
+			ef := errorFrame{Type: "error", Code: code, Detail: chatflow.ErrorDetail(err), Ref: refOf(f)}
+			if wait, ok := ratelimit.RetryAfter(err); ok {
+				ef.RetryAfter = ratelimit.Seconds(wait)
+			}
+			c.sendJSON(ef)
+			return
+		}
+	}
 	start := time.Now()
 	a, err := c.node.chat.Accept(ctx, c.uid, f.RoomID, f.ClientMsgID, f.Body)
 	if err != nil {

@@ -44,7 +44,14 @@ type Node struct {
 	hub     *Hub
 	log     *slog.Logger
 	metrics *Metrics
+	// sendGate, if set, may refuse a user's send before it is accepted
+	// (the per-user limit shared by every node).
+	sendGate func(ctx context.Context, user uuid.UUID) error
 }
+
+// SetSendGate installs a check every send frame passes before the message
+// core sees it; its error is answered with an error frame.
+func (n *Node) SetSendGate(gate func(ctx context.Context, user uuid.UUID) error) { n.sendGate = gate }
 
 // New wires the WebSocket side of a node to its message core.
 func New(cfg Config, svc *chat.Service, log *slog.Logger) *Node {

@@ -38,7 +38,9 @@ port=${E2E_PORT:-$(node -e "const s=require('net').createServer().listen(0,'127.
 base="http://127.0.0.1:$port"
 mkdir -p e2e/screenshots
 log=e2e/screenshots/server.log
-HTTP_ADDR="127.0.0.1:$port" METRICS_ADDR=127.0.0.1:0 NODE_ID=e2e BCRYPT_COST=4 bin/chatflow dev >"$log" 2>&1 &
+# Default abuse limits, counted under a key prefix of this run's own (every
+# run signs up from 127.0.0.1: earlier runs must not use up its budget).
+HTTP_ADDR="127.0.0.1:$port" METRICS_ADDR=127.0.0.1:0 NODE_ID=e2e BCRYPT_COST=4 RATE_KEY_PREFIX="rl:e2e-$$-$RANDOM:" bin/chatflow dev >"$log" 2>&1 &
 pid=$!
 stop_server() {
 	if kill -0 "$pid" 2>/dev/null; then

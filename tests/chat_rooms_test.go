@@ -51,6 +51,10 @@ func TestChatRoomsREST(t *testing.T) {
 	n := env.StartNode(t, testenv.NodeConfig{})
 	a, b, c, d := n.SignUp(t, "ra"), n.SignUp(t, "rb"), n.SignUp(t, "rc"), n.SignUp(t, "rd")
 
+	// b and c consent to being added by a (they list a as a friend)
+	n.Befriend(t, b, a)
+	n.Befriend(t, c, a)
+
 	// create: 201, creator is a member, members listed, last_seq 0
 	var r1 roomJSON
 	if st := n.Call(t, "POST", "/api/v1/rooms", a.Access, map[string]any{"name": "first", "member_ids": []string{b.ID}}, &r1); st != 201 {
@@ -231,6 +235,7 @@ func TestChatInviteWithoutCachedMembers(t *testing.T) {
 	n := env.StartNode(t, testenv.NodeConfig{})
 	a, b, c := n.SignUp(t, "ia"), n.SignUp(t, "ib"), n.SignUp(t, "ic")
 	room := n.CreateRoom(t, a, b)
+	n.Befriend(t, c, a)
 	if err := env.Redis.Del(context.Background(), "{r:"+room+"}:m").Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chatflow/chatflow/internal/app"
+	"github.com/chatflow/chatflow/ratelimit"
 	"github.com/chatflow/chatflow/token"
 )
 
@@ -91,6 +92,27 @@ func loadConfig(keys int) (app.Config, error) {
 	parse("WS_RATE", func(v string) (e error) { c.Realtime.SendRate, e = strconv.ParseFloat(v, 64); return })
 	parse("SIGNUP_WORKERS", num(&c.Workers.SignupConcurrency))
 	parse("MESSAGE_WORKERS", num(&c.Workers.MessagesConcurrency))
+	// Abuse limits: RATE_LIMITS=off lifts them all (load tests); each
+	// RATE_* rule is RATE/PERIOD[,burst=N] or off.
+	if os.Getenv("RATE_LIMITS") == "off" {
+		c.RateLimit = c.RateLimit.Unlimited()
+	}
+	str(&c.RateLimit.KeyPrefix, "RATE_KEY_PREFIX")
+	rule := func(dst *ratelimit.Rule) func(string) error {
+		return func(v string) (e error) { *dst, e = ratelimit.ParseRule(v); return }
+	}
+	parse("RATE_LOGIN_USER", rule(&c.RateLimit.LoginUser))
+	parse("RATE_LOGIN_IP", rule(&c.RateLimit.LoginIP))
+	parse("RATE_SIGNUP_IP", rule(&c.RateLimit.SignupIP))
+	parse("RATE_ROOM_CREATE", rule(&c.RateLimit.RoomCreate))
+	parse("RATE_INVITE", rule(&c.RateLimit.Invite))
+	parse("RATE_REST_SEND", rule(&c.RateLimit.RESTSend))
+	parse("RATE_WS_SEND", rule(&c.RateLimit.WSSend))
+	parse("MAX_CONNS_PER_USER", num(&c.RateLimit.MaxConns))
+	parse("CONN_SLOT_TTL", dur(&c.RateLimit.ConnTTL))
+	parse("MAX_ROOMS_PER_CREATOR", num(&c.RateLimit.RoomsPerCreator))
+	parse("MAX_MEMBERS_PER_CALL", num(&c.RateLimit.MembersPerCall))
+	parse("TRUSTED_PROXIES", func(v string) (e error) { c.RateLimit.TrustedProxies, e = ratelimit.ParsePrefixes(v); return })
 	parse("PG_MAX_CONNS", func(v string) error {
 		n, e := strconv.ParseInt(v, 10, 32)
 		c.PGMaxConns = int32(n)

@@ -28,6 +28,7 @@ import (
 	"github.com/chatflow/chatflow/chat"
 	"github.com/chatflow/chatflow/events"
 	"github.com/chatflow/chatflow/postgres"
+	"github.com/chatflow/chatflow/ratelimit"
 	"github.com/chatflow/chatflow/realtime"
 	"github.com/chatflow/chatflow/token"
 	"github.com/chatflow/chatflow/workers"
@@ -49,7 +50,9 @@ type Config struct {
 	API      api.Config
 	Chat     chat.Config
 	Realtime realtime.Config
-	Workers  workers.Config
+	// RateLimit holds the abuse limits, shared by the nodes through Redis.
+	RateLimit ratelimit.Config
+	Workers   workers.Config
 	// Activities tunes message persistence on the workers.
 	Activities activities.Config
 }
@@ -73,6 +76,7 @@ func DefaultConfig() Config {
 		API:               api.DefaultConfig(),
 		Chat:              chat.DefaultConfig(),
 		Realtime:          realtime.DefaultConfig(),
+		RateLimit:         ratelimit.DefaultConfig(),
 		Workers:           workers.DefaultConfig(),
 		Activities:        activities.DefaultConfig(),
 	}
@@ -146,9 +150,11 @@ func (m *Main) NewNode() (*Node, error) {
 		return nil, err
 	}
 	tokens := token.New(m.Cfg.Token, m.Redis)
+	limits := ratelimit.New(m.Cfg.RateLimit, m.Redis)
+	rt.SetSendGate(limits.WSSend)
 	srv, err := api.New(api.Deps{
 		Pool: m.Pool, Redis: m.Redis, Temporal: m.Temporal, Tokens: tokens,
-		Chat: core, Realtime: rt, Log: m.Log, Ready: m.readiness(),
+		Chat: core, Realtime: rt, Log: m.Log, Ready: m.readiness(), Limits: limits,
 	}, m.Cfg.API)
 	if err != nil {
 		return nil, err

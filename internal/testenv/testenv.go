@@ -29,6 +29,7 @@ import (
 	"github.com/chatflow/chatflow/events"
 	"github.com/chatflow/chatflow/internal/app"
 	"github.com/chatflow/chatflow/postgres"
+	"github.com/chatflow/chatflow/ratelimit"
 	"github.com/chatflow/chatflow/token"
 	"github.com/chatflow/chatflow/workers"
 )
@@ -86,6 +87,19 @@ func Config() app.Config {
 	c.Chat.BatchLinger = 5 * time.Millisecond
 	c.Workers.ReconcileEvery = 2 * time.Second
 	c.Activities.ReconcileAfter = 2 * time.Second
+	// Every test signs up and logs in from 127.0.0.1: no rate limits here.
+	// Rate-limit tests set their own (NodeConfig.RateLimit, RateLimitConfig).
+	c.RateLimit = c.RateLimit.Unlimited()
+	c.RateLimit.KeyPrefix = "rl:test-" + runID + ":"
+	return c
+}
+
+// RateLimitConfig is the default limits (small enough to reach) under a
+// Redis key prefix of their own, for a test that checks a limit: nodes
+// given the same value share their counters, and no other test does.
+func RateLimitConfig() ratelimit.Config {
+	c := ratelimit.DefaultConfig()
+	c.KeyPrefix = "rl:test-" + runID + "-" + Unique() + ":"
 	return c
 }
 
@@ -194,6 +208,8 @@ type NodeConfig struct {
 	WSQueue         int
 	SignupTaskQueue string
 	BatchLinger     time.Duration
+	// RateLimit replaces the (unlimited) abuse limits of the test config.
+	RateLimit *ratelimit.Config
 }
 
 func (nc NodeConfig) apply(c *app.Config) {
@@ -220,6 +236,9 @@ func (nc NodeConfig) apply(c *app.Config) {
 	}
 	if nc.BatchLinger != 0 {
 		c.Chat.BatchLinger = nc.BatchLinger
+	}
+	if nc.RateLimit != nil {
+		c.RateLimit = *nc.RateLimit
 	}
 }
 
@@ -353,12 +372,28 @@ func (n *Node) Login(t testing.TB, u *User) {
 	u.Access, u.Refresh = pair.AccessToken, pair.RefreshToken
 }
 
-// CreateRoom creates a room owned by owner with the given members and returns its id.
+// Befriend has u list each of friends as a friend, which is u's consent to
+// being added to rooms by them directly.
+func (n *Node) Befriend(t testing.TB, u User, friends ...User) {
+	t.Helper()
+	for _, f := range friends {
+		if st := n.Call(t, "POST", "/api/v1/friends", u.Access, map[string]string{"username": f.Username}, nil); st != 201 {
+			t.Fatalf("%s befriends %s: status %d", u.Username, f.Username, st)
+		}
+	}
+}
+
+// CreateRoom creates a room owned by owner with the given members and
+// returns its id. Each member first lists owner as a friend (consent), so
+// they all become members at once instead of being invited.
 func (n *Node) CreateRoom(t testing.TB, owner User, members ...User) string {
 	t.Helper()
 	ids := make([]string, len(members))
 	for i, m := range members {
 		ids[i] = m.ID
+		if m.ID != owner.ID {
+			n.Befriend(t, m, owner)
+		}
 	}
 	var room struct {
 		RoomID string `json:"room_id"`

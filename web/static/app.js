@@ -22,6 +22,7 @@
     users: new Map(), // user_id -> {username, display_name}
     online: new Map(), // user_id -> bool
     rooms: new Map(), // room_id -> room (see upsertRoom)
+    invitations: new Map(), // invitation_id -> {invitation_id, room_id, room_name, inviter}
     current: null, // room_id of the open room
     ws: null,
     wsOpen: false,
@@ -336,7 +337,7 @@
     $('logout-btn').hidden = false;
     $('auth-view').hidden = true;
     $('chat-view').hidden = false;
-    await loadRooms();
+    await Promise.all([loadRooms(), loadInvitations()]);
     connect();
   }
 
@@ -350,6 +351,8 @@
     state.ws = null;
     state.wsOpen = false;
     state.rooms.clear();
+    state.invitations.clear();
+    renderInvitations();
     state.outbox.clear();
     state.current = null;
     state.me = null;
@@ -524,6 +527,58 @@
       if (state.current === roomId) renderMembers();
     } catch (e) {
       reportError(e);
+    }
+  }
+
+  // ---------------------------------------------------------- invitations
+  // Users who do not list us as a friend can only invite us: the room is
+  // ours once we accept.
+  async function loadInvitations() {
+    const list = await api('GET', '/invitations');
+    state.invitations.clear();
+    for (const inv of Array.isArray(list) ? list : []) state.invitations.set(inv.invitation_id, inv);
+    renderInvitations();
+  }
+
+  function renderInvitations() {
+    const items = [...state.invitations.values()].map((inv) => {
+      const who = inv.inviter ? (inv.inviter.display_name || inv.inviter.username) : 'someone';
+      return el('li', { class: 'invitation', 'data-testid': 'invitation', dataset: { invitationId: inv.invitation_id, roomId: inv.room_id } },
+        el('div', { text: `${who} invites you to "${inv.room_name}"` }),
+        el('div', { class: 'inv-actions' },
+          el('button', { class: 'small', 'data-testid': 'invitation-accept', text: 'Accept', onclick: () => answerInvitation(inv, 'accept') }),
+          el('button', { class: 'small ghost', 'data-testid': 'invitation-decline', text: 'Decline', onclick: () => answerInvitation(inv, 'decline') })));
+    });
+    $('invitation-list').replaceChildren(...items);
+    $('invitations').hidden = items.length === 0;
+  }
+
+  async function answerInvitation(inv, verb) {
+    hideError();
+    try {
+      const room = await api('POST', `/invitations/${inv.invitation_id}/${verb}`);
+      state.invitations.delete(inv.invitation_id);
+      renderInvitations();
+      if (verb === 'accept' && room && room.room_id) {
+        upsertRoom(room);
+        await openRoom(room.room_id);
+      }
+    } catch (e) {
+      if (e.status === 404 || e.status === 409) { // answered elsewhere
+        state.invitations.delete(inv.invitation_id);
+        renderInvitations();
+      }
+      reportError(e);
+    }
+  }
+
+  function onInvitationEvent(f) {
+    if (!state.me || f.invitee_id !== state.me.user_id) return; // our own invitations to others
+    if (f.event === 'received') {
+      loadInvitations().catch(reportError); // the list carries the inviter's names
+    } else {
+      state.invitations.delete(f.invitation_id);
+      renderInvitations();
     }
   }
 
@@ -906,6 +961,9 @@
         break;
       case 'room':
         onRoomEvent(f);
+        break;
+      case 'invitation':
+        onInvitationEvent(f);
         break;
       case 'profile':
         if (state.users.has(f.user_id)) state.users.get(f.user_id).display_name = f.display_name;
