@@ -23,6 +23,10 @@ import (
 func tag(room string) string          { return "{r:" + room + "}" }
 func SeqKey(room string) string       { return tag(room) + ":seq" }
 func MembersKey(room string) string   { return tag(room) + ":m" }
+
+// MembersVersionKey counts the changes of a room's membership; a member
+// set read from Postgres is cached only if the count did not move meanwhile.
+func MembersVersionKey(room string) string { return tag(room) + ":mv" }
 func StreamKey(room string) string    { return tag(room) + ":h" }
 func PersistedKey(room string) string { return tag(room) + ":p" }
 func aliveKey(room string) string     { return tag(room) + ":alive" }
@@ -50,6 +54,10 @@ const (
 // ARGV[7] past what Redis remembers so that no seq is ever handed out twice;
 // the seqs skipped become gap tombstones in Postgres.
 //
+// A room whose log is wholly persisted has a TTL on its log keys (see
+// Advance); a send takes it off again, since the log now holds a message
+// Postgres does not.
+//
 // KEYS: seq, members, stream, dedupe, persisted, alive
 // ARGV: sender, frame prefix, frame suffix, channel, max backlog, dedupe ttl, fence
 var send = redis.NewScript(`
@@ -67,6 +75,12 @@ if redis.call('EXISTS', KEYS[6]) == 0 then
   redis.set_repl(redis.REPL_ALL)
 end
 if tonumber(cur) - tonumber(p) >= tonumber(ARGV[5]) then return {-4} end
+if redis.call('PTTL', KEYS[1]) >= 0 then
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[3])
+  redis.call('PERSIST', KEYS[5])
+  redis.call('PERSIST', KEYS[6])
+end
 local seq = redis.call('INCR', KEYS[1])
 local frame = ARGV[2] .. seq .. ARGV[3]
 redis.call('SET', KEYS[4], seq, 'EX', ARGV[6])
@@ -105,23 +119,49 @@ func (a Append) Run(ctx context.Context, rdb redis.Scripter) *redis.Cmd {
 }
 
 // seed sets a room's counter and watermark when they are missing and marks
-// the room alive: values read from Postgres cover everything persisted.
+// the room alive: values read from Postgres cover everything persisted. A
+// room whose log is then wholly persisted gets the idle TTL (ARGV[3] s,
+// 0: none), so that reading an idle room does not pin its keys for good.
 var seed = redis.NewScript(`
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 redis.call('SET', KEYS[2], ARGV[2], 'NX')
 redis.set_repl(redis.REPL_NONE)
 redis.call('SET', KEYS[3], '1')
 redis.set_repl(redis.REPL_ALL)
+local ttl = tonumber(ARGV[3])
+if ttl > 0 and tonumber(redis.call('GET', KEYS[2])) >= tonumber(redis.call('GET', KEYS[1])) then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+  redis.call('EXPIRE', KEYS[4], ttl)
+  redis.set_repl(redis.REPL_NONE)
+  redis.call('EXPIRE', KEYS[3], ttl)
+  redis.set_repl(redis.REPL_ALL)
+end
 return 1`)
 
 // Seed sets a room's seq counter and persisted watermark from Postgres where
-// Redis has none (a live value wins).
-func Seed(ctx context.Context, rdb redis.Scripter, room string, seq, persisted int64) error {
-	return seed.Run(ctx, rdb, []string{SeqKey(room), PersistedKey(room), aliveKey(room)}, seq, persisted).Err()
+// Redis has none (a live value wins). idle is the TTL of a wholly persisted
+// room's log keys (0: they never expire).
+func Seed(ctx context.Context, rdb redis.Scripter, room string, seq, persisted int64, idle time.Duration) error {
+	return seed.Run(ctx, rdb, []string{SeqKey(room), PersistedKey(room), aliveKey(room), StreamKey(room)}, seq, persisted, ttlSeconds(idle)).Err()
+}
+
+// ttlSeconds rounds a TTL up to whole seconds (0 stays 0: no TTL).
+func ttlSeconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Second - 1) / time.Second)
 }
 
 // advance moves the watermark forward (never back) and trims the stream
-// below it, keeping the newest ARGV[2] entries for fast reads.
+// below it, keeping the newest ARGV[2] entries for fast reads. Once the
+// watermark has caught up with the seq (Postgres holds everything) the
+// room's log keys get the idle TTL ARGV[3]: an idle room's keys expire, and
+// the next send or read re-seeds them from Postgres (Seed), so a seq is
+// never handed out twice. The next send takes the TTL off again.
+//
+// KEYS: persisted, seq, stream, alive
 var advance = redis.NewScript(`
 local p = tonumber(ARGV[1])
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -129,13 +169,28 @@ if p > cur then redis.call('SET', KEYS[1], p) else p = cur end
 local s = tonumber(redis.call('GET', KEYS[2]) or '0')
 local minid = math.min(p + 1, s - tonumber(ARGV[2]) + 1)
 if minid > 1 then redis.call('XTRIM', KEYS[3], 'MINID', minid .. '-0') end
+local ttl = tonumber(ARGV[3])
+if ttl > 0 and p >= s then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+  redis.call('EXPIRE', KEYS[3], ttl)
+  redis.set_repl(redis.REPL_NONE)
+  redis.call('EXPIRE', KEYS[4], ttl)
+  redis.set_repl(redis.REPL_ALL)
+end
 return p`)
 
 // Advance records that Postgres holds every seq up to persisted and trims
 // what the stream no longer needs; it returns the watermark now in Redis.
-func Advance(ctx context.Context, rdb redis.Scripter, room string, persisted int64, keep int) (int64, error) {
-	return advance.Run(ctx, rdb, []string{PersistedKey(room), SeqKey(room), StreamKey(room)}, persisted, keep).Int64()
+// idle is the TTL the room's log keys get once everything is persisted (0:
+// they never expire).
+func Advance(ctx context.Context, rdb redis.Scripter, room string, persisted int64, keep int, idle time.Duration) (int64, error) {
+	return advance.Run(ctx, rdb, []string{PersistedKey(room), SeqKey(room), StreamKey(room), aliveKey(room)}, persisted, keep, ttlSeconds(idle)).Int64()
 }
+
+// DefaultIdleTTL is how long a wholly persisted room's log keys stay in
+// Redis after its last message.
+const DefaultIdleTTL = 24 * time.Hour
 
 // Entry is one message in a room's stream.
 type Entry struct {
