@@ -35,7 +35,13 @@ func (s *Server) authenticate(c *fiber.Ctx, allowQuery bool) (*token.Claims, err
 	if raw == "" {
 		return nil, chatflow.Errorf(chatflow.ECodeUnauthorized, "missing bearer token")
 	}
-	claims, err := s.Tokens.Verify(c.UserContext(), raw)
+	return s.verifyAccess(c.UserContext(), raw)
+}
+
+// verifyAccess checks an access token: the one check of requests, socket
+// upgrades and WebSocket auth frames.
+func (s *Server) verifyAccess(ctx context.Context, raw string) (*token.Claims, error) {
+	claims, err := s.Tokens.Verify(ctx, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -134,11 +140,10 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 
 func (s *Server) logout(c *fiber.Ctx) error {
 	claims := claimsOf(c)
+	// WebSockets of this session, on any node, close too (sessionRevoked).
 	if err := s.Tokens.Logout(c.UserContext(), claims); err != nil {
 		return err
 	}
-	// WebSockets opened with this session, on any node, close too.
-	_ = s.publish(c.UserContext(), userChannel(claims.Subject), roomEvent{Type: "session", Event: "revoked", Family: claims.Family})
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
