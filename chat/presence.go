@@ -170,15 +170,19 @@ func (s *Service) runPresence(ctx context.Context) {
 	if every <= 0 || s.cfg.PresenceTTL <= 0 {
 		return
 	}
-	t := time.NewTicker(every)
+	// sweeps run twice per heartbeat, so that a dead node's users get their
+	// offline frames at most half a heartbeat after their entries expired
+	t := time.NewTicker(every / 2)
 	defer t.Stop()
-	for {
+	for tick := 0; ; tick++ {
 		if s.presence.dead.Load() {
 			return
 		}
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), every)
-		if err := s.heartbeat(bctx); err != nil {
-			s.log.Warn("presence heartbeat", "error", err)
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), every/2)
+		if tick%2 == 0 {
+			if err := s.heartbeat(bctx); err != nil {
+				s.log.Warn("presence heartbeat", "error", err)
+			}
 		}
 		if err := s.sweep(bctx); err != nil {
 			s.log.Warn("presence sweep", "error", err)
