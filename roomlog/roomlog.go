@@ -20,19 +20,19 @@ import (
 
 // Every key of a room shares the {r:<id>} hash tag, so each script touches
 // a single Redis Cluster slot.
-func tag(room string) string        { return "{r:" + room + "}" }
-func SeqKey(room string) string     { return tag(room) + ":seq" }
-func MembersKey(room string) string { return tag(room) + ":m" }
+func tag(room string) string          { return "{r:" + room + "}" }
+func SeqKey(room string) string       { return tag(room) + ":seq" }
+func MembersKey(room string) string   { return tag(room) + ":m" }
+func StreamKey(room string) string    { return tag(room) + ":h" }
+func PersistedKey(room string) string { return tag(room) + ":p" }
+func aliveKey(room string) string     { return tag(room) + ":alive" }
+func DedupeKey(room, sender, cmid string) string {
+	return tag(room) + ":d:" + sender + ":" + cmid
+}
 
 // MembersVersionKey counts the changes of a room's membership; a member
 // set read from Postgres is cached only if the count did not move meanwhile.
 func MembersVersionKey(room string) string { return tag(room) + ":mv" }
-func StreamKey(room string) string         { return tag(room) + ":h" }
-func PersistedKey(room string) string      { return tag(room) + ":p" }
-func aliveKey(room string) string          { return tag(room) + ":alive" }
-func DedupeKey(room, sender, cmid string) string {
-	return tag(room) + ":d:" + sender + ":" + cmid
-}
 
 // Results of the send script besides a seq.
 const (
