@@ -17,6 +17,7 @@ import (
 	"github.com/chatflow/chatflow"
 	"github.com/chatflow/chatflow/db"
 	"github.com/chatflow/chatflow/events"
+	"github.com/chatflow/chatflow/roomlog"
 )
 
 // Publisher is the part of the Kafka publisher the activities need.
@@ -51,11 +52,14 @@ type Config struct {
 	HoleGrace time.Duration
 	// PublishTimeout bounds one Kafka write of the outbox.
 	PublishTimeout time.Duration
+	// RoomIdleTTL is how long a room's log keys stay in Redis once
+	// everything in them is persisted (0: for good); see roomlog.Advance.
+	RoomIdleTTL time.Duration
 }
 
 // DefaultConfig is the configuration `make dev` runs with.
 func DefaultConfig() Config {
-	return Config{HistoryCap: 1000, ReconcileAfter: 5 * time.Second, HoleGrace: time.Minute, PublishTimeout: 5 * time.Second}
+	return Config{HistoryCap: 1000, ReconcileAfter: 5 * time.Second, HoleGrace: time.Minute, PublishTimeout: 5 * time.Second, RoomIdleTTL: roomlog.DefaultIdleTTL}
 }
 
 // New wires the activities to a Postgres pool and a Kafka publisher.

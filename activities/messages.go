@@ -230,7 +230,7 @@ func (a *Activities) advance(ctx context.Context, rooms map[string]bool) error {
 		return nil
 	}
 	for _, m := range marks {
-		if _, err := roomlog.Advance(ctx, a.Redis, m.ID.String(), m.PersistedSeq, a.Cfg.HistoryCap); err != nil {
+		if _, err := roomlog.Advance(ctx, a.Redis, m.ID.String(), m.PersistedSeq, a.Cfg.HistoryCap, a.Cfg.RoomIdleTTL); err != nil {
 			activity.GetLogger(ctx).Warn("log watermark not moved; the reconciler retries", "room", m.ID, "error", err)
 			return nil
 		}

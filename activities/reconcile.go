@@ -99,7 +99,7 @@ func (a *Activities) reconcileRoom(ctx context.Context, h roomlog.Head, now time
 			return err
 		}
 	}
-	_, err = roomlog.Advance(ctx, a.Redis, h.Room, persisted, a.Cfg.HistoryCap)
+	_, err = roomlog.Advance(ctx, a.Redis, h.Room, persisted, a.Cfg.HistoryCap, a.Cfg.RoomIdleTTL)
 	return err
 }
 

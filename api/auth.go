@@ -9,7 +9,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/chatflow/chatflow"
-	"github.com/chatflow/chatflow/chat"
 	"github.com/chatflow/chatflow/token"
 )
 
@@ -33,7 +32,13 @@ func (s *Server) authenticate(c *fiber.Ctx, allowQuery bool) (*token.Claims, err
 	if raw == "" {
 		return nil, chatflow.Errorf(chatflow.ECodeUnauthorized, "missing bearer token")
 	}
-	claims, err := s.Tokens.Verify(c.UserContext(), raw)
+	return s.verifyAccess(c.UserContext(), raw)
+}
+
+// verifyAccess checks an access token: the one check of requests, socket
+// upgrades and WebSocket auth frames.
+func (s *Server) verifyAccess(ctx context.Context, raw string) (*token.Claims, error) {
+	claims, err := s.Tokens.Verify(ctx, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -144,10 +149,9 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 
 func (s *Server) logout(c *fiber.Ctx) error {
 	claims := claimsOf(c)
+	// WebSockets of this session, on any node, close too (sessionRevoked).
 	if err := s.Tokens.Logout(c.UserContext(), claims); err != nil {
 		return err
 	}
-	// WebSockets opened with this session, on any node, close too.
-	_ = s.chat.Publish(c.UserContext(), chat.UserChannel(claims.Subject), chat.RoomEvent{Type: "session", Event: "revoked", Family: claims.Family})
 	return c.SendStatus(fiber.StatusNoContent)
 }

@@ -305,20 +305,35 @@ func (s *Server) invite(c *fiber.Ctx) error {
 	return c.JSON(v)
 }
 
+// leave removes the caller from a room: Postgres first, then the cached
+// member set with the "left" events, atomically (chat.Leave). Once it
+// returns, the caller's sends are refused and its sockets no longer get the
+// room. A repeated leave (say, a retry after the second step failed) redoes
+// the second step before answering not_member.
 func (s *Server) leave(c *fiber.Ctx) error {
-	room, err := s.callerRoom(c)
+	id, err := parseUUIDParam(c, "room_id")
 	if err != nil {
 		return err
 	}
-	ctx, id, me := c.UserContext(), room.ID, userID(c)
-	if _, err := s.Queries.RemoveMember(ctx, db.RemoveMemberParams{RoomID: id, UserID: me}); err != nil {
+	ctx, me := c.UserContext(), userID(c)
+	if _, err := s.Queries.GetRoom(ctx, id); isNotFound(err) {
+		return chatflow.Errorf(chatflow.ECodeNotFound, "room %s not found", id)
+	} else if err != nil {
 		return err
 	}
-	if err := s.chat.MemberRemoved(ctx, id, me); err != nil {
+	n, err := s.Queries.RemoveMember(ctx, db.RemoveMemberParams{RoomID: id, UserID: me})
+	if err != nil {
 		return err
 	}
-	s.roomEvent(ctx, chat.RoomChannel(id.String()), "left", id, me)
-	s.roomEvent(ctx, chat.UserChannel(me.String()), "left", id, me)
+	if n == 0 {
+		if err := s.chat.MemberRemoved(ctx, id, me); err != nil {
+			return err
+		}
+		return chatflow.Errorf(chatflow.ECodeNotMember, "you are not a member of room %s", id)
+	}
+	if _, err := s.chat.Leave(ctx, id, me); err != nil {
+		return err
+	}
 	return c.SendStatus(fiber.StatusNoContent)
 }
 

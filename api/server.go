@@ -97,6 +97,10 @@ func New(d Deps, cfg Config) (*Server, error) {
 		Pool: d.Pool, Queries: db.New(d.Pool), Redis: d.Redis, Temporal: d.Temporal, Tokens: d.Tokens, Log: d.Log, Cfg: cfg,
 		chat: d.Chat, rt: d.Realtime, limits: d.Limits, ready: d.Ready, dummyHash: dummy,
 	}
+	if d.Tokens != nil {
+		d.Tokens.OnRevoke(s.sessionRevoked) // logout and refresh reuse close the family's sockets
+		d.Realtime.SetAuth(wsAuth{s})
+	}
 	s.metrics = newMetrics()
 	s.Register(d.Chat.Metrics().Collectors()...)
 	s.Register(d.Realtime.Metrics().Collectors()...)

@@ -3,6 +3,7 @@ package api
 import (
 	"net/url"
 	"strings"
+	"context"
 	"sync"
 
 	"github.com/gofiber/contrib/websocket"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chatflow/chatflow"
+	"github.com/chatflow/chatflow/chat"
 	"github.com/chatflow/chatflow/ratelimit"
 	"github.com/chatflow/chatflow/realtime"
 	"github.com/chatflow/chatflow/token"
@@ -70,6 +72,38 @@ func (s *Server) wsHandler() fiber.Handler {
 		slot, _ := ws.Locals(slotKey).(*ratelimit.Slot)
 		release := slot.Keep()
 		defer release()
-		s.rt.Serve(ws, realtime.Session{UserID: uuid.MustParse(claims.Subject), Family: claims.Family})
+		s.rt.Serve(ws, sessionOf(claims))
 	}, websocket.Config{ReadBufferSize: 1024, WriteBufferSize: 4096, WriteBufferPool: &sync.Pool{}})
+}
+
+// sessionOf is the WebSocket session of verified access-token claims.
+func sessionOf(c *token.Claims) realtime.Session {
+	s := realtime.Session{UserID: uuid.MustParse(c.Subject), Family: c.Family, TokenID: c.ID}
+	if c.ExpiresAt != nil {
+		s.Expires = c.ExpiresAt.Time
+	}
+	return s
+}
+
+// wsAuth checks the tokens of auth frames exactly as requests are checked.
+type wsAuth struct{ s *Server }
+
+func (a wsAuth) Authenticate(ctx context.Context, raw string) (realtime.Session, error) {
+	c, err := a.s.verifyAccess(ctx, raw)
+	if err != nil {
+		return realtime.Session{}, err
+	}
+	return sessionOf(c), nil
+}
+
+func (a wsAuth) Revoked(ctx context.Context, rs realtime.Session) (bool, error) {
+	return a.s.Tokens.Revoked(ctx, rs.Family, rs.TokenID)
+}
+
+// sessionRevoked closes the sockets of a revoked session family on every
+// node: each gets a "session revoked" frame, then closes (token.OnRevoke).
+func (s *Server) sessionRevoked(ctx context.Context, userID, family string) {
+	if err := s.chat.Publish(ctx, chat.UserChannel(userID), chat.RoomEvent{Type: "session", Event: "revoked", Family: family}); err != nil {
+		s.Log.Warn("session revoked: publish", "user", userID, "error", err)
+	}
 }

@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -53,7 +54,7 @@ func (s *Service) Accept(ctx context.Context, sender uuid.UUID, roomID, cmid, bo
 		Room: roomID, Sender: sender.String(), ClientMsgID: cmid, Prefix: prefix, Suffix: suffix,
 		Channel: RoomChannel(roomID), MaxBacklog: s.cfg.MaxBacklog, DedupeTTL: dedupeTTL, Fence: s.cfg.SeqFence,
 	}
-	for attempt := 0; attempt < 3; attempt++ {
+	for attempt := 0; attempt < 5; attempt++ {
 		res, err := s.pipe.call(ctx, call)
 		if err != nil {
 			return Accepted{}, unavailable(err)
@@ -63,7 +64,7 @@ func (s *Service) Accept(ctx context.Context, sender uuid.UUID, roomID, cmid, bo
 		case roomlog.NotMember:
 			return Accepted{}, chatflow.Errorf(chatflow.ECodeNotMember, "you are not a member of room %s", roomID)
 		case roomlog.MembersMissing:
-			if err := s.cacheMembers(ctx, room); err != nil {
+			if err := s.cacheMembers(ctx, room); err != nil && !errors.Is(err, errMembersMoved) {
 				return Accepted{}, err
 			}
 			continue
@@ -87,7 +88,7 @@ func (s *Service) Accept(ctx context.Context, sender uuid.UUID, roomID, cmid, bo
 		s.batcher.add(m)
 		return Accepted{Msg: m, Frame: []byte(res[1].(string))}, nil
 	}
-	return Accepted{}, chatflow.Errorf(chatflow.ECodeNotFound, "room %s not found", roomID)
+	return Accepted{}, chatflow.Errorf(chatflow.ECodeUnavailable, "room %s state is being rebuilt; retry with the same client_msg_id", roomID)
 }
 
 // original answers a duplicate send. The dedupe key holds only the

@@ -23,6 +23,9 @@ type RoomEvent struct {
 	UserID string `json:"user_id,omitempty"`
 	// Family is the token family of a revoked session ("session" events).
 	Family string `json:"family,omitempty"`
+	// Seq is the room's seq at a membership change ("room" events sent
+	// with the change): a leaver's messages all have seqs up to it.
+	Seq int64 `json:"seq,omitempty"`
 }
 
 // framePieces renders the message frame around its seq, which only the

@@ -2,6 +2,8 @@ package chat
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -11,20 +13,107 @@ import (
 	"github.com/chatflow/chatflow/roomlog"
 )
 
+// Membership authority.
+//
+// Postgres holds who is in a room. Sends (the send script), typing and sync
+// check a copy of a room's member set cached in Redis, which must never say
+// "member" to someone a returned leave removed, nor "not a member" to
+// someone a returned invite added. Every change runs in this order:
+//
+//  1. the change commits in Postgres;
+//  2. one script increments the room's membership version and applies the
+//     change to the cached set, if one is cached.
+//
+// A rebuild of the cache reads the version first, then Postgres, and its
+// install script refuses the set if the version moved meanwhile. A rebuild
+// that read Postgres before a change committed read the version before
+// step 2 incremented it: if its install comes after step 2 it is refused,
+// and if it comes before, step 2 applies the change on top of it. Either way
+// the cache agrees with Postgres once step 2 has run, and the change returns
+// to its caller only after step 2. There is no window and no expiry to wait
+// for; the TTL only drops the sets of idle rooms.
+
 // memberSentinel keeps a room's member set present in Redis even when empty,
 // so that "missing" always means "not cached" rather than "no members".
 const memberSentinel = "-"
 
-// membersTTL bounds how long a room's cached member set lives: Postgres is
-// the truth, and a set rebuilt while a member was leaving heals by expiring.
+// membersTTL is how long an idle room's cached member set (and its version)
+// stays in Redis. Correctness does not depend on it (see above).
 const membersTTL = time.Hour
 
 // dedupeTTL is how long a (sender, client_msg_id) is remembered in Redis;
 // Postgres keeps the key for good.
 const dedupeTTL = time.Hour
 
-// cacheMembers loads a room's members from Postgres into Redis.
+// errMembersMoved: the membership changed while the cache was being
+// rebuilt, so the rebuild was refused; read again.
+var errMembersMoved = errors.New("room membership changed during the cache rebuild")
+
+// installMembers caches a member set read from Postgres, unless the room's
+// membership version moved since it was read.
+//
+// KEYS: members, version
+// ARGV: version read before Postgres (” if none), ttl (s), members...
+var installMembers = redis.NewScript(`
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+for i = 3, #ARGV, 1000 do
+  redis.call('SADD', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1`)
+
+// changeMembers records a membership change Postgres has committed: it
+// moves the version, applies the change to a cached set ('seed' creates the
+// set of a new room) and publishes the change's events, each frame ending in
+// the room's seq at the change, all atomically: any message sequenced after
+// the change is published after its events, and a leaver's sends after it
+// are refused.
+//
+// KEYS: members, version, seq
+// ARGV: op (add|rem|seed), ttl (s), n, seq if the key is missing, n user ids, then (channel, frame prefix) pairs
+var changeMembers = redis.NewScript(`
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+local n = tonumber(ARGV[3])
+local last = 4 + n
+local cached = redis.call('EXISTS', KEYS[1]) == 1
+if ARGV[1] == 'seed' and not cached then
+  redis.call('SADD', KEYS[1], '-')
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  cached = true
+end
+if cached then
+  for i = 5, last, 1000 do
+    local j = math.min(i + 999, last)
+    if ARGV[1] == 'rem' then
+      redis.call('SREM', KEYS[1], unpack(ARGV, i, j))
+    else
+      redis.call('SADD', KEYS[1], unpack(ARGV, i, j))
+    end
+  end
+end
+local seq = redis.call('GET', KEYS[3]) or ARGV[4]
+for i = last + 1, #ARGV, 2 do
+  redis.call('PUBLISH', ARGV[i], ARGV[i + 1] .. seq .. '}')
+end
+return tonumber(seq)`)
+
+// checkMember answers whether ARGV[1] is in the cached member set, and
+// publishes ARGV[3] on channel ARGV[2] if so (typing).
+var checkMember = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return -1 end
+if #ARGV >= 3 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+return 1`)
+
+// cacheMembers loads a room's members from Postgres into Redis; it answers
+// errMembersMoved when a change raced it (read again).
 func (s *Service) cacheMembers(ctx context.Context, room uuid.UUID) error {
+	ver, err := s.rdb.Get(ctx, roomlog.MembersVersionKey(room.String())).Result()
+	if err != nil && err != redis.Nil {
+		return unavailable(err)
+	}
 	if _, err := s.store.GetRoom(ctx, room); err != nil {
 		if isNotFound(err) {
 			return chatflow.Errorf(chatflow.ECodeNotFound, "room %s not found", room)
@@ -35,23 +124,23 @@ func (s *Service) cacheMembers(ctx context.Context, room uuid.UUID) error {
 	if err != nil {
 		return unavailable(err)
 	}
-	members := []any{memberSentinel}
+	args := []any{ver, int64(membersTTL / time.Second), memberSentinel}
 	for _, id := range ids {
-		members = append(members, id.String())
+		args = append(args, id.String())
 	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.SAdd(ctx, roomlog.MembersKey(room.String()), members...)
-		p.Expire(ctx, roomlog.MembersKey(room.String()), membersTTL)
-		return nil
-	})
+	ok, err := installMembers.Run(ctx, s.rdb, []string{roomlog.MembersKey(room.String()), roomlog.MembersVersionKey(room.String())}, args...).Int64()
 	if err != nil {
 		return unavailable(err)
+	}
+	if ok == 0 {
+		s.metrics.membersRebuildRaced.Inc()
+		return errMembersMoved
 	}
 	return nil
 }
 
-// cacheSeq re-seeds a room's lost seq counter and watermark from Postgres
-// (a live value wins).
+// cacheSeq re-seeds a room's lost (or expired) seq counter and watermark
+// from Postgres (a live value wins).
 func (s *Service) cacheSeq(ctx context.Context, room uuid.UUID) error {
 	head, err := s.store.RoomLogHead(ctx, room)
 	if isNotFound(err) {
@@ -60,7 +149,7 @@ func (s *Service) cacheSeq(ctx context.Context, room uuid.UUID) error {
 	if err != nil {
 		return unavailable(err)
 	}
-	if err := roomlog.Seed(ctx, s.rdb, room.String(), head.LastSeq, head.PersistedSeq); err != nil {
+	if err := roomlog.Seed(ctx, s.rdb, room.String(), head.LastSeq, head.PersistedSeq, s.cfg.RoomIdleTTL); err != nil {
 		return unavailable(err)
 	}
 	return nil
@@ -68,45 +157,129 @@ func (s *Service) cacheSeq(ctx context.Context, room uuid.UUID) error {
 
 // SeedRoom seeds a new room's Redis state: seq counter and member set.
 func (s *Service) SeedRoom(ctx context.Context, room uuid.UUID, members []uuid.UUID) error {
-	vals := []any{memberSentinel}
-	for _, m := range members {
-		vals = append(vals, m.String())
-	}
-	if err := roomlog.SeedNew(ctx, s.rdb, room.String()); err != nil {
+	if err := roomlog.SeedNew(ctx, s.rdb, room.String(), s.cfg.RoomIdleTTL); err != nil {
 		return err
 	}
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.SAdd(ctx, roomlog.MembersKey(room.String()), vals...)
-		p.Expire(ctx, roomlog.MembersKey(room.String()), membersTTL)
-		return nil
-	})
+	_, err := s.changeMembers(ctx, room, "seed", members, nil)
 	return err
 }
 
-// addCachedMembers adds members to a room's member set only if it is cached.
-var addCachedMembers = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-return redis.call('SADD', KEYS[1], unpack(ARGV))`)
+// roomEvent is one event changeMembers publishes.
+type roomEvent struct {
+	channel string
+	ev      RoomEvent
+}
 
-// MembersAdded updates the cached member set after members were added in
-// Postgres. Only a cached set is touched: creating the key here would make
-// it hold just the new members, locking everyone else out until it expires.
-// A missing set is loaded whole from Postgres on the next send.
+// changeMembers runs the changeMembers script, retrying transport errors
+// (the script is safe to repeat: the version only moves further), and
+// returns the room's seq at the change.
+func (s *Service) changeMembers(ctx context.Context, room uuid.UUID, op string, users []uuid.UUID, events []roomEvent) (int64, error) {
+	r := room.String()
+	var fallback int64
+	if len(events) > 0 {
+		// the events carry the room's seq: make sure it is in Redis
+		cur, err := s.CurrentSeq(ctx, room)
+		if err != nil {
+			return 0, err
+		}
+		fallback = cur
+	}
+	args := []any{op, int64(membersTTL / time.Second), len(users), fallback}
+	for _, u := range users {
+		args = append(args, u.String())
+	}
+	for _, e := range events {
+		b, err := json.Marshal(e.ev)
+		if err != nil {
+			return 0, err
+		}
+		args = append(args, e.channel, string(b[:len(b)-1])+`,"seq":`)
+	}
+	keys := []string{roomlog.MembersKey(r), roomlog.MembersVersionKey(r), roomlog.SeqKey(r)}
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var seq int64
+		if seq, err = changeMembers.Run(ctx, s.rdb, keys, args...).Int64(); err == nil {
+			return seq, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
+	}
+	return 0, unavailable(err)
+}
+
+// MembersAdded records, after members were added in Postgres, the change in
+// Redis; once it returns they can send. The caller publishes the events.
 func (s *Service) MembersAdded(ctx context.Context, room uuid.UUID, added []uuid.UUID) error {
 	if len(added) == 0 {
 		return nil
 	}
-	vals := make([]any, len(added))
-	for i, a := range added {
-		vals[i] = a.String()
-	}
-	if err := addCachedMembers.Run(ctx, s.rdb, []string{roomlog.MembersKey(room.String())}, vals...).Err(); err != nil && err != redis.Nil {
-		return err
-	}
-	return nil
+	_, err := s.changeMembers(ctx, room, "add", added, nil)
+	return err
 }
 
-// MemberRemoved updates the cached member set after a member left in Postgres.
+// MemberRemoved records, after a member was removed in Postgres, the change
+// in Redis; once it returns that user's sends are refused.
 func (s *Service) MemberRemoved(ctx context.Context, room, user uuid.UUID) error {
-	return s.rdb.SRem(ctx, roomlog.MembersKey(room.String()), user.String()).Err()
+	_, err := s.changeMembers(ctx, room, "rem", []uuid.UUID{user}, nil)
+	return err
+}
+
+// Leave is MemberRemoved for a member leaving: the "left" events go to the
+// user's sockets (first, so their nodes stop fanning the room out to them)
+// and to the room, atomically with the removal. It returns the room's seq at
+// the leave: every message of the leaver has a seq at or below it.
+func (s *Service) Leave(ctx context.Context, room, user uuid.UUID) (int64, error) {
+	ev := RoomEvent{Type: "room", Event: "left", RoomID: room.String(), UserID: user.String()}
+	return s.changeMembers(ctx, room, "rem", []uuid.UUID{user}, []roomEvent{
+		{UserChannel(user.String()), ev}, {RoomChannel(room.String()), ev},
+	})
+}
+
+// Authorize checks, through the same cached member set the send script
+// checks, that user is a member of room.
+func (s *Service) Authorize(ctx context.Context, user, room uuid.UUID) error {
+	return s.member(ctx, user, room, "", nil)
+}
+
+// typingEvent starts with its type, so the hub can tell it apart cheaply.
+type typingEvent struct {
+	Type   string `json:"type"`
+	RoomID string `json:"room_id"`
+	UserID string `json:"user_id"`
+}
+
+// Typing tells the room that user is typing, if user is a member (checked
+// as Authorize checks, in the same script that publishes).
+func (s *Service) Typing(ctx context.Context, user, room uuid.UUID) error {
+	b, err := json.Marshal(typingEvent{Type: "typing", RoomID: room.String(), UserID: user.String()})
+	if err != nil {
+		return err
+	}
+	return s.member(ctx, user, room, RoomChannel(room.String()), b)
+}
+
+func (s *Service) member(ctx context.Context, user, room uuid.UUID, channel string, frame []byte) error {
+	args := []any{user.String()}
+	if channel != "" {
+		args = append(args, channel, frame)
+	}
+	for attempt := 0; attempt < 5; attempt++ {
+		n, err := checkMember.Run(ctx, s.rdb, []string{roomlog.MembersKey(room.String())}, args...).Int64()
+		if err != nil {
+			return unavailable(err)
+		}
+		switch n {
+		case 1:
+			return nil
+		case -1:
+			return chatflow.Errorf(chatflow.ECodeNotMember, "you are not a member of room %s", room)
+		}
+		if err := s.cacheMembers(ctx, room); err != nil && !errors.Is(err, errMembersMoved) {
+			return err
+		}
+	}
+	return chatflow.Errorf(chatflow.ECodeUnavailable, "room %s membership is changing; retry", room)
 }

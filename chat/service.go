@@ -21,6 +21,7 @@ import (
 
 	"github.com/chatflow/chatflow"
 	"github.com/chatflow/chatflow/db"
+	"github.com/chatflow/chatflow/roomlog"
 )
 
 // Config tunes the message core.
@@ -46,6 +47,14 @@ type Config struct {
 	// StartRetry is how long a batch workflow start is retried before the
 	// batch is left to the reconciler (the messages stay in the log).
 	StartRetry time.Duration
+	// RoomIdleTTL is how long a room's log keys stay in Redis once
+	// everything in them is persisted (0: for good); see roomlog.Seed.
+	RoomIdleTTL time.Duration
+	// PresenceHeartbeat is how often the node renews the presence of its
+	// users; PresenceTTL is how long that lasts without renewal, so the
+	// users of a node that died show offline after at most PresenceTTL.
+	PresenceHeartbeat time.Duration
+	PresenceTTL       time.Duration
 }
 
 // DefaultConfig is the configuration `make dev` runs with.
@@ -60,6 +69,9 @@ func DefaultConfig() Config {
 		SeqFence:          100,
 		RedisMemoryLimit:  2 << 30,
 		StartRetry:        2 * time.Second,
+		RoomIdleTTL:       roomlog.DefaultIdleTTL,
+		PresenceHeartbeat: 10 * time.Second,
+		PresenceTTL:       25 * time.Second,
 	}
 }
 
@@ -90,11 +102,12 @@ type Service struct {
 	metrics *Metrics
 	// redisFull is set while Redis holds more than RedisMemoryLimit.
 	redisFull atomic.Bool
+	presence  *presence
 }
 
 // New wires the message core; Run starts its background loops.
 func New(cfg Config, rdb redis.UniversalClient, store Store, starter WorkflowStarter, log *slog.Logger) *Service {
-	s := &Service{cfg: cfg, rdb: rdb, store: store, log: log, metrics: newMetrics()}
+	s := &Service{cfg: cfg, rdb: rdb, store: store, log: log, metrics: newMetrics(), presence: newPresence(cfg.NodeID)}
 	s.pipe = newPipeliner(rdb)
 	s.batcher = newBatcher(cfg, starter, log, s.metrics)
 	return s
@@ -107,12 +120,14 @@ func (s *Service) Metrics() *Metrics { return s.metrics }
 // (token store, pub/sub).
 func (s *Service) Redis() redis.UniversalClient { return s.rdb }
 
-// Run runs the send pipeline, the Redis memory watch and the batcher until
+// Run runs the send pipeline, the Redis memory watch, the presence
+// heartbeat and the batcher until
 // ctx ends, then flushes the batches still pending into Temporal before it
 // returns.
 func (s *Service) Run(ctx context.Context) {
 	s.pipe.run(ctx, 2)
 	go s.watchMemory(ctx)
+	go s.runPresence(ctx)
 	s.batcher.run(ctx)
 }
 

@@ -8,6 +8,8 @@ import (
 
 	"github.com/gofiber/contrib/websocket"
 	"github.com/google/uuid"
+
+	"github.com/chatflow/chatflow/chat"
 )
 
 // Connection limits. A valid send fits well under maxFrame even with every
@@ -19,6 +21,9 @@ const (
 	pingEvery   = 25 * time.Second
 	readTimeout = 70 * time.Second
 	writeWait   = 10 * time.Second
+	// finalWait bounds how long a closing connection waits for a write in
+	// progress before its final frame (a session frame) goes out.
+	finalWait = time.Second
 )
 
 var errConnClosed = errors.New("connection closed by the server")
@@ -30,9 +35,14 @@ type Conn struct {
 	ws   *websocket.Conn
 	user string
 	uid  uuid.UUID
-	// family is the token family the socket was opened with; logging that
-	// session out closes the socket.
-	family string
+
+	// The session the socket runs under: the family, token and expiry of
+	// the access token it was opened with, or of the last one an auth frame
+	// brought. Revoking the family closes the socket; so does the expiry.
+	sessMu  sync.Mutex
+	sess    Session
+	expiry  *time.Timer
+	expired bool // the expiry fired: no auth frame can renew it any more
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -47,6 +57,13 @@ type Conn struct {
 
 	closeOnce sync.Once
 	reason    string
+	closeCode int // 0: policy violation
+
+	// loading is set from the subscription of the user channel until the
+	// rooms loaded from Postgres are in place; the room events that arrive
+	// meanwhile wait in pending (both guarded by the hub's mu).
+	loading bool
+	pending []chat.RoomEvent
 
 	mu    sync.Mutex
 	rooms map[string]*roomState
@@ -58,7 +75,7 @@ type Conn struct {
 func newConn(n *Node, ws *websocket.Conn, s Session) *Conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Conn{
-		node: n, ws: ws, user: s.UserID.String(), uid: s.UserID, family: s.Family,
+		node: n, ws: ws, user: s.UserID.String(), uid: s.UserID, sess: s,
 		ctx: ctx, cancel: cancel,
 		rooms: map[string]*roomState{}, tokens: float64(n.cfg.SendBurst), last: time.Now(),
 	}
@@ -99,7 +116,13 @@ func (c *Conn) isClosed() bool { return c.ctx.Err() != nil }
 // close ends the connection. The socket's write deadline is cut short so a
 // write stuck on a reader that does not read (the slow-reader case) returns
 // now instead of after writeWait; the write loop then ends the read loop.
-func (c *Conn) close(reason string) {
+func (c *Conn) close(reason string) { c.closeWith(nil, reason) }
+
+// closeWith ends the connection after delivering final (a session frame),
+// ahead of anything still queued: a write in progress gets finalWait to
+// end whole, then final and the close frame get a second each. A reader too
+// slow for that is cut off as close does.
+func (c *Conn) closeWith(final []byte, reason string) {
 	c.closeOnce.Do(func() {
 		c.qmu.Lock()
 		c.done, c.q = true, nil
@@ -107,23 +130,95 @@ func (c *Conn) close(reason string) {
 		c.qmu.Unlock()
 		c.reason = reason
 		c.cancel()
+		c.stopExpiry()
 		if c.ws == nil {
 			c.wg.Done()
 			return
 		}
+		var cut *time.Timer
 		if nc := c.ws.NetConn(); nc != nil {
-			_ = nc.SetWriteDeadline(time.Now())
+			if final == nil {
+				_ = nc.SetWriteDeadline(time.Now())
+			} else {
+				cut = time.AfterFunc(finalWait, func() { _ = nc.SetWriteDeadline(time.Now()) })
+			}
+		}
+		code := c.closeCode
+		if code == 0 {
+			code = websocket.ClosePolicyViolation
 		}
 		go func() {
 			defer c.wg.Done()
-			c.wmu.Lock() // after any stuck write has given up
+			c.wmu.Lock() // after any write in progress has ended or given up
+			whole := cut == nil || cut.Stop()
 			_ = c.ws.SetWriteDeadline(time.Now().Add(time.Second))
-			_ = c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, c.reason))
+			if final != nil && whole {
+				if c.ws.WriteMessage(websocket.TextMessage, final) == nil {
+					c.node.metrics.framesOut.Inc()
+				}
+			}
+			_ = c.ws.SetWriteDeadline(time.Now().Add(time.Second))
+			_ = c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(code, c.reason))
 			c.wmu.Unlock()
 			_ = c.ws.Close()
 			c.stopReading()
 		}()
 	})
+}
+
+// family is the token family the socket runs under.
+func (c *Conn) family() string {
+	c.sessMu.Lock()
+	defer c.sessMu.Unlock()
+	return c.sess.Family
+}
+
+// armExpiry starts the timer that ends the session when its token expires.
+func (c *Conn) armExpiry() {
+	c.sessMu.Lock()
+	defer c.sessMu.Unlock()
+	if c.sess.Expires.IsZero() || c.expiry != nil || c.isClosed() {
+		return
+	}
+	c.expiry = time.AfterFunc(time.Until(c.sess.Expires), c.onExpiry)
+}
+
+// onExpiry closes the connection with a "session expired" frame, unless an
+// auth frame moved the expiry meanwhile.
+func (c *Conn) onExpiry() {
+	c.sessMu.Lock()
+	if left := time.Until(c.sess.Expires); left > 0 && !c.expired {
+		c.expiry.Reset(left)
+		c.sessMu.Unlock()
+		return
+	}
+	c.expired = true
+	c.sessMu.Unlock()
+	c.node.metrics.sessionsEnded.WithLabelValues("expired").Inc()
+	c.closeWith(sessionFrame("expired"), "session expired")
+}
+
+func (c *Conn) stopExpiry() {
+	c.sessMu.Lock()
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	c.sessMu.Unlock()
+}
+
+// renew makes s, from a fresh token of the same user, the socket's session.
+// False if the old session has already expired.
+func (c *Conn) renew(s Session) bool {
+	c.sessMu.Lock()
+	defer c.sessMu.Unlock()
+	if c.expired || c.isClosed() {
+		return false
+	}
+	c.sess = s
+	if c.expiry != nil && !s.Expires.IsZero() {
+		c.expiry.Reset(time.Until(s.Expires))
+	}
+	return true
 }
 
 // stopReading makes a blocked ReadMessage return. Closing the websocket is

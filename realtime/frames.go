@@ -11,7 +11,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chatflow/chatflow"
-	"github.com/chatflow/chatflow/chat"
 	"github.com/chatflow/chatflow/ratelimit"
 )
 
@@ -26,6 +25,8 @@ type inFrame struct {
 	Body        string           `json:"body"`
 	Seq         int64            `json:"seq"`
 	Rooms       map[string]int64 `json:"rooms"`
+	// AccessToken is a fresh access token ("auth" frames); never echoed.
+	AccessToken string `json:"access_token"`
 }
 
 type errorFrame struct {
@@ -37,11 +38,17 @@ type errorFrame struct {
 	RetryAfter int `json:"retry_after,omitempty"`
 }
 
-// typingFrame starts with its type, so the hub can tell it apart cheaply.
-type typingFrame struct {
-	Type   string `json:"type"`
-	RoomID string `json:"room_id"`
-	UserID string `json:"user_id"`
+// sessionEvent is a "session" frame: the socket's session "expired" or was
+// "revoked" (the socket closes after it), or was "renewed" by an auth frame.
+type sessionEvent struct {
+	Type      string     `json:"type"`
+	Event     string     `json:"event"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+func sessionFrame(event string) []byte {
+	b, _ := json.Marshal(sessionEvent{Type: "session", Event: event})
+	return b
 }
 
 type ackFrame struct {
@@ -113,6 +120,8 @@ func (c *Conn) handleFrame(mt int, data []byte) {
 		c.handleRead(ctx, f)
 	case "sync":
 		c.handleSync(ctx, f)
+	case "auth":
+		c.handleAuth(ctx, f)
 	case "ping":
 		c.sendJSON(map[string]string{"type": "pong"})
 	default:
@@ -161,6 +170,8 @@ func (c *Conn) handleSend(ctx context.Context, f inFrame) {
 	c.sendJSON(ackFrame{Type: "ack", ClientMsgID: a.Msg.ClientMsgID, MessageID: a.Msg.MessageID, RoomID: a.Msg.RoomID, Seq: a.Msg.Seq, Duplicate: a.Dup})
 }
 
+// handleTyping tells the room, if the user is a member: checked through
+// the same cached member set as a send, in the script that publishes.
 func (c *Conn) handleTyping(ctx context.Context, f inFrame) {
 	// Rooms are keyed by the canonical id, as send, read and sync parse
 	// it: an upper-case id must not read as "not a member".
@@ -169,12 +180,45 @@ func (c *Conn) handleTyping(ctx context.Context, f inFrame) {
 		c.sendError(chatflow.ECodeValidation, "room_id must be a UUID", refOf(f))
 		return
 	}
-	roomID := room.String()
-	if !c.isMember(roomID) {
-		c.sendError(chatflow.ECodeNotMember, "not a member of that room", roomID)
+	if err := c.node.chat.Typing(ctx, c.uid, room); err != nil {
+		c.sendError(chatflow.ErrorCode(err), chatflow.ErrorDetail(err), room.String())
+	}
+}
+
+// handleAuth renews the socket's session with a fresh access token of the
+// same user, verified exactly as the HTTP side verifies one. A bad token,
+// or one of another user, gets an error frame and changes nothing.
+func (c *Conn) handleAuth(ctx context.Context, f inFrame) {
+	if c.node.auth == nil {
+		c.sendError(chatflow.ECodeUnavailable, "this node cannot renew sessions", "auth")
 		return
 	}
-	_ = c.node.chat.Publish(ctx, chat.RoomChannel(roomID), typingFrame{Type: "typing", RoomID: roomID, UserID: c.user})
+	if f.AccessToken == "" {
+		c.sendError(chatflow.ECodeValidation, "auth needs an access_token", "auth")
+		return
+	}
+	s, err := c.node.auth.Authenticate(ctx, f.AccessToken)
+	if err != nil {
+		c.sendError(chatflow.ErrorCode(err), chatflow.ErrorDetail(err), "auth")
+		return
+	}
+	if s.UserID != c.uid {
+		c.sendError(chatflow.ECodeForbidden, "the access token belongs to another user", "auth")
+		return
+	}
+	if !c.renew(s) {
+		return // expired meanwhile: the socket is closing
+	}
+	// A revocation published between Authenticate's check and renew
+	// compared the old family: check the new one again.
+	if revoked, err := c.node.auth.Revoked(ctx, s); err == nil && revoked {
+		c.node.metrics.sessionsEnded.WithLabelValues("revoked").Inc()
+		c.closeWith(sessionFrame("revoked"), "session revoked")
+		return
+	}
+	c.node.metrics.sessionsEnded.WithLabelValues("renewed").Inc()
+	exp := s.Expires.UTC()
+	c.sendJSON(sessionEvent{Type: "session", Event: "renewed", ExpiresAt: &exp})
 }
 
 func (c *Conn) handleRead(ctx context.Context, f inFrame) {

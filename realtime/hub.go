@@ -128,18 +128,29 @@ func (h *Hub) dispatch(channel string, frame []byte) {
 		}
 		h.mu.RUnlock()
 		for _, c := range conns {
-			if ev.Type == "session" && ev.Event == "revoked" && ev.Family == c.family {
-				// the session this socket was opened with was logged out
-				c.Write(frame)
-				c.close("session revoked")
+			if ev.Type == "session" {
+				// only the sockets of the revoked session see it; they close
+				// after it is delivered
+				if ev.Event == "revoked" && ev.Family == c.family() {
+					h.metrics.sessionsEnded.WithLabelValues("revoked").Inc()
+					c.closeWith(frame, "session revoked")
+				}
 				continue
 			}
 			if ev.Type == "room" && ev.UserID == user {
-				switch ev.Event {
-				case "invited", "joined":
-					h.joinRoom(c, ev.RoomID)
-				case "left":
-					h.leaveRoom(c, ev.RoomID)
+				h.mu.Lock()
+				loading := c.loading
+				if loading {
+					c.pending = append(c.pending, ev) // applied by addRooms
+				}
+				h.mu.Unlock()
+				if !loading {
+					switch ev.Event {
+					case "invited", "joined":
+						h.joinRoom(c, ev.RoomID)
+					case "left":
+						h.leaveRoom(c, ev.RoomID)
+					}
 				}
 			}
 			c.Write(frame)
@@ -147,26 +158,57 @@ func (h *Hub) dispatch(channel string, frame []byte) {
 	}
 }
 
-// register adds a connection with its rooms and subscribes what is new.
-func (h *Hub) register(c *Conn, rooms []string) {
+// addUser registers a connection and subscribes its user's channel,
+// waiting for Redis to confirm: every event published for the user from
+// then on reaches the connection. Room events are held back until addRooms.
+func (h *Hub) addUser(c *Conn) {
 	var subs []string
 	h.mu.Lock()
+	c.loading = true
 	if h.users[c.user] == nil {
 		h.users[c.user] = map[*Conn]struct{}{}
-		subs = append(subs, chat.UserChannel(c.user))
 	}
 	h.users[c.user][c] = struct{}{}
-	for _, r := range rooms {
-		if h.addRoomLocked(c, r) {
-			subs = append(subs, chat.RoomChannel(r))
-		}
-	}
+	subs = append(subs, chat.UserChannel(c.user))
 	h.mu.Unlock()
-	// Wait for Redis to confirm the subscriptions before the connection
-	// reads its first frame: a sync reads the room's seq once, and anything
-	// published after that must reach the connection live.
 	h.reconcile(subs, true)
 	h.metrics.connOpened()
+}
+
+// addRooms gives a connection its rooms, as loaded from Postgres after
+// addUser, then applies the room events that arrived meanwhile on top (an
+// event may or may not be in what was loaded; applying it again changes
+// nothing, and applying it after the load is what keeps a leave that
+// raced the load from being undone). It waits for Redis to confirm the
+// room subscriptions before the connection reads its first frame: a sync
+// reads the room's seq once, and anything published after that must reach
+// the connection live.
+func (h *Hub) addRooms(c *Conn, rooms []string) {
+	var chans []string
+	h.mu.Lock()
+	if _, ok := h.users[c.user][c]; !ok {
+		h.mu.Unlock()
+		return
+	}
+	for _, r := range rooms {
+		h.addRoomLocked(c, r)
+		chans = append(chans, chat.RoomChannel(r))
+	}
+	for _, ev := range c.pending {
+		switch ev.Event {
+		case "invited", "joined":
+			h.addRoomLocked(c, ev.RoomID)
+		case "left":
+			c.removeRoom(ev.RoomID)
+			h.removeRoomLocked(c, ev.RoomID)
+		default:
+			continue
+		}
+		chans = append(chans, chat.RoomChannel(ev.RoomID))
+	}
+	c.pending, c.loading = nil, false
+	h.mu.Unlock()
+	h.reconcile(chans, true)
 }
 
 func (h *Hub) addRoomLocked(c *Conn, room string) (first bool) {
@@ -179,7 +221,13 @@ func (h *Hub) addRoomLocked(c *Conn, room string) (first bool) {
 	return first
 }
 
-func (h *Hub) joinRoom(c *Conn, room string) {
+func (h *Hub) joinRoom(c *Conn, room string) { h.join(c, room, false) }
+
+// joinRoomWait is joinRoom that waits for Redis to confirm the room's
+// subscription; never from the receive loop, which delivers confirmations.
+func (h *Hub) joinRoomWait(c *Conn, room string) { h.join(c, room, true) }
+
+func (h *Hub) join(c *Conn, room string, wait bool) {
 	h.mu.Lock()
 	// dispatch picks connections up before calling this, unlocked: one that
 	// has been unregistered since must not be added back, or it would stay
@@ -190,8 +238,8 @@ func (h *Hub) joinRoom(c *Conn, room string) {
 	}
 	first := h.addRoomLocked(c, room)
 	h.mu.Unlock()
-	if first {
-		h.subscribe(chat.RoomChannel(room))
+	if first || wait {
+		h.reconcile([]string{chat.RoomChannel(room)}, wait)
 	}
 }
 
@@ -267,15 +315,38 @@ func (h *Hub) confirmed(ch string) {
 	delete(h.waiting, ch)
 }
 
+// pendingWaiter adds a waiter for ch if its SUBSCRIBE is not confirmed yet.
+func (h *Hub) pendingWaiter(ch string) (chan struct{}, bool) {
+	h.waitMu.Lock()
+	defer h.waitMu.Unlock()
+	if len(h.waiting[ch]) == 0 {
+		return nil, false
+	}
+	w := make(chan struct{})
+	h.waiting[ch] = append(h.waiting[ch], w)
+	return w, true
+}
+
+// forget drops the waiters of subscriptions that failed; they time out.
+func (h *Hub) forget(chans []string) {
+	h.waitMu.Lock()
+	defer h.waitMu.Unlock()
+	for _, ch := range chans {
+		delete(h.waiting, ch)
+	}
+}
+
 // reconcile makes the Redis subscriptions of chans match whether any local
-// connection still needs them, at the moment the command is sent.
+// connection still needs them, at the moment the command is sent. With
+// wait, it returns once Redis has confirmed every wanted channel of chans,
+// including those another connection subscribed a moment ago.
 func (h *Hub) reconcile(chans []string, wait bool) {
 	if len(chans) == 0 {
 		return
 	}
 	h.subMu.Lock()
-	defer h.subMu.Unlock()
 	var sub, unsub []string
+	var waits []chan struct{}
 	h.mu.RLock()
 	for _, ch := range chans {
 		want := h.wantedLocked(ch)
@@ -284,29 +355,28 @@ func (h *Hub) reconcile(chans []string, wait bool) {
 			sub = append(sub, ch)
 		case !want && have:
 			unsub = append(unsub, ch)
+		case want && have && wait:
+			if w, ok := h.pendingWaiter(ch); ok {
+				waits = append(waits, w)
+			}
 		}
 	}
 	h.mu.RUnlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if len(sub) > 0 {
-		var waits []chan struct{}
+		// every SUBSCRIBE is tracked until confirmed, so that a later
+		// waiter on the same channel knows to wait
+		subWaits := h.expect(sub)
 		if wait {
-			waits = h.expect(sub)
+			waits = append(waits, subWaits...)
 		}
 		if err := h.ps.Subscribe(ctx, sub...); err != nil {
 			h.log.Error("subscribe", "channels", len(sub), "error", err)
+			h.forget(sub)
 		} else {
 			for _, ch := range sub {
 				h.subscribed[ch] = true
-			}
-		}
-		for _, w := range waits {
-			select {
-			case <-w:
-			case <-ctx.Done():
-				h.log.Warn("subscription not confirmed in time", "channels", len(sub))
-				return
 			}
 		}
 	}
@@ -317,6 +387,17 @@ func (h *Hub) reconcile(chans []string, wait bool) {
 		}
 		for _, ch := range unsub {
 			delete(h.subscribed, ch)
+		}
+	}
+	// Wait without subMu: the receive loop, which delivers confirmations,
+	// may need it (dispatch subscribes the rooms of invites).
+	h.subMu.Unlock()
+	for _, w := range waits {
+		select {
+		case <-w:
+		case <-ctx.Done():
+			h.log.Warn("subscription not confirmed in time", "channels", len(chans))
+			return
 		}
 	}
 }

@@ -15,24 +15,28 @@ type Metrics struct {
 	slowDropped  prometheus.Counter
 	fanoutFrames prometheus.Counter
 	dropped      prometheus.Counter
-	conns        atomic.Int64
+	// sessionsEnded counts sockets closed because their session ended
+	// (expired, revoked) and auth frames that renewed one (renewed).
+	sessionsEnded *prometheus.CounterVec
+	conns         atomic.Int64
 }
 
 func newMetrics() *Metrics {
 	return &Metrics{
-		connections:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "chatflow_ws_connections", Help: "Open WebSocket connections on this node."}),
-		framesIn:     prometheus.NewCounter(prometheus.CounterOpts{Name: "chatflow_ws_frames_in_total", Help: "Frames received from clients."}),
-		framesOut:    prometheus.NewCounter(prometheus.CounterOpts{Name: "chatflow_ws_frames_out_total", Help: "Frames written to clients."}),
-		errors:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatflow_ws_error_frames_total", Help: "Error frames sent, by code."}, []string{"code"}),
-		slowDropped:  prometheus.NewCounter(prometheus.CounterOpts{Name: "chatflow_ws_slow_disconnects_total", Help: "Connections dropped because their send queue filled."}),
-		fanoutFrames: prometheus.NewCounter(prometheus.CounterOpts{Name: "chatflow_fanout_frames_total", Help: "Frames received from Redis pub/sub."}),
-		dropped:      prometheus.NewCounter(prometheus.CounterOpts{Name: "chatflow_ws_typing_dropped_total", Help: "Typing frames dropped for connections with a half-full queue."}),
+		connections:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "chatflow_ws_connections", Help: "Open WebSocket connections on this node."}),
+		framesIn:      prometheus.NewCounter(prometheus.CounterOpts{Name: "chatflow_ws_frames_in_total", Help: "Frames received from clients."}),
+		framesOut:     prometheus.NewCounter(prometheus.CounterOpts{Name: "chatflow_ws_frames_out_total", Help: "Frames written to clients."}),
+		errors:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatflow_ws_error_frames_total", Help: "Error frames sent, by code."}, []string{"code"}),
+		slowDropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "chatflow_ws_slow_disconnects_total", Help: "Connections dropped because their send queue filled."}),
+		fanoutFrames:  prometheus.NewCounter(prometheus.CounterOpts{Name: "chatflow_fanout_frames_total", Help: "Frames received from Redis pub/sub."}),
+		dropped:       prometheus.NewCounter(prometheus.CounterOpts{Name: "chatflow_ws_typing_dropped_total", Help: "Typing frames dropped for connections with a half-full queue."}),
+		sessionsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chatflow_ws_sessions_total", Help: "WebSocket session events: closed because the token expired or was revoked, renewed by an auth frame."}, []string{"event"}),
 	}
 }
 
 // Collectors lists the metrics for a registry.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.connections, m.framesIn, m.framesOut, m.errors, m.slowDropped, m.fanoutFrames, m.dropped}
+	return []prometheus.Collector{m.connections, m.framesIn, m.framesOut, m.errors, m.slowDropped, m.fanoutFrames, m.dropped, m.sessionsEnded}
 }
 
 func (m *Metrics) connOpened() { m.connections.Inc(); m.conns.Add(1) }

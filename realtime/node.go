@@ -33,8 +33,25 @@ func DefaultConfig() Config {
 // Session is who a connection belongs to, from its access token.
 type Session struct {
 	UserID uuid.UUID
-	// Family is the token family; logging that session out closes the socket.
+	// Family is the token family; logging that session out (or a replay of
+	// one of its refresh tokens) closes the socket.
 	Family string
+	// TokenID is the access token's id (jti), for the revocation check.
+	TokenID string
+	// Expires is when the access token expires: the socket is closed then
+	// unless the client sends a fresh token in an auth frame first. Zero:
+	// never.
+	Expires time.Time
+}
+
+// Auth checks access tokens for the WebSocket side exactly as the HTTP side
+// checks them.
+type Auth interface {
+	// Authenticate verifies an access token (signature, claims, expiry,
+	// revocation) and returns its session.
+	Authenticate(ctx context.Context, raw string) (Session, error)
+	// Revoked reports whether a session verified earlier was revoked since.
+	Revoked(ctx context.Context, s Session) (bool, error)
 }
 
 // Node holds this api node's WebSocket connections.
@@ -47,11 +64,15 @@ type Node struct {
 	// sendGate, if set, may refuse a user's send before it is accepted
 	// (the per-user limit shared by every node).
 	sendGate func(ctx context.Context, user uuid.UUID) error
+	auth    Auth
 }
 
 // SetSendGate installs a check every send frame passes before the message
 // core sees it; its error is answered with an error frame.
 func (n *Node) SetSendGate(gate func(ctx context.Context, user uuid.UUID) error) { n.sendGate = gate }
+// SetAuth sets how auth frames and revocations are checked; without it
+// sockets cannot renew their session.
+func (n *Node) SetAuth(a Auth) { n.auth = a }
 
 // New wires the WebSocket side of a node to its message core.
 func New(cfg Config, svc *chat.Service, log *slog.Logger) *Node {
@@ -70,18 +91,38 @@ func (n *Node) Run(ctx context.Context) { n.hub.run(ctx) }
 func (n *Node) CloseAll() { n.hub.closeAll() }
 
 // Serve runs one connection until it ends. The caller has authenticated it.
+//
+// The user's channel is subscribed (and confirmed by Redis) before anything
+// else, so every event published from then on reaches the connection:
+// a logout that happened before is caught by the revocation check that
+// follows, and membership events arriving while the rooms load from
+// Postgres are applied on top of them (see Hub.addRooms), so the
+// connection's rooms cannot go stale.
 func (n *Node) Serve(ws *websocket.Conn, s Session) {
 	c := newConn(n, ws, s)
 	defer c.cancel()
+	n.hub.addUser(c)
+	defer n.hub.unregister(c)
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	if n.auth != nil && s.TokenID != "" {
+		if revoked, err := n.auth.Revoked(ctx, s); err == nil && revoked {
+			cancel()
+			c.closeWith(sessionFrame("revoked"), "session revoked")
+			c.wg.Wait()
+			return
+		}
+	}
 	rooms, err := n.chat.UserRooms(ctx, s.UserID)
 	cancel()
 	if err != nil {
 		n.log.Error("ws: load rooms", "user", c.user, "error", err)
-		_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseInternalServerErr, "try again"))
+		c.closeCode = websocket.CloseInternalServerErr
+		c.close("try again")
+		c.wg.Wait()
 		return
 	}
-	n.hub.register(c, rooms)
+	n.hub.addRooms(c, rooms)
+	c.armExpiry()
 	n.presence(c, true)
 	c.readLoop()
 	c.close("client gone")
@@ -97,3 +138,8 @@ func (n *Node) presence(c *Conn, online bool) {
 	defer cancel()
 	n.chat.Presence(ctx, c.user, c.roomList(), online)
 }
+
+// Crash makes the node behave, for presence, as if its process had died:
+// heartbeats stop and closing its sockets leaves their presence in Redis,
+// for the other nodes to end. A test hook: a real crash needs none.
+func (n *Node) Crash() { n.chat.Crash() }

@@ -74,14 +74,9 @@ func (c *Conn) handleSync(ctx context.Context, f inFrame) {
 			continue
 		}
 		roomID = room.String()
-		c.mu.Lock()
-		st := c.rooms[roomID]
-		if st != nil {
-			st.syncing = true
-		}
-		c.mu.Unlock()
-		if st == nil {
-			c.syncError(chatflow.ECodeNotMember, "not a member of that room", roomID)
+		st, err := c.syncRoom(ctx, room)
+		if err != nil {
+			c.syncError(chatflow.ErrorCode(err), chatflow.ErrorDetail(err), roomID)
 			continue
 		}
 		sent, err := c.replay(ctx, room, last, st)
@@ -90,6 +85,37 @@ func (c *Conn) handleSync(ctx context.Context, f inFrame) {
 			c.syncError(chatflow.ErrorCode(err), chatflow.ErrorDetail(err), roomID)
 		}
 	}
+}
+
+// syncRoom authorizes a sync of room through the same cached member set a
+// send checks, brings the connection's view of the room in line with it
+// (joined on an invite whose event is still on its way, dropped after a
+// leave), and marks the room as syncing.
+func (c *Conn) syncRoom(ctx context.Context, room uuid.UUID) (*roomState, error) {
+	roomID := room.String()
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), frameTimeout)
+	err := c.node.chat.Authorize(actx, c.uid, room)
+	cancel()
+	if err != nil {
+		if chatflow.ErrorCode(err) == chatflow.ECodeNotMember {
+			c.node.hub.leaveRoom(c, roomID)
+		}
+		return nil, err
+	}
+	c.mu.Lock()
+	known := c.rooms[roomID] != nil
+	c.mu.Unlock()
+	if !known {
+		c.node.hub.joinRoomWait(c, roomID)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.rooms[roomID]
+	if st == nil { // the connection is closing
+		return nil, chatflow.Errorf(chatflow.ECodeNotMember, "not a member of that room")
+	}
+	st.syncing = true
+	return st, nil
 }
 
 // handOver ends a room's replay: the live frames held back meanwhile go out

@@ -2,11 +2,15 @@ package realtime
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/chatflow/chatflow/chat"
 )
 
 // nopPubSub is a subscription that never receives anything.
@@ -69,5 +73,63 @@ func TestJoinRoomAfterUnregister(t *testing.T) {
 	defer n.hub.mu.RUnlock()
 	if len(n.hub.rooms) != 0 || len(c.rooms) != 0 {
 		t.Fatalf("unregistered connection joined a room: hub %v, conn %v", n.hub.rooms, c.rooms)
+	}
+}
+
+// confirmingPubSub confirms every SUBSCRIBE, as Redis does.
+type confirmingPubSub struct{ in chan any }
+
+func (p confirmingPubSub) Subscribe(_ context.Context, chans ...string) error {
+	for _, ch := range chans {
+		p.in <- &redis.Subscription{Kind: "subscribe", Channel: ch}
+	}
+	return nil
+}
+func (confirmingPubSub) Unsubscribe(context.Context, ...string) error { return nil }
+func (p confirmingPubSub) Receive(ctx context.Context) (any, error) {
+	select {
+	case m := <-p.in:
+		return m, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+func (confirmingPubSub) Close() error { return nil }
+
+// Room events that arrive while a connection's rooms load from Postgres
+// are applied on top of what was loaded: a leave that raced the load is
+// not undone by it, and an invite is not lost.
+func TestRoomEventsDuringLoadApplyAfterIt(t *testing.T) {
+	n := testNode()
+	n.hub = newHub(confirmingPubSub{in: make(chan any, 16)}, n.log, n.metrics)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go n.hub.run(ctx)
+	user := uuid.NewString()
+	c := &Conn{node: n, user: user, rooms: map[string]*roomState{}}
+	c.done = true // no socket: frames are not written
+	n.hub.addUser(c)
+
+	left, kept, invited := uuid.NewString(), uuid.NewString(), uuid.NewString()
+	event := func(ev, room string) []byte {
+		b, _ := json.Marshal(chat.RoomEvent{Type: "room", Event: ev, RoomID: room, UserID: user})
+		return b
+	}
+	n.hub.dispatch(chat.UserChannel(user), event("left", left))       // committed after the load read
+	n.hub.dispatch(chat.UserChannel(user), event("invited", invited)) // likewise
+	n.hub.addRooms(c, []string{left, kept})                           // the load still had "left"
+
+	for room, want := range map[string]bool{left: false, kept: true, invited: true} {
+		n.hub.mu.RLock()
+		_, inHub := n.hub.rooms[room][c]
+		n.hub.mu.RUnlock()
+		if c.isMember(room) != want || inHub != want {
+			t.Errorf("room %s: conn %v hub %v, want %v", room[:8], c.isMember(room), inHub, want)
+		}
+	}
+	// After the load, events apply directly.
+	n.hub.dispatch(chat.UserChannel(user), event("left", kept))
+	if c.isMember(kept) {
+		t.Error("a leave after the load was not applied")
 	}
 }

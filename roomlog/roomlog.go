@@ -30,6 +30,10 @@ func DedupeKey(room, sender, cmid string) string {
 	return tag(room) + ":d:" + sender + ":" + cmid
 }
 
+// MembersVersionKey counts the changes of a room's membership; a member
+// set read from Postgres is cached only if the count did not move meanwhile.
+func MembersVersionKey(room string) string { return tag(room) + ":mv" }
+
 // Results of the send script besides a seq.
 const (
 	NotMember      = -1 // the sender is not in the cached member set
@@ -50,6 +54,10 @@ const (
 // ARGV[7] past what Redis remembers so that no seq is ever handed out twice;
 // the seqs skipped become gap tombstones in Postgres.
 //
+// A room whose log is wholly persisted has a TTL on its log keys (see
+// Advance); a send takes it off again, since the log now holds a message
+// Postgres does not.
+//
 // KEYS: seq, members, stream, dedupe, persisted, alive
 // ARGV: sender, frame prefix, frame suffix, channel, max backlog, dedupe ttl, fence
 var send = redis.NewScript(`
@@ -67,6 +75,12 @@ if redis.call('EXISTS', KEYS[6]) == 0 then
   redis.set_repl(redis.REPL_ALL)
 end
 if tonumber(cur) - tonumber(p) >= tonumber(ARGV[5]) then return {-4} end
+if redis.call('PTTL', KEYS[1]) >= 0 then
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[3])
+  redis.call('PERSIST', KEYS[5])
+  redis.call('PERSIST', KEYS[6])
+end
 local seq = redis.call('INCR', KEYS[1])
 local frame = ARGV[2] .. seq .. ARGV[3]
 redis.call('SET', KEYS[4], seq, 'EX', ARGV[6])
@@ -106,13 +120,25 @@ func (a Append) Run(ctx context.Context, rdb redis.Scripter) *redis.Cmd {
 
 // seed sets a room's counter and watermark when they are missing. ARGV[3]
 // '1' marks the room alive: only for a room that is new, whose log cannot
-// have lost anything.
+// have lost anything; a room re-seeded from Postgres stays as it was (alive
+// only if its marker outlived its idle keys, see advance). A room whose log
+// is then wholly persisted gets the idle TTL (ARGV[4] s, 0: none), so that
+// reading an idle room does not pin its keys for good.
 var seed = redis.NewScript(`
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 redis.call('SET', KEYS[2], ARGV[2], 'NX')
 if ARGV[3] == '1' then
   redis.set_repl(redis.REPL_NONE)
   redis.call('SET', KEYS[3], '1')
+  redis.set_repl(redis.REPL_ALL)
+end
+local ttl = tonumber(ARGV[4])
+if ttl > 0 and tonumber(redis.call('GET', KEYS[2])) >= tonumber(redis.call('GET', KEYS[1])) then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+  redis.call('EXPIRE', KEYS[4], ttl)
+  redis.set_repl(redis.REPL_NONE)
+  redis.call('EXPIRE', KEYS[3], ttl * 7)
   redis.set_repl(redis.REPL_ALL)
 end
 return 1`)
@@ -134,24 +160,41 @@ func track(ctx context.Context, rdb redis.Cmdable, room string) error {
 // Seed sets a room's seq counter and persisted watermark from Postgres where
 // Redis has none (a live value wins). The room is not marked alive: a
 // counter that went missing may have handed out seqs Postgres does not hold
-// yet (acked, their batch in flight), so the next send fences past them.
-func Seed(ctx context.Context, rdb redis.UniversalClient, room string, seq, persisted int64) error {
-	if err := seed.Run(ctx, rdb, []string{SeqKey(room), PersistedKey(room), aliveKey(room)}, seq, persisted, "0").Err(); err != nil {
+// yet (acked, their batch in flight), so the next send fences past them —
+// unless the room's alive marker outlived its keys, which then expired only
+// because the room was idle and wholly persisted. idle is the TTL of a
+// wholly persisted room's log keys (0: they never expire).
+func Seed(ctx context.Context, rdb redis.UniversalClient, room string, seq, persisted int64, idle time.Duration) error {
+	if err := seed.Run(ctx, rdb, []string{SeqKey(room), PersistedKey(room), aliveKey(room), StreamKey(room)}, seq, persisted, "0", ttlSeconds(idle)).Err(); err != nil {
 		return err
 	}
 	return track(ctx, rdb, room)
 }
 
 // SeedNew sets up the log of a room just created.
-func SeedNew(ctx context.Context, rdb redis.UniversalClient, room string) error {
-	if err := seed.Run(ctx, rdb, []string{SeqKey(room), PersistedKey(room), aliveKey(room)}, 0, 0, "1").Err(); err != nil {
+func SeedNew(ctx context.Context, rdb redis.UniversalClient, room string, idle time.Duration) error {
+	if err := seed.Run(ctx, rdb, []string{SeqKey(room), PersistedKey(room), aliveKey(room), StreamKey(room)}, 0, 0, "1", ttlSeconds(idle)).Err(); err != nil {
 		return err
 	}
 	return track(ctx, rdb, room)
 }
 
+// ttlSeconds rounds a TTL up to whole seconds (0 stays 0: no TTL).
+func ttlSeconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Second - 1) / time.Second)
+}
+
 // advance moves the watermark forward (never back) and trims the stream
-// below it, keeping the newest ARGV[2] entries for fast reads.
+// below it, keeping the newest ARGV[2] entries for fast reads. Once the
+// watermark has caught up with the seq (Postgres holds everything) the
+// room's log keys get the idle TTL ARGV[3]: an idle room's keys expire, and
+// the next send or read re-seeds them from Postgres (Seed), so a seq is
+// never handed out twice. The next send takes the TTL off again.
+//
+// KEYS: persisted, seq, stream, alive
 var advance = redis.NewScript(`
 local p = tonumber(ARGV[1])
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -159,13 +202,30 @@ if p > cur then redis.call('SET', KEYS[1], p) else p = cur end
 local s = tonumber(redis.call('GET', KEYS[2]) or '0')
 local minid = math.min(p + 1, s - tonumber(ARGV[2]) + 1)
 if minid > 1 then redis.call('XTRIM', KEYS[3], 'MINID', minid .. '-0') end
+local ttl = tonumber(ARGV[3])
+if ttl > 0 and p >= s then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+  redis.call('EXPIRE', KEYS[3], ttl)
+  -- the alive marker outlives the keys, so that re-seeding an idle room
+  -- from Postgres (which then holds everything) needs no seq fence
+  redis.set_repl(redis.REPL_NONE)
+  redis.call('EXPIRE', KEYS[4], ttl * 7)
+  redis.set_repl(redis.REPL_ALL)
+end
 return p`)
 
 // Advance records that Postgres holds every seq up to persisted and trims
 // what the stream no longer needs; it returns the watermark now in Redis.
-func Advance(ctx context.Context, rdb redis.Scripter, room string, persisted int64, keep int) (int64, error) {
-	return advance.Run(ctx, rdb, []string{PersistedKey(room), SeqKey(room), StreamKey(room)}, persisted, keep).Int64()
+// idle is the TTL the room's log keys get once everything is persisted (0:
+// they never expire).
+func Advance(ctx context.Context, rdb redis.Scripter, room string, persisted int64, keep int, idle time.Duration) (int64, error) {
+	return advance.Run(ctx, rdb, []string{PersistedKey(room), SeqKey(room), StreamKey(room), aliveKey(room)}, persisted, keep, ttlSeconds(idle)).Int64()
 }
+
+// DefaultIdleTTL is how long a wholly persisted room's log keys stay in
+// Redis after its last message.
+const DefaultIdleTTL = 24 * time.Hour
 
 // Entry is one message in a room's stream.
 type Entry struct {

@@ -149,7 +149,7 @@ func TestAuthMe(t *testing.T) {
 func TestAuthRefreshRotation(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, testenv.NodeConfig{})
+	n := env.StartNode(t, testenv.NodeConfig{RefreshGrace: -1}) // replays right away count as reuse
 	u := n.SignUp(t, "aurot")
 
 	r1, p1 := refresh(t, n, u.Refresh)
@@ -189,7 +189,7 @@ func TestAuthRefreshRotation(t *testing.T) {
 func TestAuthRefreshSingleUse(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
-	n := env.StartNode(t, testenv.NodeConfig{})
+	n := env.StartNode(t, testenv.NodeConfig{RefreshGrace: -1}) // replays right away count as reuse
 	u := n.SignUp(t, "ausu")
 
 	if r, _ := refresh(t, n, u.Refresh); r.Status != 200 {

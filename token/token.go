@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -34,6 +35,10 @@ type Config struct {
 	Audience       string
 	AccessTTL      time.Duration
 	RefreshTTL     time.Duration
+	// RefreshGrace is how long after its first use a refresh token may be
+	// presented again and get the same new pair (two tabs refreshing at
+	// once) instead of counting as a replay; 0 turns the window off.
+	RefreshGrace time.Duration
 }
 
 // Claims are chatflow's JWT claims.
@@ -61,6 +66,20 @@ type Service struct {
 	cfg Config
 	rdb redis.UniversalClient
 	now func() time.Time
+	// onRevoke is told about every revoked family, so that the sockets
+	// opened with it can be closed on every node.
+	onRevoke func(ctx context.Context, userID, family string)
+}
+
+// OnRevoke registers fn to be called after a session family is revoked
+// (logout, or a replayed refresh token); the api node closes that family's
+// WebSockets on every node from it.
+func (s *Service) OnRevoke(fn func(ctx context.Context, userID, family string)) { s.onRevoke = fn }
+
+func (s *Service) revoked(ctx context.Context, userID, family string) {
+	if s.onRevoke != nil {
+		s.onRevoke(ctx, userID, family)
+	}
 }
 
 // New returns a token service backed by rdb.
@@ -73,7 +92,7 @@ const MinSecretLen = 32
 
 // DefaultConfig has every setting but the secret, which a deployment must provide.
 func DefaultConfig() Config {
-	return Config{Issuer: "chatflow", Audience: "chatflow-clients", AccessTTL: 15 * time.Minute, RefreshTTL: 30 * 24 * time.Hour}
+	return Config{Issuer: "chatflow", Audience: "chatflow-clients", AccessTTL: 15 * time.Minute, RefreshTTL: 30 * 24 * time.Hour, RefreshGrace: 10 * time.Second}
 }
 
 // Validate refuses a configuration that would make tokens forgeable by
@@ -121,13 +140,8 @@ func (s *Service) Issue(ctx context.Context, userID, username, role, family stri
 	if family == "" {
 		family = uuid.NewString()
 	}
-	now := s.now()
-	access, err := s.sign(userID, username, role, family, KindAccess, now, s.cfg.AccessTTL)
-	if err != nil {
-		return Pair{}, err
-	}
 	rjti := uuid.NewString()
-	refresh, err := s.signWithID(rjti, userID, username, role, family, KindRefresh, now, s.cfg.RefreshTTL)
+	pair, err := s.pair(userID, username, role, family, uuid.NewString(), rjti, s.now())
 	if err != nil {
 		return Pair{}, err
 	}
@@ -137,11 +151,22 @@ func (s *Service) Issue(ctx context.Context, userID, username, role, family stri
 	if err := s.rdb.Expire(ctx, refreshKey(family, rjti), s.cfg.RefreshTTL).Err(); err != nil {
 		return Pair{}, err
 	}
-	return Pair{AccessToken: access, RefreshToken: refresh, TokenType: "Bearer", ExpiresIn: int(s.cfg.AccessTTL.Seconds())}, nil
+	return pair, nil
 }
 
-func (s *Service) sign(userID, username, role, family, kind string, now time.Time, ttl time.Duration) (string, error) {
-	return s.signWithID(uuid.NewString(), userID, username, role, family, kind, now, ttl)
+// pair signs an access/refresh pair. HS256 is deterministic: the same
+// claims (ids and issue time included) give the same tokens, which is what
+// lets concurrent refreshes in the grace window answer the same pair.
+func (s *Service) pair(userID, username, role, family, ajti, rjti string, now time.Time) (Pair, error) {
+	access, err := s.signWithID(ajti, userID, username, role, family, KindAccess, now, s.cfg.AccessTTL)
+	if err != nil {
+		return Pair{}, err
+	}
+	refresh, err := s.signWithID(rjti, userID, username, role, family, KindRefresh, now, s.cfg.RefreshTTL)
+	if err != nil {
+		return Pair{}, err
+	}
+	return Pair{AccessToken: access, RefreshToken: refresh, TokenType: "Bearer", ExpiresIn: int(s.cfg.AccessTTL.Seconds())}, nil
 }
 
 func (s *Service) signWithID(jti, userID, username, role, family, kind string, now time.Time, ttl time.Duration) (string, error) {
@@ -199,33 +224,66 @@ func (s *Service) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := s.rdb.Exists(ctx, familyRevokedKey(c.Family), accessRevokedKey(c.Family, c.ID)).Result()
+	revoked, err := s.Revoked(ctx, c.Family, c.ID)
 	if err != nil {
-		return nil, fmt.Errorf("revocation check: %w", err)
+		return nil, err
 	}
-	if n > 0 {
+	if revoked {
 		return nil, chatflow.Errorf(chatflow.ECodeInvalidToken, "token revoked")
 	}
 	return c, nil
 }
 
-// rotateScript marks a refresh token used exactly once. A second use of the
-// same token means it leaked, so the whole family is revoked.
+// Revoked reports whether the access token jti of family, verified
+// earlier, has been revoked since (its session logged out or its family
+// revoked by a replayed refresh token).
+func (s *Service) Revoked(ctx context.Context, family, jti string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, familyRevokedKey(family), accessRevokedKey(family, jti)).Result()
+	if err != nil {
+		return false, fmt.Errorf("revocation check: %w", err)
+	}
+	return n > 0, nil
+}
+
+// rotationNS derives the ids of the pair a refresh token rotates into from
+// the token's own id, so every answer for one rotation is the same pair.
+var rotationNS = uuid.MustParse("5f0d7a5e-3c1b-4c8e-9a59-2f7b0f6f1d10")
+
+// rotateScript marks a refresh token used exactly once and creates the
+// refresh token it rotates into. Presenting a used token again within the
+// grace window (ARGV[3] ms after its first use) answers that first use's
+// time and claims, so the caller signs the very same pair; after the window
+// a second use means the token leaked, and the whole family is revoked.
+//
+// KEYS: the token's record, family revoked, the record of the token it rotates into
+// ARGV: refresh ttl (s), now (unix ms), grace (ms), username, role
 var rotateScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[2]) == 1 then return 'revoked' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'revoked'} end
 local used = redis.call('HGET', KEYS[1], 'used')
-if not used then return 'unknown' end
+if not used then return {'unknown'} end
 if used == '1' then
+  local at = redis.call('HGET', KEYS[1], 'at')
+  local grace = tonumber(ARGV[3])
+  if at and grace > 0 and tonumber(ARGV[2]) - tonumber(at) <= grace then
+    return {'grace', at, redis.call('HGET', KEYS[1], 'name') or '', redis.call('HGET', KEYS[1], 'role') or ''}
+  end
   redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
-  return 'reused'
+  return {'reused'}
 end
-redis.call('HSET', KEYS[1], 'used', '1')
-return 'ok'`)
+redis.call('HSET', KEYS[1], 'used', '1', 'at', ARGV[2], 'name', ARGV[4], 'role', ARGV[5])
+redis.call('HSET', KEYS[3], 'uid', redis.call('HGET', KEYS[1], 'uid') or '', 'used', '0')
+redis.call('EXPIRE', KEYS[3], ARGV[1])
+return {'ok', ARGV[2], ARGV[4], ARGV[5]}`)
 
 // Refresh rotates a refresh token into a new pair of the same family.
 // Role and username come from lookup so a changed role takes effect. The
 // lookup runs before the token is marked used, so that a failing lookup does
 // not burn the token and turn the client's retry into a "reuse".
+//
+// Concurrent refreshes with the same token within RefreshGrace of its first
+// use (two tabs of one browser) all get the same new pair. A use after the
+// window revokes the family, and the revocation is reported to OnRevoke so
+// that every socket of the family is closed.
 func (s *Service) Refresh(ctx context.Context, raw string, lookup func(ctx context.Context, userID string) (username, role string, err error)) (Pair, error) {
 	c, err := s.parse(raw, KindRefresh)
 	if err != nil {
@@ -235,23 +293,34 @@ func (s *Service) Refresh(ctx context.Context, raw string, lookup func(ctx conte
 	if err != nil {
 		return Pair{}, err
 	}
-	res, err := rotateScript.Run(ctx, s.rdb, []string{refreshKey(c.Family, c.ID), familyRevokedKey(c.Family)},
-		int(s.cfg.RefreshTTL.Seconds())).Text()
+	ajti := uuid.NewSHA1(rotationNS, []byte("access:"+c.ID)).String()
+	rjti := uuid.NewSHA1(rotationNS, []byte("refresh:"+c.ID)).String()
+	res, err := rotateScript.Run(ctx, s.rdb, []string{refreshKey(c.Family, c.ID), familyRevokedKey(c.Family), refreshKey(c.Family, rjti)},
+		int(s.cfg.RefreshTTL.Seconds()), s.now().UnixMilli(), s.cfg.RefreshGrace.Milliseconds(), username, role).StringSlice()
 	if err != nil {
 		return Pair{}, fmt.Errorf("rotate: %w", err)
 	}
-	switch res {
-	case "ok":
+	switch res[0] {
+	case "ok", "grace":
 	case "reused":
+		s.revoked(ctx, c.Subject, c.Family)
 		return Pair{}, chatflow.Errorf(chatflow.ECodeTokenReused, "refresh token was already used; the session is revoked")
 	default:
 		return Pair{}, chatflow.Errorf(chatflow.ECodeInvalidToken, "refresh token is not valid")
 	}
-	return s.Issue(ctx, c.Subject, username, role, c.Family)
+	if len(res) < 4 {
+		return Pair{}, fmt.Errorf("rotate: unexpected answer %q", res)
+	}
+	at, err := strconv.ParseInt(res[1], 10, 64)
+	if err != nil {
+		return Pair{}, fmt.Errorf("rotate: time %q: %w", res[1], err)
+	}
+	return s.pair(c.Subject, res[2], res[3], c.Family, ajti, rjti, time.UnixMilli(at))
 }
 
 // Logout revokes the session family of the access token (every refresh
-// token of it) and the access token itself.
+// token of it) and the access token itself, and reports the revocation to
+// OnRevoke.
 func (s *Service) Logout(ctx context.Context, access *Claims) error {
 	ttl := time.Until(access.ExpiresAt.Time) + 10*time.Second
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -259,5 +328,9 @@ func (s *Service) Logout(ctx context.Context, access *Claims) error {
 		p.Set(ctx, accessRevokedKey(access.Family, access.ID), "1", ttl)
 		return nil
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	s.revoked(ctx, access.Subject, access.Family)
+	return nil
 }

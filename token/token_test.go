@@ -9,6 +9,7 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -450,5 +451,96 @@ func TestLogoutRevokesAccessAndRefresh(t *testing.T) {
 	verifyOK(t, s, other.AccessToken)
 	if _, err := s.Refresh(ctx, other.RefreshToken, fixedLookup("alice", "user")); err != nil {
 		t.Fatalf("other session's refresh after logout: %v", err)
+	}
+}
+
+// Two tabs refreshing with the same token at once: within the grace window
+// every caller gets the same new pair, nothing is revoked, and the new
+// refresh token rotates normally afterwards.
+func TestRefreshGraceWindowSamePair(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	cfg.RefreshGrace = 10 * time.Second
+	s := New(cfg, testRedis(t))
+	var revoked []string
+	s.OnRevoke(func(_ context.Context, uid, fid string) { revoked = append(revoked, fid) })
+	p := issue(t, s, user())
+
+	const tabs = 8
+	pairs := make([]Pair, tabs)
+	errs := make([]error, tabs)
+	var wg sync.WaitGroup
+	for i := range tabs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pairs[i], errs[i] = s.Refresh(ctx, p.RefreshToken, fixedLookup("alice", "user"))
+		}()
+	}
+	wg.Wait()
+	for i := range tabs {
+		if errs[i] != nil {
+			t.Fatalf("tab %d: %v (code %s)", i, errs[i], chatflow.ErrorCode(errs[i]))
+		}
+		if pairs[i] != pairs[0] {
+			t.Fatalf("tab %d got a different pair than tab 0", i)
+		}
+	}
+	if len(revoked) != 0 {
+		t.Fatalf("family revoked by concurrent refreshes: %v", revoked)
+	}
+	verifyOK(t, s, pairs[0].AccessToken)
+	verifyOK(t, s, p.AccessToken)
+
+	// The new token rotates once; a late replay of the old one inside the
+	// window answers the same pair again without reviving the used child.
+	p3, err := s.Refresh(ctx, pairs[0].RefreshToken, fixedLookup("alice", "user"))
+	if err != nil {
+		t.Fatalf("rotating the new token: %v", err)
+	}
+	again, err := s.Refresh(ctx, p.RefreshToken, fixedLookup("alice", "admin"))
+	if err != nil || again != pairs[0] {
+		t.Fatalf("replay inside the window: %v, same pair %v", err, again == pairs[0])
+	}
+	verifyOK(t, s, p3.AccessToken)
+}
+
+// Outside the grace window a replay is reuse: the family is revoked and
+// OnRevoke hears about it (so the api closes the family's sockets).
+func TestRefreshReuseAfterGraceRevokesAndNotifies(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	cfg.RefreshGrace = 10 * time.Second
+	s := New(cfg, testRedis(t))
+	type rev struct{ uid, fid string }
+	var got []rev
+	s.OnRevoke(func(_ context.Context, uid, fid string) { got = append(got, rev{uid, fid}) })
+	uid := user()
+	p := issue(t, s, uid)
+	c := verifyOK(t, s, p.AccessToken)
+	p2, err := s.Refresh(ctx, p.RefreshToken, fixedLookup("alice", "user"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.now = func() time.Time { return time.Now().Add(11 * time.Second) }
+	_, err = s.Refresh(ctx, p.RefreshToken, fixedLookup("alice", "user"))
+	wantCode(t, err, chatflow.ECodeTokenReused, "replay after the grace window")
+	s.now = time.Now
+	wantInvalid(t, s, p2.AccessToken, "access token of the revoked family")
+	if len(got) != 1 || got[0] != (rev{uid, c.Family}) {
+		t.Fatalf("OnRevoke calls = %v, want one for %s/%s", got, uid, c.Family)
+	}
+
+	// Logout reports its revocation too.
+	other := issue(t, s, uid)
+	oc := verifyOK(t, s, other.AccessToken)
+	if err := s.Logout(ctx, oc); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[1] != (rev{uid, oc.Family}) {
+		t.Fatalf("OnRevoke after logout = %v", got)
+	}
+	if r, err := s.Revoked(ctx, oc.Family, oc.ID); err != nil || !r {
+		t.Fatalf("Revoked after logout = %v, %v", r, err)
 	}
 }

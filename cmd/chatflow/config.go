@@ -76,6 +76,11 @@ func loadConfig(keys int) (app.Config, error) {
 	}
 	parse("ACCESS_TTL", dur(&c.Token.AccessTTL))
 	parse("REFRESH_TTL", dur(&c.Token.RefreshTTL))
+	parse("REFRESH_GRACE", dur(&c.Token.RefreshGrace))
+	parse("ROOM_IDLE_TTL", dur(&c.Chat.RoomIdleTTL))
+	c.Activities.RoomIdleTTL = c.Chat.RoomIdleTTL
+	parse("PRESENCE_HEARTBEAT", dur(&c.Chat.PresenceHeartbeat))
+	parse("PRESENCE_TTL", dur(&c.Chat.PresenceTTL))
 	parse("BCRYPT_COST", num(&c.API.BcryptCost))
 	parse("BATCH_LINGER", dur(&c.Chat.BatchLinger))
 	parse("BATCH_MAX", num(&c.Chat.BatchMax))

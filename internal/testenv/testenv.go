@@ -159,8 +159,18 @@ func (e *Env) Tokens() *token.Service { return token.New(Config().Token, e.Redis
 // that kill a worker mid-load.
 func (e *Env) Worker(t testing.TB, pub activities.Publisher) (stop func()) {
 	t.Helper()
-	ws := e.Workers(t, pub)
-	cfg := Config().Workers
+	return e.WorkerWith(t, pub, nil)
+}
+
+// WorkerWith is Worker with a test's changes to the configuration (nil: none).
+func (e *Env) WorkerWith(t testing.TB, pub activities.Publisher, change func(*app.Config)) (stop func()) {
+	t.Helper()
+	full := Config()
+	if change != nil {
+		change(&full)
+	}
+	ws := e.workers(t, pub, full)
+	cfg := full.Workers
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := workers.EnsureReconcileSchedule(ctx, e.Temporal, cfg); err != nil {
@@ -189,12 +199,16 @@ func (e *Env) Worker(t testing.TB, pub activities.Publisher) (stop func()) {
 // Workers builds, without starting them, the worker pools of this test
 // binary (pub nil: the real Kafka publisher).
 func (e *Env) Workers(t testing.TB, pub activities.Publisher) []worker.Worker {
+	return e.workers(t, pub, Config())
+}
+
+func (e *Env) workers(t testing.TB, pub activities.Publisher, cfg app.Config) []worker.Worker {
 	if pub == nil {
 		p := events.NewPublisher(e.KafkaBrokers)
 		t.Cleanup(func() { p.Close() })
 		pub = p
 	}
-	ws, _ := e.Main(Config()).NewWorkers(pub)
+	ws, _ := e.Main(cfg).NewWorkers(pub)
 	return ws
 }
 
@@ -210,6 +224,15 @@ type NodeConfig struct {
 	BatchLinger     time.Duration
 	// RateLimit replaces the (unlimited) abuse limits of the test config.
 	RateLimit *ratelimit.Config
+	// AccessTTL is the lifetime of the access tokens the node issues;
+	// RefreshGrace its refresh grace window (negative: none).
+	AccessTTL    time.Duration
+	RefreshGrace time.Duration
+	// RoomIdleTTL is the TTL of a wholly persisted room's log keys.
+	RoomIdleTTL time.Duration
+	// PresenceHeartbeat and PresenceTTL tune the node's presence renewal.
+	PresenceHeartbeat time.Duration
+	PresenceTTL       time.Duration
 }
 
 func (nc NodeConfig) apply(c *app.Config) {
@@ -240,6 +263,16 @@ func (nc NodeConfig) apply(c *app.Config) {
 	if nc.RateLimit != nil {
 		c.RateLimit = *nc.RateLimit
 	}
+	setDur := func(dst *time.Duration, v time.Duration) {
+		if v != 0 {
+			*dst = max(v, 0)
+		}
+	}
+	setDur(&c.Token.AccessTTL, nc.AccessTTL)
+	setDur(&c.Token.RefreshGrace, nc.RefreshGrace)
+	setDur(&c.Chat.RoomIdleTTL, nc.RoomIdleTTL)
+	setDur(&c.Chat.PresenceHeartbeat, nc.PresenceHeartbeat)
+	setDur(&c.Chat.PresenceTTL, nc.PresenceTTL)
 }
 
 // Node is an in-process api node listening on a loopback port, with its
@@ -249,6 +282,15 @@ type Node struct {
 	URL        string // http://127.0.0.1:port
 	Addr       string
 	MetricsURL string // http://127.0.0.1:port/metrics
+	stop       func()
+}
+
+// Kill stops the node as a crash would, as far as shared state goes: its
+// presence stays in Redis for the other nodes to end (realtime.Node.Crash),
+// then the node stops.
+func (n *Node) Kill() {
+	n.Realtime.Crash()
+	n.stop()
 }
 
 // StartNode runs an api node, wired as cmd/chatflow wires one, until the
@@ -273,9 +315,11 @@ func (e *Env) StartNode(t testing.TB, nc NodeConfig) *Node {
 	done := make(chan struct{}, 2)
 	go func() { defer func() { done <- struct{}{} }(); _ = n.Run(ctx, ln) }()
 	go func() { defer func() { done <- struct{}{} }(); _ = n.ServeMetrics(ctx, mln) }()
-	t.Cleanup(func() { cancel(); <-done; <-done })
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done; <-done }) }
+	t.Cleanup(stop)
 	addr := ln.Addr().String()
-	return &Node{Node: n, URL: "http://" + addr, Addr: addr, MetricsURL: "http://" + mln.Addr().String() + "/metrics"}
+	return &Node{Node: n, URL: "http://" + addr, Addr: addr, MetricsURL: "http://" + mln.Addr().String() + "/metrics", stop: stop}
 }
 
 // Call performs a JSON request and decodes the JSON answer into out (may be nil).

@@ -28,6 +28,8 @@
     wsOpen: false,
     backoff: BACKOFF_MIN,
     reconnectTimer: null,
+    renewTimer: null,
+    wsToken: null, // the access token the socket's session runs on
     outbox: new Map(), // client_msg_id -> {frame, room_id}: sent, not acked yet
     lastTypingSent: new Map(), // room_id -> ms
     typing: new Map(), // room_id -> Map(user_id -> timer)
@@ -344,6 +346,7 @@
   function stopChat() {
     state.stopped = true;
     clearTimeout(state.reconnectTimer);
+    clearTimeout(state.renewTimer);
     if (state.ws) {
       state.ws.onclose = null;
       state.ws.close(1000, 'logout');
@@ -888,8 +891,10 @@
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = new WebSocket(`${proto}//${location.host}/ws?access_token=${encodeURIComponent(tokens.access)}`);
     state.ws = ws;
+    state.wsToken = tokens.access;
     ws.onopen = () => {
       state.wsOpen = true;
+      scheduleRenewal(tokenExpiry(state.wsToken));
       state.backoff = BACKOFF_MIN;
       setConn('online');
       // Catch up on everything after what we have seen, then resend what
@@ -918,6 +923,39 @@
       renderMembers();
       scheduleReconnect();
     };
+  }
+
+  // The server closes a socket when its access token expires unless the
+  // client hands it a fresh one of the same user first (an auth frame):
+  // renew a minute before the end (half-way for short-lived tokens).
+  function scheduleRenewal(exp) {
+    clearTimeout(state.renewTimer);
+    if (!exp) return;
+    const left = exp - Date.now();
+    const wait = left > 120000 ? left - 60000 : Math.max(left / 2, 1000);
+    state.renewTimer = setTimeout(renewSocket, wait);
+  }
+
+  async function renewSocket() {
+    if (state.stopped || !state.ws || !state.wsOpen) return;
+    try {
+      // another tab may have rotated the pair already; otherwise rotate it
+      if (tokens.access === state.wsToken) await refreshTokens();
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) sessionExpired();
+      return; // the socket ends at expiry and reconnects
+    }
+    state.wsToken = tokens.access;
+    sendFrame({ type: 'auth', access_token: state.wsToken }, false);
+  }
+
+  function onSessionFrame(f) {
+    if (f.event === 'revoked') {
+      sessionExpired(); // logged out, or the session was stolen and revoked
+    } else if (f.event === 'renewed') {
+      scheduleRenewal(Date.parse(f.expires_at));
+    }
+    // 'expired': the socket closes next and reconnects with a fresh token
   }
 
   function scheduleReconnect() {
@@ -970,7 +1008,11 @@
         renderMembers();
         break;
       case 'error':
+        if (f.ref === 'auth') break; // a failed renewal: the socket ends at expiry and reconnects
         onErrorFrame(f);
+        break;
+      case 'session':
+        onSessionFrame(f);
         break;
       default:
     }
