@@ -244,6 +244,7 @@ func TestMembershipInviteRacesSend(t *testing.T) {
 	n1 := env.StartNode(t, testenv.NodeConfig{})
 	n2 := env.StartNode(t, testenv.NodeConfig{})
 	a, c := n1.SignUp(t, "mia"), n1.SignUp(t, "mic")
+	n1.Befriend(t, c, a) // c consents to being added by a
 
 	const iterations = 25
 	for it := range iterations {
