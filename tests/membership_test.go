@@ -12,7 +12,7 @@ import (
 	"github.com/chatflow/chatflow/internal/testenv"
 )
 
-// Tests of issue 10's membership authority (SECURITY-sessions.md): a leave
+// Tests of issue 10's membership authority (SECURITY.md, part 3): a leave
 // or an invite that races sends, while the room's cached member set keeps
 // being dropped and rebuilt from Postgres, must never leave the cache stale.
 

@@ -10,7 +10,7 @@ import (
 	"github.com/chatflow/chatflow/internal/testenv"
 )
 
-// Tests of issue 10's session controls (SECURITY-sessions.md).
+// Tests of issue 10's session controls (SECURITY.md, part 3).
 
 func sessionEvent(event string) func(testenv.Frame) bool {
 	return func(f testenv.Frame) bool { return f.Type() == "session" && f.Str("event") == event }

@@ -10,7 +10,7 @@ import (
 	"github.com/chatflow/chatflow/internal/testenv"
 )
 
-// Tests of issue 10's bounds on shared state (SECURITY-sessions.md).
+// Tests of issue 10's bounds on shared state (SECURITY.md, part 3).
 
 type onlineMember struct {
 	UserID string `json:"user_id"`
