@@ -202,16 +202,20 @@ const kafkaDownFor = 10 * time.Second
 
 // publishPending publishes the outbox of rooms (nil: every room behind).
 func (a *Activities) publishPending(ctx context.Context, rooms []uuid.UUID) (int, error) {
-	if rooms == nil {
-		rooms = []uuid.UUID{}
+	if rooms != nil {
+		return a.publishRooms(ctx, rooms)
 	}
-	pending, err := a.Queries.RoomsToPublish(ctx, db.RoomsToPublishParams{RoomIds: rooms, Lim: 1000})
+	pending, err := a.Queries.RoomsToPublish(ctx, db.RoomsToPublishParams{RoomIds: []uuid.UUID{}, Lim: 1000})
 	if err != nil {
 		return 0, err
 	}
 	total := 0
-	for _, p := range pending {
-		n, err := a.publishRoom(ctx, p.ID, p.PersistedSeq)
+	for i := 0; i < len(pending); i += publishChunk {
+		ids := make([]uuid.UUID, 0, publishChunk)
+		for _, p := range pending[i:min(i+publishChunk, len(pending))] {
+			ids = append(ids, p.ID)
+		}
+		n, err := a.publishRooms(ctx, ids)
 		total += n
 		if err != nil {
 			return total, err
@@ -220,33 +224,41 @@ func (a *Activities) publishPending(ctx context.Context, rooms []uuid.UUID) (int
 	return total, nil
 }
 
-// maxPublish caps the messages of one room per Kafka write.
-const maxPublish = 2000
+// maxPublish caps the messages of one room per pass; publishChunk the
+// rooms of one Kafka write.
+const (
+	maxPublish   = 2000
+	publishChunk = 200
+)
 
-// publishRoom publishes one room's outbox up to persisted. The room's cursor
-// row is locked for the write, so two workers never publish the same range
-// twice; a room another worker holds is skipped. A crash after Kafka's ack
-// and before the cursor moves publishes a range again: consumers dedupe on
-// message_id (at-least-once).
-func (a *Activities) publishRoom(ctx context.Context, room uuid.UUID, persisted int64) (int, error) {
-	if err := a.Queries.EnsurePublishCursor(ctx, room); err != nil {
+// publishRooms publishes the rooms' outboxes up to their watermarks in one
+// Kafka write, in seq order per room. Their cursor rows are locked for the
+// write, so two workers never publish the same range at once; rooms another
+// worker holds are skipped. A crash after Kafka's ack and before the cursors
+// move publishes a range again: consumers dedupe on message_id
+// (at-least-once).
+func (a *Activities) publishRooms(ctx context.Context, rooms []uuid.UUID) (int, error) {
+	if len(rooms) == 0 {
+		return 0, nil
+	}
+	if err := a.Queries.EnsurePublishCursors(ctx, rooms); err != nil {
 		return 0, err
 	}
 	n := 0
 	err := pgx.BeginFunc(ctx, a.Pool, func(tx pgx.Tx) error {
 		q := a.Queries.WithTx(tx)
-		from, err := q.LockPublishCursor(ctx, room)
-		if err == pgx.ErrNoRows {
-			return nil // another worker is on it
-		}
-		if err != nil {
+		cursors, err := q.LockPublishCursors(ctx, rooms)
+		if err != nil || len(cursors) == 0 {
 			return err
 		}
-		hi := min(persisted, from+maxPublish)
-		if hi <= from {
-			return nil
+		rng := db.MessagesInRangesParams{}
+		set := db.SetPublishedManyParams{}
+		for _, c := range cursors {
+			hi := min(c.PersistedSeq, c.PublishedSeq+maxPublish)
+			rng.RoomIds, rng.Los, rng.His = append(rng.RoomIds, c.RoomID), append(rng.Los, c.PublishedSeq+1), append(rng.His, hi)
+			set.RoomIds, set.Seqs = append(set.RoomIds, c.RoomID), append(set.Seqs, hi)
 		}
-		msgs, err := q.ListMessagesRange(ctx, db.ListMessagesRangeParams{RoomID: room, Lo: from + 1, Hi: hi})
+		msgs, err := q.MessagesInRanges(ctx, rng)
 		if err != nil {
 			return err
 		}
@@ -269,7 +281,7 @@ func (a *Activities) publishRoom(ctx context.Context, room uuid.UUID, persisted 
 			return err
 		}
 		n = len(recs)
-		return q.SetPublished(ctx, db.SetPublishedParams{RoomID: room, Seq: hi})
+		return q.SetPublishedMany(ctx, set)
 	})
 	if err != nil {
 		a.kafkaDownUntil.Store(time.Now().Add(kafkaDownFor).UnixNano())

@@ -182,8 +182,11 @@ func BatchID(node string, msgs []chatflow.Message) string {
 	return "msgbatch-" + node + "-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// flush starts the batch workflow, retrying with the same workflow id for
-// up to StartRetry; then the batch is left to the reconciler.
+// startTimeout bounds one attempt to start a batch workflow.
+const startTimeout = 10 * time.Second
+
+// flush starts the batch workflow, retrying with the same workflow id while
+// StartRetry lasts; then the batch is left to the reconciler.
 func (b *batcher) flush(ctx context.Context, batch []pendingMsg) {
 	msgs := make([]chatflow.Message, len(batch))
 	for i, p := range batch {
@@ -204,7 +207,11 @@ func (b *batcher) flush(ctx context.Context, batch []pendingMsg) {
 	backoff := 50 * time.Millisecond
 	var err error
 	for {
-		sctx, cancel := context.WithTimeout(ctx, max(time.Until(deadline), 100*time.Millisecond))
+		// Each attempt gets a full startTimeout, never the rest of StartRetry:
+		// a start cancelled mid-way makes the Temporal dev server interrupt
+		// its SQLite transaction, which leaves its store unusable until it
+		// restarts (seen here under load with 100 ms deadlines).
+		sctx, cancel := context.WithTimeout(ctx, startTimeout)
 		_, err = b.starter.ExecuteWorkflow(sctx, opts, chatflow.WorkflowPersistBatch, chatflow.MessageBatch{Node: b.cfg.NodeID, Messages: msgs})
 		cancel()
 		var already *serviceerror.WorkflowExecutionAlreadyStarted

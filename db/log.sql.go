@@ -67,12 +67,12 @@ func (q *Queries) CountDeadLetters(ctx context.Context, roomID uuid.UUID) (int64
 	return count, err
 }
 
-const ensurePublishCursor = `-- name: EnsurePublishCursor :exec
-INSERT INTO chat.publish_cursors (room_id) VALUES ($1) ON CONFLICT DO NOTHING
+const ensurePublishCursors = `-- name: EnsurePublishCursors :exec
+INSERT INTO chat.publish_cursors (room_id) SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING
 `
 
-func (q *Queries) EnsurePublishCursor(ctx context.Context, roomID uuid.UUID) error {
-	_, err := q.db.Exec(ctx, ensurePublishCursor, roomID)
+func (q *Queries) EnsurePublishCursors(ctx context.Context, roomIds []uuid.UUID) error {
+	_, err := q.db.Exec(ctx, ensurePublishCursors, roomIds)
 	return err
 }
 
@@ -128,17 +128,84 @@ func (q *Queries) InsertTombstones(ctx context.Context, arg InsertTombstonesPara
 	return result.RowsAffected(), nil
 }
 
-const lockPublishCursor = `-- name: LockPublishCursor :one
-SELECT published_seq FROM chat.publish_cursors WHERE room_id = $1 FOR UPDATE SKIP LOCKED
+const lockPublishCursors = `-- name: LockPublishCursors :many
+SELECT c.room_id, c.published_seq, r.persisted_seq
+FROM chat.publish_cursors c JOIN chat.rooms r ON r.id = c.room_id
+WHERE c.room_id = ANY($1::uuid[]) AND r.persisted_seq > c.published_seq
+ORDER BY c.room_id
+FOR UPDATE OF c SKIP LOCKED
 `
 
-// LockPublishCursor claims a room's Kafka cursor for the transaction; a room
-// another worker is publishing is skipped (no rows).
-func (q *Queries) LockPublishCursor(ctx context.Context, roomID uuid.UUID) (int64, error) {
-	row := q.db.QueryRow(ctx, lockPublishCursor, roomID)
-	var published_seq int64
-	err := row.Scan(&published_seq)
-	return published_seq, err
+type LockPublishCursorsRow struct {
+	RoomID       uuid.UUID `json:"room_id"`
+	PublishedSeq int64     `json:"published_seq"`
+	PersistedSeq int64     `json:"persisted_seq"`
+}
+
+// LockPublishCursors claims, for the transaction, the Kafka cursors of the
+// given rooms that are behind their watermark; rooms another worker is
+// publishing are skipped. Locked in id order, so workers never deadlock.
+func (q *Queries) LockPublishCursors(ctx context.Context, roomIds []uuid.UUID) ([]LockPublishCursorsRow, error) {
+	rows, err := q.db.Query(ctx, lockPublishCursors, roomIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []LockPublishCursorsRow
+	for rows.Next() {
+		var i LockPublishCursorsRow
+		if err := rows.Scan(&i.RoomID, &i.PublishedSeq, &i.PersistedSeq); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const messagesInRanges = `-- name: MessagesInRanges :many
+SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_msg_id, m.body, m.sent_at, m.kind FROM chat.messages m
+JOIN (SELECT unnest($1::uuid[]) AS room_id, unnest($2::bigint[]) AS lo, unnest($3::bigint[]) AS hi) v
+  ON m.room_id = v.room_id AND m.seq BETWEEN v.lo AND v.hi
+ORDER BY m.room_id, m.seq
+`
+
+type MessagesInRangesParams struct {
+	RoomIds []uuid.UUID `json:"room_ids"`
+	Los     []int64     `json:"los"`
+	His     []int64     `json:"his"`
+}
+
+// MessagesInRanges reads several rooms' seq ranges in one statement.
+func (q *Queries) MessagesInRanges(ctx context.Context, arg MessagesInRangesParams) ([]ChatMessage, error) {
+	rows, err := q.db.Query(ctx, messagesInRanges, arg.RoomIds, arg.Los, arg.His)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ChatMessage
+	for rows.Next() {
+		var i ChatMessage
+		if err := rows.Scan(
+			&i.ID,
+			&i.RoomID,
+			&i.Seq,
+			&i.SenderID,
+			&i.ClientMsgID,
+			&i.Body,
+			&i.SentAt,
+			&i.Kind,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const roomsToPublish = `-- name: RoomsToPublish :many
@@ -181,17 +248,19 @@ func (q *Queries) RoomsToPublish(ctx context.Context, arg RoomsToPublishParams) 
 	return items, nil
 }
 
-const setPublished = `-- name: SetPublished :exec
-UPDATE chat.publish_cursors SET published_seq = GREATEST(published_seq, $1::bigint) WHERE room_id = $2
+const setPublishedMany = `-- name: SetPublishedMany :exec
+UPDATE chat.publish_cursors c SET published_seq = GREATEST(c.published_seq, v.seq)
+FROM (SELECT unnest($1::uuid[]) AS room_id, unnest($2::bigint[]) AS seq) v
+WHERE c.room_id = v.room_id
 `
 
-type SetPublishedParams struct {
-	Seq    int64     `json:"seq"`
-	RoomID uuid.UUID `json:"room_id"`
+type SetPublishedManyParams struct {
+	RoomIds []uuid.UUID `json:"room_ids"`
+	Seqs    []int64     `json:"seqs"`
 }
 
-func (q *Queries) SetPublished(ctx context.Context, arg SetPublishedParams) error {
-	_, err := q.db.Exec(ctx, setPublished, arg.Seq, arg.RoomID)
+func (q *Queries) SetPublishedMany(ctx context.Context, arg SetPublishedManyParams) error {
+	_, err := q.db.Exec(ctx, setPublishedMany, arg.RoomIds, arg.Seqs)
 	return err
 }
 

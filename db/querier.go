@@ -75,7 +75,7 @@ type Querier interface {
 	// may go. It is the saga's last compensation, so the sign-up's staged
 	// secrets go with it.
 	DeleteUser(ctx context.Context, id uuid.UUID) error
-	EnsurePublishCursor(ctx context.Context, roomID uuid.UUID) error
+	EnsurePublishCursors(ctx context.Context, roomIds []uuid.UUID) error
 	GetAccount(ctx context.Context, userID uuid.UUID) (CustomerAccount, error)
 	GetAccountForUpdate(ctx context.Context, userID uuid.UUID) (CustomerAccount, error)
 	GetInvitation(ctx context.Context, arg GetInvitationParams) (ChatInvitation, error)
@@ -116,11 +116,14 @@ type Querier interface {
 	// LockCreator serialises one user's room creations, so the rooms cap holds
 	// under concurrency (NO KEY UPDATE: foreign-key checks are not blocked).
 	LockCreator(ctx context.Context, userID uuid.UUID) error
-	// LockPublishCursor claims a room's Kafka cursor for the transaction; a room
-	// another worker is publishing is skipped (no rows).
-	LockPublishCursor(ctx context.Context, roomID uuid.UUID) (int64, error)
+	// LockPublishCursors claims, for the transaction, the Kafka cursors of the
+	// given rooms that are behind their watermark; rooms another worker is
+	// publishing are skipped. Locked in id order, so workers never deadlock.
+	LockPublishCursors(ctx context.Context, roomIds []uuid.UUID) ([]LockPublishCursorsRow, error)
 	// MarkRead moves the read marker forward only, and reports where it was.
 	MarkRead(ctx context.Context, arg MarkReadParams) (MarkReadRow, error)
+	// MessagesInRanges reads several rooms' seq ranges in one statement.
+	MessagesInRanges(ctx context.Context, arg MessagesInRangesParams) ([]ChatMessage, error)
 	OpenAccount(ctx context.Context, userID uuid.UUID) error
 	// PendingInvitationsFor lists the pending invitations of some users to a room.
 	PendingInvitationsFor(ctx context.Context, arg PendingInvitationsForParams) ([]ChatInvitation, error)
@@ -147,7 +150,7 @@ type Querier interface {
 	RoomsToPublish(ctx context.Context, arg RoomsToPublishParams) ([]RoomsToPublishRow, error)
 	// SearchProfiles matches a username or display-name prefix, keyset paged by username.
 	SearchProfiles(ctx context.Context, arg SearchProfilesParams) ([]ChatProfile, error)
-	SetPublished(ctx context.Context, arg SetPublishedParams) error
+	SetPublishedMany(ctx context.Context, arg SetPublishedManyParams) error
 	// SetUserRole is `chatflow admin grant|revoke`: the only way to the admin role.
 	SetUserRole(ctx context.Context, arg SetUserRoleParams) (int64, error)
 	// SignupHolders lists the credentials holding a username or an email, so the

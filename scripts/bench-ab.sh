@@ -26,8 +26,8 @@ run() { # label binary fsync clients rate
   local label=$1 bin=$2
   cleanup
   redis-cli -p "${REDIS_PORT:-16379}" config set appendfsync "$3" >/dev/null
-  NODE_ID=ab-worker "$bin" worker >"$LOGS/ab-worker-$label.log" 2>&1 & pids+=($!)
-  HTTP_ADDR=127.0.0.1:18181 NODE_ID=ab-api "$bin" api >"$LOGS/ab-api-$label.log" 2>&1 & pids+=($!)
+  METRICS_ADDR=127.0.0.1:18191 NODE_ID=ab-worker "$bin" worker >"$LOGS/ab-worker-$label.log" 2>&1 & pids+=($!)
+  HTTP_ADDR=127.0.0.1:18181 METRICS_ADDR=127.0.0.1:18192 RATE_LIMITS=off NODE_ID=ab-api "$bin" api >"$LOGS/ab-api-$label.log" 2>&1 & pids+=($!)
   for _ in $(seq 100); do curl -fs 127.0.0.1:18181/healthz >/dev/null && break; sleep 0.2; done
   echo "+ $label: $4 clients x $5 msg/s" >&2
   bin/chatflow bench -scenario chat -users-file "$OUT/users-ab.json" -url http://127.0.0.1:18181 \

@@ -43,16 +43,30 @@ WHERE r.persisted_seq > coalesce(c.published_seq, 0)
   AND (cardinality(@room_ids::uuid[]) = 0 OR r.id = ANY(@room_ids::uuid[]))
 ORDER BY r.id LIMIT @lim;
 
--- name: EnsurePublishCursor :exec
-INSERT INTO chat.publish_cursors (room_id) VALUES (@room_id) ON CONFLICT DO NOTHING;
+-- name: EnsurePublishCursors :exec
+INSERT INTO chat.publish_cursors (room_id) SELECT unnest(@room_ids::uuid[]) ON CONFLICT DO NOTHING;
 
--- name: LockPublishCursor :one
--- LockPublishCursor claims a room's Kafka cursor for the transaction; a room
--- another worker is publishing is skipped (no rows).
-SELECT published_seq FROM chat.publish_cursors WHERE room_id = @room_id FOR UPDATE SKIP LOCKED;
+-- name: LockPublishCursors :many
+-- LockPublishCursors claims, for the transaction, the Kafka cursors of the
+-- given rooms that are behind their watermark; rooms another worker is
+-- publishing are skipped. Locked in id order, so workers never deadlock.
+SELECT c.room_id, c.published_seq, r.persisted_seq
+FROM chat.publish_cursors c JOIN chat.rooms r ON r.id = c.room_id
+WHERE c.room_id = ANY(@room_ids::uuid[]) AND r.persisted_seq > c.published_seq
+ORDER BY c.room_id
+FOR UPDATE OF c SKIP LOCKED;
 
--- name: SetPublished :exec
-UPDATE chat.publish_cursors SET published_seq = GREATEST(published_seq, @seq::bigint) WHERE room_id = @room_id;
+-- name: MessagesInRanges :many
+-- MessagesInRanges reads several rooms' seq ranges in one statement.
+SELECT m.* FROM chat.messages m
+JOIN (SELECT unnest(@room_ids::uuid[]) AS room_id, unnest(@los::bigint[]) AS lo, unnest(@his::bigint[]) AS hi) v
+  ON m.room_id = v.room_id AND m.seq BETWEEN v.lo AND v.hi
+ORDER BY m.room_id, m.seq;
+
+-- name: SetPublishedMany :exec
+UPDATE chat.publish_cursors c SET published_seq = GREATEST(c.published_seq, v.seq)
+FROM (SELECT unnest(@room_ids::uuid[]) AS room_id, unnest(@seqs::bigint[]) AS seq) v
+WHERE c.room_id = v.room_id;
 
 -- name: CountDeadLetters :one
 SELECT count(*) FROM chat.dead_letters WHERE room_id = @room_id;
