@@ -229,11 +229,12 @@ func (a *Activities) advance(ctx context.Context, rooms map[string]bool) error {
 	if a.Redis == nil {
 		return nil
 	}
-	for _, m := range marks {
-		if _, err := roomlog.Advance(ctx, a.Redis, m.ID.String(), m.PersistedSeq, a.Cfg.HistoryCap, a.Cfg.RoomIdleTTL); err != nil {
-			activity.GetLogger(ctx).Warn("log watermark not moved; the reconciler retries", "room", m.ID, "error", err)
-			return nil
-		}
+	ms := make([]roomlog.Mark, len(marks))
+	for i, m := range marks {
+		ms[i] = roomlog.Mark{Room: m.ID.String(), Persisted: m.PersistedSeq}
+	}
+	if err := roomlog.AdvanceAll(ctx, a.Redis, ms, a.Cfg.HistoryCap, a.Cfg.RoomIdleTTL); err != nil {
+		activity.GetLogger(ctx).Warn("log watermarks not moved; the reconciler retries", "rooms", len(ms), "error", err)
 	}
 	return nil
 }

@@ -223,6 +223,29 @@ func Advance(ctx context.Context, rdb redis.Scripter, room string, persisted int
 	return advance.Run(ctx, rdb, []string{PersistedKey(room), SeqKey(room), StreamKey(room), aliveKey(room)}, persisted, keep, ttlSeconds(idle)).Int64()
 }
 
+// Mark is a room's new persisted watermark.
+type Mark struct {
+	Room      string
+	Persisted int64
+}
+
+// AdvanceAll is Advance for many rooms in one pipelined round trip.
+func AdvanceAll(ctx context.Context, rdb redis.UniversalClient, marks []Mark, keep int, idle time.Duration) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	// load the script once so the pipeline can use EVALSHA
+	if err := advance.Load(ctx, rdb).Err(); err != nil {
+		return err
+	}
+	pipe := rdb.Pipeline()
+	for _, m := range marks {
+		advance.EvalSha(ctx, pipe, []string{PersistedKey(m.Room), SeqKey(m.Room), StreamKey(m.Room), aliveKey(m.Room)}, m.Persisted, keep, ttlSeconds(idle))
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
 // DefaultIdleTTL is how long a wholly persisted room's log keys stay in
 // Redis after its last message.
 const DefaultIdleTTL = 24 * time.Hour
