@@ -64,12 +64,13 @@ type Node struct {
 	// sendGate, if set, may refuse a user's send before it is accepted
 	// (the per-user limit shared by every node).
 	sendGate func(ctx context.Context, user uuid.UUID) error
-	auth    Auth
+	auth     Auth
 }
 
 // SetSendGate installs a check every send frame passes before the message
 // core sees it; its error is answered with an error frame.
 func (n *Node) SetSendGate(gate func(ctx context.Context, user uuid.UUID) error) { n.sendGate = gate }
+
 // SetAuth sets how auth frames and revocations are checked; without it
 // sockets cannot renew their session.
 func (n *Node) SetAuth(a Auth) { n.auth = a }
