@@ -1,9 +1,9 @@
 package api
 
 import (
+	"context"
 	"net/url"
 	"strings"
-	"context"
 	"sync"
 
 	"github.com/gofiber/contrib/websocket"
