@@ -238,12 +238,10 @@ func (s *Server) acceptInvitation(c *fiber.Ctx) error {
 	if err := s.chat.MembersAdded(ctx, inv.RoomID, added); err != nil {
 		return err
 	}
-	rid := inv.RoomID.String()
 	if len(added) > 0 {
 		// the invitee's sockets join the room; its members see them join
-		ev := chat.RoomEvent{Type: "room", Event: "joined", RoomID: rid, UserID: me.String()}
-		_ = s.chat.Publish(ctx, chat.UserChannel(me.String()), ev)
-		_ = s.chat.Publish(ctx, chat.RoomChannel(rid), ev)
+		s.roomEvent(ctx, chat.UserChannel(me.String()), "joined", inv.RoomID, me)
+		s.roomEvent(ctx, chat.RoomChannel(inv.RoomID.String()), "joined", inv.RoomID, me)
 	}
 	frame := invitationFrame("accepted", inv, room.Name)
 	_ = s.chat.Publish(ctx, chat.UserChannel(me.String()), frame)

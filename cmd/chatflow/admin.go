@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"github.com/chatflow/chatflow/internal/app"
-	"github.com/chatflow/chatflow/postgres"
 )
 
 const adminUsage = `usage: chatflow admin grant USERNAME | revoke USERNAME | list
@@ -25,19 +24,11 @@ func runAdmin(ctx context.Context, args []string) error {
 		fmt.Fprint(os.Stderr, adminUsage)
 		return errors.New("admin: bad arguments")
 	}
-	cfg, err := loadConfig(keysUnused)
-	if err != nil {
-		return err
-	}
-	newLogger(cfg.LogLevel)
-	pool, err := postgres.Open(ctx, cfg.DatabaseURL, 2)
+	_, pool, err := openMigrated(ctx, keysUnused)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := postgres.Migrate(ctx, pool); err != nil {
-		return err
-	}
 	switch args[0] {
 	case "grant", "revoke":
 		if err := app.SetAdmin(ctx, pool, args[1], args[0] == "grant"); err != nil {

@@ -21,6 +21,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/chatflow/chatflow/events"
 	"github.com/chatflow/chatflow/internal/app"
 	"github.com/chatflow/chatflow/postgres"
@@ -120,17 +122,31 @@ func run(ctx context.Context, roles app.Roles, keys int) error {
 func migrate(ctx context.Context) error {
 	// migrate refuses the keys api and worker would refuse, so that a
 	// deployment with a bad JWT_SECRET fails at its first step.
-	cfg, err := loadConfig(keysDeployed)
+	_, pool, err := openMigrated(ctx, keysDeployed)
 	if err != nil {
 		return err
+	}
+	pool.Close()
+	return nil
+}
+
+// openMigrated reads the configuration, opens a small Postgres pool and
+// brings the schema up to date: what the one-shot commands share.
+func openMigrated(ctx context.Context, keys int) (app.Config, *pgxpool.Pool, error) {
+	cfg, err := loadConfig(keys)
+	if err != nil {
+		return cfg, nil, err
 	}
 	newLogger(cfg.LogLevel)
 	pool, err := postgres.Open(ctx, cfg.DatabaseURL, 2)
 	if err != nil {
-		return err
+		return cfg, nil, err
 	}
-	defer pool.Close()
-	return postgres.Migrate(ctx, pool)
+	if err := postgres.Migrate(ctx, pool); err != nil {
+		pool.Close()
+		return cfg, nil, err
+	}
+	return cfg, pool, nil
 }
 
 func kafkaBroker(ctx context.Context, args []string) error {
