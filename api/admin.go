@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/gofiber/fiber/v2"
 	"go.temporal.io/api/enums/v1"
@@ -76,22 +77,15 @@ func (s *Server) adminSignups(c *fiber.Ctx) error {
 // executionStatus names a workflow execution status in snake_case
 // ("timed_out", "continued_as_new"); the enum's own String is CamelCase.
 func executionStatus(st enums.WorkflowExecutionStatus) string {
-	switch st {
-	case enums.WORKFLOW_EXECUTION_STATUS_RUNNING:
-		return "running"
-	case enums.WORKFLOW_EXECUTION_STATUS_COMPLETED:
-		return "completed"
-	case enums.WORKFLOW_EXECUTION_STATUS_FAILED:
-		return "failed"
-	case enums.WORKFLOW_EXECUTION_STATUS_CANCELED:
-		return "canceled"
-	case enums.WORKFLOW_EXECUTION_STATUS_TERMINATED:
-		return "terminated"
-	case enums.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
-		return "continued_as_new"
-	case enums.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
-		return "timed_out"
-	default:
+	if _, known := enums.WorkflowExecutionStatus_name[int32(st)]; !known || st == enums.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED {
 		return "unknown"
 	}
+	var b strings.Builder
+	for i, r := range st.String() {
+		if i > 0 && unicode.IsUpper(r) {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
 }

@@ -14,6 +14,12 @@ func TestExecutionStatusNames(t *testing.T) {
 		enums.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:        "timed_out",
 		enums.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW: "continued_as_new",
 		enums.WORKFLOW_EXECUTION_STATUS_COMPLETED:        "completed",
+		enums.WORKFLOW_EXECUTION_STATUS_RUNNING:          "running",
+		enums.WORKFLOW_EXECUTION_STATUS_FAILED:           "failed",
+		enums.WORKFLOW_EXECUTION_STATUS_CANCELED:         "canceled",
+		enums.WORKFLOW_EXECUTION_STATUS_TERMINATED:       "terminated",
+		enums.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED:      "unknown",
+		enums.WorkflowExecutionStatus(99):                "unknown",
 	} {
 		if got := executionStatus(st); got != want {
 			t.Errorf("%v: %q, want %q", st, got, want)

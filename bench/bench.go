@@ -10,10 +10,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -127,22 +129,12 @@ func (r *Result) check(name string, ok bool, detail string) {
 
 func printTable(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "\n== %s %s ==\n", r.Scenario, r.Label)
-	keys := make([]string, 0, len(r.Metrics))
-	for k := range r.Metrics {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(r.Metrics)) {
 		fmt.Fprintf(w, "  %-34s %12.1f\n", k, r.Metrics[k])
 	}
 	if len(r.Latency) > 0 {
 		fmt.Fprintf(w, "  %-22s %8s %9s %9s %9s %9s\n", "latency (ms)", "n", "p50", "p95", "p99", "max")
-		lk := make([]string, 0, len(r.Latency))
-		for k := range r.Latency {
-			lk = append(lk, k)
-		}
-		sort.Strings(lk)
-		for _, k := range lk {
+		for _, k := range slices.Sorted(maps.Keys(r.Latency)) {
 			s := r.Latency[k]
 			fmt.Fprintf(w, "  %-22s %8d %9.2f %9.2f %9.2f %9.2f\n", k, s.N, s.P50, s.P95, s.P99, s.Max)
 		}
@@ -153,12 +145,7 @@ func printTable(w io.Writer, r *Result) {
 			fmt.Fprintf(w, "  %-28s %10.2f %10.1f\n", p.Name, p.CPUCores, p.MaxRSSMB)
 		}
 	}
-	ck := make([]string, 0, len(r.Checks))
-	for k := range r.Checks {
-		ck = append(ck, k)
-	}
-	sort.Strings(ck)
-	for _, k := range ck {
+	for _, k := range slices.Sorted(maps.Keys(r.Checks)) {
 		fmt.Fprintf(w, "  check %-22s %s\n", k, r.Checks[k])
 	}
 }
@@ -200,11 +187,10 @@ func newHTTPClient() *http.Client {
 }
 
 // progress prints a line a second until stop is closed.
-func progress(stop <-chan struct{}, line func() string) *sync.WaitGroup {
-	var wg sync.WaitGroup
-	wg.Add(1)
+func progress(line func() string) (end func()) {
+	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
-		defer wg.Done()
+		defer close(done)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
@@ -217,7 +203,7 @@ func progress(stop <-chan struct{}, line func() string) *sync.WaitGroup {
 			}
 		}
 	}()
-	return &wg
+	return func() { close(stop); <-done }
 }
 
 // ProcStat is the CPU and memory a process used during a run.

@@ -215,10 +215,9 @@ func runChat(ctx context.Context, o Options, r *Result, reconnect bool) error {
 	}
 	time.Sleep(500 * time.Millisecond) // let subscriptions settle
 	var sent, sendErr atomic.Int64
-	stop := make(chan struct{})
 	procs := startProcWatch()
 	loadStart := time.Now()
-	pw := progress(stop, func() string {
+	endProgress := progress(func() string {
 		el := time.Since(loadStart).Seconds()
 		var acks int
 		for _, c := range clients {
@@ -272,8 +271,7 @@ func runChat(ctx context.Context, o Options, r *Result, reconnect bool) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	close(stop)
-	pw.Wait()
+	endProgress()
 
 	var ackLat, delivLat []time.Duration
 	var acks, errs int

@@ -7,11 +7,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/fasthttp/websocket"
+	"golang.org/x/sync/errgroup"
 )
 
 // runIdle opens o.Conns idle WebSocket connections (spread over a few users,
@@ -33,19 +33,14 @@ func runIdle(ctx context.Context, o Options, r *Result) error {
 	conns := make([]*websocket.Conn, o.Conns)
 	var opened, failed atomic.Int64
 	var firstErr atomic.Value
-	stop := make(chan struct{})
-	pw := progress(stop, func() string {
+	endProgress := progress(func() string {
 		return fmt.Sprintf("[idle] connections %d/%d failed %d", opened.Load(), o.Conns, failed.Load())
 	})
 	start := time.Now()
-	sem := make(chan struct{}, 100)
-	var wg sync.WaitGroup
+	var g errgroup.Group // a failed dial is counted, not fatal to the rest
+	g.SetLimit(100)
 	for i := range conns {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(i int) {
-			defer wg.Done()
-			defer func() { <-sem }()
+		g.Go(func() error {
 			u := users[i%len(users)]
 			node := o.URLs[i%len(o.URLs)]
 			d := websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 256, WriteBufferSize: 256}
@@ -53,16 +48,16 @@ func runIdle(ctx context.Context, o Options, r *Result) error {
 			if err != nil {
 				failed.Add(1)
 				firstErr.CompareAndSwap(nil, err)
-				return
+				return nil
 			}
 			conns[i] = c
 			opened.Add(1)
-		}(i)
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 	connectEl := time.Since(start)
-	close(stop)
-	pw.Wait()
+	endProgress()
 	runtime.GC()
 	after := settle()
 	for _, c := range conns {

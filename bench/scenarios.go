@@ -158,9 +158,8 @@ func runHistory(ctx context.Context, o Options, r *Result) error {
 	var reqs, fails atomic.Int64
 	var lat []time.Duration
 	var mu sync.Mutex
-	stop := make(chan struct{})
 	start := time.Now()
-	pw := progress(stop, func() string {
+	endProgress := progress(func() string {
 		return fmt.Sprintf("[history] %d reads (%.0f/s) failed %d", reqs.Load(), float64(reqs.Load())/time.Since(start).Seconds(), fails.Load())
 	})
 	deadline := start.Add(o.Duration)
@@ -191,8 +190,7 @@ func runHistory(ctx context.Context, o Options, r *Result) error {
 		}(i)
 	}
 	wg.Wait()
-	close(stop)
-	pw.Wait()
+	endProgress()
 	r.Metrics["history_reads_per_s"] = float64(reqs.Load()) / o.Duration.Seconds()
 	r.Metrics["history_failed"] = float64(fails.Load())
 	r.Latency["history_page"] = Summarize(lat)

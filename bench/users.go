@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
 )
 
 type user struct {
@@ -46,29 +47,23 @@ func signupUsers(ctx context.Context, o Options, n int, r *Result, key string) (
 	}
 	users := known[:n]
 	hc := newHTTPClient()
-	sem := make(chan struct{}, 64)
-	var wg sync.WaitGroup
-	var firstErr atomic.Value
+	var g errgroup.Group
+	g.SetLimit(64)
 	for i := range users {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(i int) {
-			defer wg.Done()
-			defer func() { <-sem }()
+		g.Go(func() error {
 			var pair struct {
 				AccessToken string `json:"access_token"`
 			}
 			base := o.URLs[i%len(o.URLs)]
 			if _, err := httpJSON(ctx, hc, "POST", base+"/api/v1/auth/login", "", map[string]string{"username": users[i].Username, "password": users[i].Password}, &pair); err != nil {
-				firstErr.CompareAndSwap(nil, err)
-				return
+				return err
 			}
 			users[i].Access, users[i].node = pair.AccessToken, base
-		}(i)
+			return nil
+		})
 	}
-	wg.Wait()
-	if e := firstErr.Load(); e != nil {
-		return nil, fmt.Errorf("login of cached users: %v", e)
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("login of cached users: %v", err)
 	}
 	return users, nil
 }
@@ -81,19 +76,14 @@ func signupFresh(ctx context.Context, o Options, n int, r *Result, key string) (
 	var mu sync.Mutex
 	var done, failed atomic.Int64
 	var firstErr atomic.Value
-	stop := make(chan struct{})
-	wg := progress(stop, func() string {
+	endProgress := progress(func() string {
 		return fmt.Sprintf("[%s] sign-ups %d/%d failed %d", key, done.Load(), n, failed.Load())
 	})
 	start := time.Now()
-	sem := make(chan struct{}, max(1, o.Concurrency))
-	var all sync.WaitGroup
+	var all errgroup.Group // a failed sign-up is counted, not fatal to the rest
+	all.SetLimit(max(1, o.Concurrency))
 	for i := range users {
-		all.Add(1)
-		sem <- struct{}{}
-		go func(i int) {
-			defer all.Done()
-			defer func() { <-sem }()
+		all.Go(func() error {
 			base := o.URLs[i%len(o.URLs)]
 			u := user{Username: fmt.Sprintf("b%s_%d", run, i), Password: "bench-password-" + run, node: base}
 			t0 := time.Now()
@@ -126,7 +116,7 @@ func signupFresh(ctx context.Context, o Options, n int, r *Result, key string) (
 			if err != nil {
 				failed.Add(1)
 				firstErr.CompareAndSwap(nil, err.Error())
-				return
+				return nil
 			}
 			u.ID, u.Access = st.UserID, pair.AccessToken
 			users[i] = u
@@ -135,12 +125,12 @@ func signupFresh(ctx context.Context, o Options, n int, r *Result, key string) (
 			loginLat = append(loginLat, time.Since(t1))
 			mu.Unlock()
 			done.Add(1)
-		}(i)
+			return nil
+		})
 	}
-	all.Wait()
+	_ = all.Wait()
 	el := time.Since(start)
-	close(stop)
-	wg.Wait()
+	endProgress()
 	r.Metrics[key+"_completed"] = float64(done.Load())
 	r.Metrics[key+"_failed"] = float64(failed.Load())
 	r.Metrics[key+"_per_s"] = float64(done.Load()) / el.Seconds()

@@ -57,6 +57,26 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// every calls fn every d until the returned stop is called; stop returns
+// after fn's last call.
+func every(d time.Duration, fn func()) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				fn()
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
+}
+
 // outage keeps a service down for d (counted from down), then starts the
 // services again and notes how long it was down.
 func outage(ctx context.Context, r *run, what string, down time.Time, d time.Duration) error {
@@ -70,30 +90,26 @@ func outage(ctx context.Context, r *run, what string, down time.Time, d time.Dur
 	return nil
 }
 
-func apiKill9(ctx context.Context, r *run) error {
-	if err := r.env.API.Kill9(); err != nil {
-		return err
-	}
-	down := time.Now()
-	if err := sleepCtx(ctx, 2*time.Second); err != nil {
-		return err
-	}
-	err := r.env.API.Start(ctx)
-	r.note("api down %.1f s", time.Since(down).Seconds())
-	return err
-}
+var (
+	apiKill9    = kill9("api", func(e *Env) *Proc { return e.API })
+	workerKill9 = kill9("worker", func(e *Env) *Proc { return e.Worker })
+)
 
-func workerKill9(ctx context.Context, r *run) error {
-	if err := r.env.Worker.Kill9(); err != nil {
+// kill9 SIGKILLs one of the chatflow processes and starts it again after 2 s.
+func kill9(name string, proc func(*Env) *Proc) func(context.Context, *run) error {
+	return func(ctx context.Context, r *run) error {
+		p := proc(r.env)
+		if err := p.Kill9(); err != nil {
+			return err
+		}
+		down := time.Now()
+		if err := sleepCtx(ctx, 2*time.Second); err != nil {
+			return err
+		}
+		err := p.Start(ctx)
+		r.note("%s down %.1f s", name, time.Since(down).Seconds())
 		return err
 	}
-	down := time.Now()
-	if err := sleepCtx(ctx, 2*time.Second); err != nil {
-		return err
-	}
-	err := r.env.Worker.Start(ctx)
-	r.note("worker down %.1f s", time.Since(down).Seconds())
-	return err
 }
 
 // stopPidFile signals the process of a services pid file and waits for it
@@ -249,26 +265,15 @@ func redisOSCrash(window time.Duration) func(context.Context, *run) error {
 		dir := filepath.Join(r.env.Data, "redis", "appendonlydir")
 		var mu sync.Mutex
 		var samples []aofSample
-		sctx, stop := context.WithCancel(ctx)
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t := time.NewTicker(50 * time.Millisecond)
-			defer t.Stop()
-			for {
-				if name, size, err := newestIncrAOF(dir); err == nil {
-					mu.Lock()
-					samples = append(samples, aofSample{time.Now(), name, size})
-					mu.Unlock()
-				}
-				select {
-				case <-sctx.Done():
-					return
-				case <-t.C:
-				}
+		sample := func() {
+			if name, size, err := newestIncrAOF(dir); err == nil {
+				mu.Lock()
+				samples = append(samples, aofSample{time.Now(), name, size})
+				mu.Unlock()
 			}
-		}()
+		}
+		sample()
+		stop := every(50*time.Millisecond, sample)
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		if out, err := exec.CommandContext(cctx, "redis-cli", "-p", strconv.Itoa(redisPort), "CONFIG", "GET", "appendfsync").Output(); err == nil {
 			if f := strings.Fields(string(out)); len(f) == 2 {
@@ -278,7 +283,7 @@ func redisOSCrash(window time.Duration) func(context.Context, *run) error {
 		cancel()
 		err := sleepCtx(ctx, 3*time.Second) // sample under load for a while
 		stop()
-		wg.Wait()
+		sample()
 		crash := time.Now() // the last sample is at most 50 ms old: a crash loses nothing more recent
 		if err == nil {
 			err = stopPidFile(redisPidPath(r), syscall.SIGKILL)

@@ -147,19 +147,25 @@ func (l *Load) AckTimes() []time.Time {
 	return append([]time.Time(nil), l.acks...)
 }
 
+// Connected counts the clients with an open connection.
+func (l *Load) Connected() int {
+	n := 0
+	for _, c := range l.Clients {
+		c.mu.Lock()
+		if c.conn != nil {
+			n++
+		}
+		c.mu.Unlock()
+	}
+	return n
+}
+
 // Progress is a one-line status.
 func (l *Load) Progress() string {
 	l.ackMu.Lock()
 	acks := len(l.acks)
 	l.ackMu.Unlock()
-	connected := 0
-	for _, c := range l.Clients {
-		c.mu.Lock()
-		if c.conn != nil {
-			connected++
-		}
-		c.mu.Unlock()
-	}
+	connected := l.Connected()
 	return fmt.Sprintf("new %d, frames %d, acks %d, unacked %d, connected %d/%d, reconnects %d",
 		l.newMsgs.Load(), l.frames.Load(), acks, l.Unacked(), connected, len(l.Clients), l.reconnects.Load())
 }
@@ -317,12 +323,12 @@ func (c *Client) sendLoop(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		var now time.Time
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case now = <-t.C:
 		}
-		now := time.Now()
 		c.mu.Lock()
 		if !c.load.stopNew.Load() {
 			c.n++

@@ -138,30 +138,8 @@ func runScenario(ctx context.Context, env *Env, o Options, sc Scenario, idx int,
 		failed("setup failed", err)
 		return row
 	}
-	stopProgress := make(chan struct{})
-	var pwg sync.WaitGroup
-	pwg.Add(1)
-	go func() {
-		defer pwg.Done()
-		tk := time.NewTicker(5 * time.Second)
-		defer tk.Stop()
-		for {
-			select {
-			case <-stopProgress:
-				return
-			case <-tk.C:
-				logf("[%s] %s", sc.Name, l.Progress())
-			}
-		}
-	}()
-	defer func() {
-		select {
-		case <-stopProgress:
-		default:
-			close(stopProgress)
-		}
-		pwg.Wait()
-	}()
+	stopProgress := sync.OnceFunc(every(5*time.Second, func() { logf("[%s] %s", sc.Name, l.Progress()) }))
+	defer stopProgress()
 
 	loadStart := time.Now()
 	if err := sleepCtx(ctx, t.warmup); err != nil {
@@ -184,8 +162,7 @@ func runScenario(ctx context.Context, env *Env, o Options, sc Scenario, idx int,
 	logf("senders stopped; resending unacked messages for up to %s", t.drain)
 	unacked := l.Drain(ctx, t.drain)
 	l.Close()
-	close(stopProgress)
-	pwg.Wait()
+	stopProgress()
 
 	acks, seen, errs, other, gaveUp := l.Records()
 	ackTimes := l.AckTimes()
@@ -258,14 +235,7 @@ func runScenario(ctx context.Context, env *Env, o Options, sc Scenario, idx int,
 func waitConnected(ctx context.Context, l *Load, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
-		n := 0
-		for _, c := range l.Clients {
-			c.mu.Lock()
-			if c.conn != nil {
-				n++
-			}
-			c.mu.Unlock()
-		}
+		n := l.Connected()
 		if n == len(l.Clients) {
 			return nil
 		}

@@ -8,8 +8,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // User is a signed-up, logged-in test user.
@@ -72,28 +73,16 @@ func SignUp(ctx context.Context, base, prefix string, n int) ([]User, error) {
 	defer cancel()
 	hc := newHTTPClient()
 	users := make([]User, n)
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
+	var g errgroup.Group
+	g.SetLimit(8)
 	for i := range users {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(i int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			u, err := signUpOne(ctx, hc, base, fmt.Sprintf("%s_%d", prefix, i))
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil && firstErr == nil {
-				firstErr = err
-			}
-			users[i] = u
-		}(i)
+		g.Go(func() (err error) {
+			users[i], err = signUpOne(ctx, hc, base, fmt.Sprintf("%s_%d", prefix, i))
+			return err
+		})
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, fmt.Errorf("sign-up: %w", firstErr)
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("sign-up: %w", err)
 	}
 	return users, nil
 }
