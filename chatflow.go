@@ -42,6 +42,14 @@ const (
 	// KindGap is a tombstone: a seq that can never be delivered (lost by
 	// Redis, or refused by Postgres), so that readers never wait on a hole.
 	KindGap = "gap"
+	// KindSystem is an event the server posts into a room's sequence on a
+	// user's behalf (a member left, an account was deleted); the body is a
+	// JSON object with at least a "event" field.
+	KindSystem = "system"
+	// KindTransfer is a money transfer posted into the room it was made in;
+	// the body is a JSON object (transfer_id, from_user_id, to_user_id,
+	// amount, memo).
+	KindTransfer = "transfer"
 )
 
 // SignupRequest is what a client sends to create an account.

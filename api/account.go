@@ -2,7 +2,8 @@ package api
 
 import (
 	"encoding/base64"
-	"strings"
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -55,6 +56,7 @@ func (s *Server) me(c *fiber.Ctx) error {
 
 type txView struct {
 	TransactionID  string    `json:"transaction_id"`
+	Entry          int64     `json:"entry"`
 	Amount         int64     `json:"amount"`
 	BalanceAfter   int64     `json:"balance_after"`
 	Kind           string    `json:"kind"`
@@ -63,7 +65,7 @@ type txView struct {
 }
 
 func txOf(t db.CustomerTransaction) txView {
-	return txView{TransactionID: t.ID.String(), Amount: t.Amount, BalanceAfter: t.BalanceAfter, Kind: t.Kind,
+	return txView{TransactionID: t.ID.String(), Entry: t.Entry, Amount: t.Amount, BalanceAfter: t.BalanceAfter, Kind: t.Kind,
 		IdempotencyKey: t.IdempotencyKey, CreatedAt: t.CreatedAt.UTC()}
 }
 
@@ -103,12 +105,13 @@ func (s *Server) deposit(c *fiber.Ctx) error {
 		if !isNotFound(err) {
 			return err
 		}
-		bal, err := q.CreditAccount(ctx, db.CreditAccountParams{UserID: me, Amount: req.Amount})
+		moved, err := q.CreditAccount(ctx, db.CreditAccountParams{UserID: me, Amount: req.Amount})
 		if err != nil {
 			return err
 		}
 		out, err = q.InsertTransaction(ctx, db.InsertTransactionParams{
-			ID: uuid.New(), UserID: me, Amount: req.Amount, BalanceAfter: bal, Kind: "deposit", IdempotencyKey: req.IdempotencyKey,
+			ID: uuid.New(), UserID: me, Entry: moved.LastEntry, Amount: req.Amount, BalanceAfter: moved.Balance,
+			Kind: "deposit", IdempotencyKey: req.IdempotencyKey,
 		})
 		return err
 	})
@@ -133,19 +136,19 @@ func (s *Server) transactions(c *fiber.Ctx) error {
 	if !has || limit == 0 || limit > 200 {
 		limit = 50
 	}
-	beforeAt, beforeID := time.Now().Add(24*time.Hour), uuid.Max
+	before := int64(math.MaxInt64)
 	if err := chatflow.ValidCursor("cursor", c.Query("cursor")); err != nil {
 		return err
 	}
 	if cur := c.Query("cursor"); cur != "" {
-		at, id, ok := decodeCursor(cur)
+		e, ok := decodeCursor(cur)
 		if !ok {
 			return chatflow.Errorf(chatflow.ECodeValidation, "cursor is not valid")
 		}
-		beforeAt, beforeID = at, id
+		before = e
 	}
 	rows, err := s.Queries.ListTransactions(c.UserContext(), db.ListTransactionsParams{
-		UserID: userID(c), BeforeAt: beforeAt, BeforeID: beforeID, Lim: int32(limit),
+		UserID: userID(c), BeforeEntry: before, Lim: int32(limit),
 	})
 	if err != nil {
 		return err
@@ -157,25 +160,22 @@ func (s *Server) transactions(c *fiber.Ctx) error {
 	resp := fiber.Map{"transactions": out}
 	if len(rows) == int(limit) {
 		last := rows[len(rows)-1]
-		resp["next_cursor"] = encodeCursor(last.CreatedAt, last.ID)
+		resp["next_cursor"] = encodeCursor(last.Entry)
 	}
 	return c.JSON(resp)
 }
 
-func encodeCursor(at time.Time, id uuid.UUID) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(at.UTC().Format(time.RFC3339Nano) + "|" + id.String()))
+// The ledger cursor is the entry number to continue below, opaque to
+// clients ("e" and the number, base64url).
+func encodeCursor(entry int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("e" + strconv.FormatInt(entry, 10)))
 }
 
-func decodeCursor(s string) (time.Time, uuid.UUID, bool) {
+func decodeCursor(s string) (int64, bool) {
 	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return time.Time{}, uuid.Nil, false
+	if err != nil || len(raw) < 2 || raw[0] != 'e' {
+		return 0, false
 	}
-	ts, ids, ok := strings.Cut(string(raw), "|")
-	if !ok {
-		return time.Time{}, uuid.Nil, false
-	}
-	at, err1 := time.Parse(time.RFC3339Nano, ts)
-	id, err2 := uuid.Parse(ids)
-	return at, id, err1 == nil && err2 == nil
+	n, err := strconv.ParseInt(string(raw[1:]), 10, 64)
+	return n, err == nil && n > 0
 }

@@ -29,6 +29,16 @@ type Accepted struct {
 // or of its machine, and the stream keeps the message until Postgres holds
 // it (the batch workflow, or the reconciler if the batch is lost).
 func (s *Service) Accept(ctx context.Context, sender uuid.UUID, roomID, cmid, body string) (Accepted, error) {
+	return s.AcceptKind(ctx, sender, roomID, cmid, "", body)
+}
+
+// AcceptKind is Accept for a message of another kind than text (system
+// events, transfers), posted by the server on sender's behalf; sender must
+// be a member of the room like any sender. Clients cannot choose the kind.
+func (s *Service) AcceptKind(ctx context.Context, sender uuid.UUID, roomID, cmid, kind, body string) (Accepted, error) {
+	if kind == chatflow.KindText {
+		kind = ""
+	}
 	room, err := uuid.Parse(roomID)
 	if err != nil {
 		return Accepted{}, chatflow.Errorf(chatflow.ECodeValidation, "room_id must be a UUID")
@@ -49,7 +59,7 @@ func (s *Service) Accept(ctx context.Context, sender uuid.UUID, roomID, cmid, bo
 		return Accepted{}, err
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	prefix, suffix := framePieces(mid.String(), roomID, sender.String(), cmid, body, now)
+	prefix, suffix := framePieces(mid.String(), roomID, sender.String(), cmid, kind, body, now)
 	call := roomlog.Append{
 		Room: roomID, Sender: sender.String(), ClientMsgID: cmid, Prefix: prefix, Suffix: suffix,
 		Channel: RoomChannel(roomID), MaxBacklog: s.cfg.MaxBacklog, DedupeTTL: dedupeTTL, Fence: s.cfg.SeqFence,
@@ -82,7 +92,7 @@ func (s *Service) Accept(ctx context.Context, sender uuid.UUID, roomID, cmid, bo
 		// new: every field is already known here, skip decoding
 		m := chatflow.Message{
 			MessageID: mid.String(), RoomID: roomID, Seq: code, SenderID: sender.String(),
-			ClientMsgID: cmid, Body: body, SentAt: now,
+			ClientMsgID: cmid, Body: body, SentAt: now, Kind: kind,
 		}
 		s.metrics.messagesAccepted.Inc()
 		s.batcher.add(m)

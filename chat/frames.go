@@ -30,7 +30,7 @@ type RoomEvent struct {
 
 // framePieces renders the message frame around its seq, which only the
 // script knows; Go does the JSON encoding so Lua never has to.
-func framePieces(mid, room, sender, cmid, body string, at time.Time) (string, string) {
+func framePieces(mid, room, sender, cmid, kind, body string, at time.Time) (string, string) {
 	var b bytes.Buffer
 	b.WriteString(`{"type":"message","message_id":"`)
 	b.WriteString(mid)
@@ -47,7 +47,12 @@ func framePieces(mid, room, sender, cmid, body string, at time.Time) (string, st
 	writeJSONString(&b, body)
 	b.WriteString(`,"sent_at":"`)
 	b.WriteString(at.Format(time.RFC3339Nano))
-	b.WriteString(`"}`)
+	b.WriteByte('"')
+	if kind != "" {
+		b.WriteString(`,"kind":`)
+		writeJSONString(&b, kind)
+	}
+	b.WriteString(`}`)
 	return prefix, b.String()
 }
 

@@ -177,7 +177,7 @@ func (q *Queries) GetSignupSecrets(ctx context.Context, arg GetSignupSecretsPara
 }
 
 const getUserByID = `-- name: GetUserByID :one
-SELECT id, username, email, password_hash, status, role, created_at, activated_at FROM auth.users WHERE id = $1
+SELECT id, username, email, password_hash, status, role, created_at, activated_at, last_login_at, last_seen_at, password_changed_at, disabled_at FROM auth.users WHERE id = $1
 `
 
 func (q *Queries) GetUserByID(ctx context.Context, id uuid.UUID) (AuthUser, error) {
@@ -192,12 +192,16 @@ func (q *Queries) GetUserByID(ctx context.Context, id uuid.UUID) (AuthUser, erro
 		&i.Role,
 		&i.CreatedAt,
 		&i.ActivatedAt,
+		&i.LastLoginAt,
+		&i.LastSeenAt,
+		&i.PasswordChangedAt,
+		&i.DisabledAt,
 	)
 	return i, err
 }
 
 const getUserByUsername = `-- name: GetUserByUsername :one
-SELECT id, username, email, password_hash, status, role, created_at, activated_at FROM auth.users WHERE username = $1
+SELECT id, username, email, password_hash, status, role, created_at, activated_at, last_login_at, last_seen_at, password_changed_at, disabled_at FROM auth.users WHERE username = $1
 `
 
 func (q *Queries) GetUserByUsername(ctx context.Context, username string) (AuthUser, error) {
@@ -212,6 +216,10 @@ func (q *Queries) GetUserByUsername(ctx context.Context, username string) (AuthU
 		&i.Role,
 		&i.CreatedAt,
 		&i.ActivatedAt,
+		&i.LastLoginAt,
+		&i.LastSeenAt,
+		&i.PasswordChangedAt,
+		&i.DisabledAt,
 	)
 	return i, err
 }

@@ -215,7 +215,7 @@ func (q *Queries) GetMessageBySeq(ctx context.Context, arg GetMessageBySeqParams
 }
 
 const getProfile = `-- name: GetProfile :one
-SELECT user_id, username, display_name, status_message, created_at FROM chat.profiles WHERE user_id = $1
+SELECT user_id, username, display_name, status_message, created_at, deleted_at FROM chat.profiles WHERE user_id = $1
 `
 
 func (q *Queries) GetProfile(ctx context.Context, userID uuid.UUID) (ChatProfile, error) {
@@ -227,12 +227,13 @@ func (q *Queries) GetProfile(ctx context.Context, userID uuid.UUID) (ChatProfile
 		&i.DisplayName,
 		&i.StatusMessage,
 		&i.CreatedAt,
+		&i.DeletedAt,
 	)
 	return i, err
 }
 
 const getProfileByUsername = `-- name: GetProfileByUsername :one
-SELECT user_id, username, display_name, status_message, created_at FROM chat.profiles WHERE username = $1
+SELECT user_id, username, display_name, status_message, created_at, deleted_at FROM chat.profiles WHERE username = $1
 `
 
 func (q *Queries) GetProfileByUsername(ctx context.Context, username string) (ChatProfile, error) {
@@ -244,6 +245,7 @@ func (q *Queries) GetProfileByUsername(ctx context.Context, username string) (Ch
 		&i.DisplayName,
 		&i.StatusMessage,
 		&i.CreatedAt,
+		&i.DeletedAt,
 	)
 	return i, err
 }
@@ -357,7 +359,7 @@ func (q *Queries) LastMessages(ctx context.Context, roomIds []uuid.UUID) ([]Chat
 }
 
 const listFriends = `-- name: ListFriends :many
-SELECT p.user_id, p.username, p.display_name, p.status_message, p.created_at FROM chat.friends f JOIN chat.profiles p ON p.user_id = f.friend_id
+SELECT p.user_id, p.username, p.display_name, p.status_message, p.created_at, p.deleted_at FROM chat.friends f JOIN chat.profiles p ON p.user_id = f.friend_id
 WHERE f.user_id = $1 ORDER BY p.username
 `
 
@@ -376,6 +378,7 @@ func (q *Queries) ListFriends(ctx context.Context, userID uuid.UUID) ([]ChatProf
 			&i.DisplayName,
 			&i.StatusMessage,
 			&i.CreatedAt,
+			&i.DeletedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -763,7 +766,7 @@ func (q *Queries) RoomMembers(ctx context.Context, roomID uuid.UUID) ([]RoomMemb
 }
 
 const searchProfiles = `-- name: SearchProfiles :many
-SELECT user_id, username, display_name, status_message, created_at FROM chat.profiles
+SELECT user_id, username, display_name, status_message, created_at, deleted_at FROM chat.profiles
 WHERE (username LIKE $1::text || '%' OR lower(display_name) LIKE lower($1::text) || '%')
   AND username > $2::text
 ORDER BY username
@@ -792,6 +795,7 @@ func (q *Queries) SearchProfiles(ctx context.Context, arg SearchProfilesParams) 
 			&i.DisplayName,
 			&i.StatusMessage,
 			&i.CreatedAt,
+			&i.DeletedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -808,7 +812,7 @@ UPDATE chat.profiles
 SET display_name = coalesce($1, display_name),
     status_message = coalesce($2, status_message)
 WHERE user_id = $3
-RETURNING user_id, username, display_name, status_message, created_at
+RETURNING user_id, username, display_name, status_message, created_at, deleted_at
 `
 
 type UpdateProfileParams struct {
@@ -826,6 +830,7 @@ func (q *Queries) UpdateProfile(ctx context.Context, arg UpdateProfileParams) (C
 		&i.DisplayName,
 		&i.StatusMessage,
 		&i.CreatedAt,
+		&i.DeletedAt,
 	)
 	return i, err
 }

@@ -7,9 +7,9 @@ package db
 
 import (
 	"context"
-	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const closeAccount = `-- name: CloseAccount :execrows
@@ -29,8 +29,9 @@ func (q *Queries) CloseAccount(ctx context.Context, userID uuid.UUID) (int64, er
 }
 
 const creditAccount = `-- name: CreditAccount :one
-UPDATE customer.accounts SET balance = balance + $1 WHERE user_id = $2
-RETURNING balance
+UPDATE customer.accounts SET balance = balance + $1, last_entry = last_entry + 1
+WHERE user_id = $2
+RETURNING balance, last_entry
 `
 
 type CreditAccountParams struct {
@@ -38,37 +39,57 @@ type CreditAccountParams struct {
 	UserID uuid.UUID `json:"user_id"`
 }
 
-func (q *Queries) CreditAccount(ctx context.Context, arg CreditAccountParams) (int64, error) {
+type CreditAccountRow struct {
+	Balance   int64 `json:"balance"`
+	LastEntry int64 `json:"last_entry"`
+}
+
+// CreditAccount moves a balance by amount (negative for a debit; the CHECK
+// refuses a negative balance) and takes the account's next ledger entry
+// number, under the row lock the UPDATE holds until commit.
+func (q *Queries) CreditAccount(ctx context.Context, arg CreditAccountParams) (CreditAccountRow, error) {
 	row := q.db.QueryRow(ctx, creditAccount, arg.Amount, arg.UserID)
-	var balance int64
-	err := row.Scan(&balance)
-	return balance, err
+	var i CreditAccountRow
+	err := row.Scan(&i.Balance, &i.LastEntry)
+	return i, err
 }
 
 const getAccount = `-- name: GetAccount :one
-SELECT user_id, balance, created_at FROM customer.accounts WHERE user_id = $1
+SELECT user_id, balance, created_at, last_entry, closed_at FROM customer.accounts WHERE user_id = $1
 `
 
 func (q *Queries) GetAccount(ctx context.Context, userID uuid.UUID) (CustomerAccount, error) {
 	row := q.db.QueryRow(ctx, getAccount, userID)
 	var i CustomerAccount
-	err := row.Scan(&i.UserID, &i.Balance, &i.CreatedAt)
+	err := row.Scan(
+		&i.UserID,
+		&i.Balance,
+		&i.CreatedAt,
+		&i.LastEntry,
+		&i.ClosedAt,
+	)
 	return i, err
 }
 
 const getAccountForUpdate = `-- name: GetAccountForUpdate :one
-SELECT user_id, balance, created_at FROM customer.accounts WHERE user_id = $1 FOR UPDATE
+SELECT user_id, balance, created_at, last_entry, closed_at FROM customer.accounts WHERE user_id = $1 FOR UPDATE
 `
 
 func (q *Queries) GetAccountForUpdate(ctx context.Context, userID uuid.UUID) (CustomerAccount, error) {
 	row := q.db.QueryRow(ctx, getAccountForUpdate, userID)
 	var i CustomerAccount
-	err := row.Scan(&i.UserID, &i.Balance, &i.CreatedAt)
+	err := row.Scan(
+		&i.UserID,
+		&i.Balance,
+		&i.CreatedAt,
+		&i.LastEntry,
+		&i.ClosedAt,
+	)
 	return i, err
 }
 
 const getTransactionByKey = `-- name: GetTransactionByKey :one
-SELECT id, user_id, amount, balance_after, kind, idempotency_key, created_at FROM customer.transactions WHERE user_id = $1 AND idempotency_key = $2
+SELECT id, user_id, amount, balance_after, kind, idempotency_key, created_at, entry, counterparty_id, transfer_id, memo FROM customer.transactions WHERE user_id = $1 AND idempotency_key = $2
 `
 
 type GetTransactionByKeyParams struct {
@@ -87,34 +108,46 @@ func (q *Queries) GetTransactionByKey(ctx context.Context, arg GetTransactionByK
 		&i.Kind,
 		&i.IdempotencyKey,
 		&i.CreatedAt,
+		&i.Entry,
+		&i.CounterpartyID,
+		&i.TransferID,
+		&i.Memo,
 	)
 	return i, err
 }
 
 const insertTransaction = `-- name: InsertTransaction :one
-INSERT INTO customer.transactions (id, user_id, amount, balance_after, kind, idempotency_key)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO customer.transactions (id, user_id, entry, amount, balance_after, kind, idempotency_key, counterparty_id, transfer_id, memo)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (user_id, idempotency_key) DO NOTHING
-RETURNING id, user_id, amount, balance_after, kind, idempotency_key, created_at
+RETURNING id, user_id, amount, balance_after, kind, idempotency_key, created_at, entry, counterparty_id, transfer_id, memo
 `
 
 type InsertTransactionParams struct {
-	ID             uuid.UUID `json:"id"`
-	UserID         uuid.UUID `json:"user_id"`
-	Amount         int64     `json:"amount"`
-	BalanceAfter   int64     `json:"balance_after"`
-	Kind           string    `json:"kind"`
-	IdempotencyKey string    `json:"idempotency_key"`
+	ID             uuid.UUID   `json:"id"`
+	UserID         uuid.UUID   `json:"user_id"`
+	Entry          int64       `json:"entry"`
+	Amount         int64       `json:"amount"`
+	BalanceAfter   int64       `json:"balance_after"`
+	Kind           string      `json:"kind"`
+	IdempotencyKey string      `json:"idempotency_key"`
+	CounterpartyID pgtype.UUID `json:"counterparty_id"`
+	TransferID     pgtype.UUID `json:"transfer_id"`
+	Memo           string      `json:"memo"`
 }
 
 func (q *Queries) InsertTransaction(ctx context.Context, arg InsertTransactionParams) (CustomerTransaction, error) {
 	row := q.db.QueryRow(ctx, insertTransaction,
 		arg.ID,
 		arg.UserID,
+		arg.Entry,
 		arg.Amount,
 		arg.BalanceAfter,
 		arg.Kind,
 		arg.IdempotencyKey,
+		arg.CounterpartyID,
+		arg.TransferID,
+		arg.Memo,
 	)
 	var i CustomerTransaction
 	err := row.Scan(
@@ -125,33 +158,31 @@ func (q *Queries) InsertTransaction(ctx context.Context, arg InsertTransactionPa
 		&i.Kind,
 		&i.IdempotencyKey,
 		&i.CreatedAt,
+		&i.Entry,
+		&i.CounterpartyID,
+		&i.TransferID,
+		&i.Memo,
 	)
 	return i, err
 }
 
 const listTransactions = `-- name: ListTransactions :many
-SELECT id, user_id, amount, balance_after, kind, idempotency_key, created_at FROM customer.transactions
-WHERE user_id = $1
-  AND (created_at, id) < ($2::timestamptz, $3::uuid)
-ORDER BY created_at DESC, id DESC
-LIMIT $4
+SELECT id, user_id, amount, balance_after, kind, idempotency_key, created_at, entry, counterparty_id, transfer_id, memo FROM customer.transactions
+WHERE user_id = $1 AND entry < $2
+ORDER BY entry DESC
+LIMIT $3
 `
 
 type ListTransactionsParams struct {
-	UserID   uuid.UUID `json:"user_id"`
-	BeforeAt time.Time `json:"before_at"`
-	BeforeID uuid.UUID `json:"before_id"`
-	Lim      int32     `json:"lim"`
+	UserID      uuid.UUID `json:"user_id"`
+	BeforeEntry int64     `json:"before_entry"`
+	Lim         int32     `json:"lim"`
 }
 
-// ListTransactions pages the ledger newest first with a (created_at, id) cursor.
+// ListTransactions pages the ledger newest first by entry number, the order
+// balance_after follows.
 func (q *Queries) ListTransactions(ctx context.Context, arg ListTransactionsParams) ([]CustomerTransaction, error) {
-	rows, err := q.db.Query(ctx, listTransactions,
-		arg.UserID,
-		arg.BeforeAt,
-		arg.BeforeID,
-		arg.Lim,
-	)
+	rows, err := q.db.Query(ctx, listTransactions, arg.UserID, arg.BeforeEntry, arg.Lim)
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +198,10 @@ func (q *Queries) ListTransactions(ctx context.Context, arg ListTransactionsPara
 			&i.Kind,
 			&i.IdempotencyKey,
 			&i.CreatedAt,
+			&i.Entry,
+			&i.CounterpartyID,
+			&i.TransferID,
+			&i.Memo,
 		); err != nil {
 			return nil, err
 		}

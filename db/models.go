@@ -8,7 +8,20 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
+
+type AuthDeletion struct {
+	ID         uuid.UUID  `json:"id"`
+	UserID     uuid.UUID  `json:"user_id"`
+	Username   string     `json:"username"`
+	Status     string     `json:"status"`
+	Step       string     `json:"step"`
+	ErrorCode  string     `json:"error_code"`
+	Error      string     `json:"error"`
+	CreatedAt  time.Time  `json:"created_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+}
 
 type AuthSignupSecret struct {
 	SignupID     uuid.UUID `json:"signup_id"`
@@ -19,14 +32,18 @@ type AuthSignupSecret struct {
 }
 
 type AuthUser struct {
-	ID           uuid.UUID  `json:"id"`
-	Username     string     `json:"username"`
-	Email        string     `json:"email"`
-	PasswordHash string     `json:"password_hash"`
-	Status       string     `json:"status"`
-	Role         string     `json:"role"`
-	CreatedAt    time.Time  `json:"created_at"`
-	ActivatedAt  *time.Time `json:"activated_at"`
+	ID                uuid.UUID  `json:"id"`
+	Username          string     `json:"username"`
+	Email             string     `json:"email"`
+	PasswordHash      string     `json:"password_hash"`
+	Status            string     `json:"status"`
+	Role              string     `json:"role"`
+	CreatedAt         time.Time  `json:"created_at"`
+	ActivatedAt       *time.Time `json:"activated_at"`
+	LastLoginAt       *time.Time `json:"last_login_at"`
+	LastSeenAt        *time.Time `json:"last_seen_at"`
+	PasswordChangedAt *time.Time `json:"password_changed_at"`
+	DisabledAt        *time.Time `json:"disabled_at"`
 }
 
 type ChatBlock struct {
@@ -47,6 +64,12 @@ type ChatDeadLetter struct {
 type ChatFriend struct {
 	UserID    uuid.UUID `json:"user_id"`
 	FriendID  uuid.UUID `json:"friend_id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+type ChatFriendRequest struct {
+	FromID    uuid.UUID `json:"from_id"`
+	ToID      uuid.UUID `json:"to_id"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -79,11 +102,12 @@ type ChatMessage struct {
 }
 
 type ChatProfile struct {
-	UserID        uuid.UUID `json:"user_id"`
-	Username      string    `json:"username"`
-	DisplayName   string    `json:"display_name"`
-	StatusMessage string    `json:"status_message"`
-	CreatedAt     time.Time `json:"created_at"`
+	UserID        uuid.UUID  `json:"user_id"`
+	Username      string     `json:"username"`
+	DisplayName   string     `json:"display_name"`
+	StatusMessage string     `json:"status_message"`
+	CreatedAt     time.Time  `json:"created_at"`
+	DeletedAt     *time.Time `json:"deleted_at"`
 }
 
 type ChatPublishCursor struct {
@@ -102,17 +126,39 @@ type ChatRoom struct {
 }
 
 type CustomerAccount struct {
-	UserID    uuid.UUID `json:"user_id"`
-	Balance   int64     `json:"balance"`
-	CreatedAt time.Time `json:"created_at"`
+	UserID    uuid.UUID  `json:"user_id"`
+	Balance   int64      `json:"balance"`
+	CreatedAt time.Time  `json:"created_at"`
+	LastEntry int64      `json:"last_entry"`
+	ClosedAt  *time.Time `json:"closed_at"`
 }
 
 type CustomerTransaction struct {
-	ID             uuid.UUID `json:"id"`
-	UserID         uuid.UUID `json:"user_id"`
-	Amount         int64     `json:"amount"`
-	BalanceAfter   int64     `json:"balance_after"`
-	Kind           string    `json:"kind"`
-	IdempotencyKey string    `json:"idempotency_key"`
-	CreatedAt      time.Time `json:"created_at"`
+	ID             uuid.UUID   `json:"id"`
+	UserID         uuid.UUID   `json:"user_id"`
+	Amount         int64       `json:"amount"`
+	BalanceAfter   int64       `json:"balance_after"`
+	Kind           string      `json:"kind"`
+	IdempotencyKey string      `json:"idempotency_key"`
+	CreatedAt      time.Time   `json:"created_at"`
+	Entry          int64       `json:"entry"`
+	CounterpartyID pgtype.UUID `json:"counterparty_id"`
+	TransferID     pgtype.UUID `json:"transfer_id"`
+	Memo           string      `json:"memo"`
+}
+
+type CustomerTransfer struct {
+	ID             uuid.UUID  `json:"id"`
+	FromID         uuid.UUID  `json:"from_id"`
+	ToID           uuid.UUID  `json:"to_id"`
+	RoomID         uuid.UUID  `json:"room_id"`
+	Amount         int64      `json:"amount"`
+	Memo           string     `json:"memo"`
+	IdempotencyKey string     `json:"idempotency_key"`
+	Status         string     `json:"status"`
+	ErrorCode      string     `json:"error_code"`
+	Error          string     `json:"error"`
+	MessageSeq     *int64     `json:"message_seq"`
+	CreatedAt      time.Time  `json:"created_at"`
+	FinishedAt     *time.Time `json:"finished_at"`
 }

@@ -54,7 +54,10 @@ type Querier interface {
 	CreateRoom(ctx context.Context, arg CreateRoomParams) (ChatRoom, error)
 	// CreateUser inserts pending credentials; a replay of the same saga step is a no-op.
 	CreateUser(ctx context.Context, arg CreateUserParams) (int64, error)
-	CreditAccount(ctx context.Context, arg CreditAccountParams) (int64, error)
+	// CreditAccount moves a balance by amount (negative for a debit; the CHECK
+	// refuses a negative balance) and takes the account's next ledger entry
+	// number, under the row lock the UPDATE holds until commit.
+	CreditAccount(ctx context.Context, arg CreditAccountParams) (CreditAccountRow, error)
 	// DeclineInvitationsFrom declines every pending invitation from one user to another.
 	DeclineInvitationsFrom(ctx context.Context, arg DeclineInvitationsFromParams) ([]ChatInvitation, error)
 	// DeleteOrphanProfiles frees a username held by chat profiles whose
@@ -111,7 +114,8 @@ type Querier interface {
 	ListMyInvitations(ctx context.Context, arg ListMyInvitationsParams) ([]ListMyInvitationsRow, error)
 	// ListRooms returns the caller's rooms, newest activity first, with their read markers.
 	ListRooms(ctx context.Context, arg ListRoomsParams) ([]ListRoomsRow, error)
-	// ListTransactions pages the ledger newest first with a (created_at, id) cursor.
+	// ListTransactions pages the ledger newest first by entry number, the order
+	// balance_after follows.
 	ListTransactions(ctx context.Context, arg ListTransactionsParams) ([]CustomerTransaction, error)
 	// LockCreator serialises one user's room creations, so the rooms cap holds
 	// under concurrency (NO KEY UPDATE: foreign-key checks are not blocked).

@@ -4,7 +4,9 @@
 # the same load generator (this tree's `chatflow bench`). A is an older git
 # revision run as it was configured then (Redis appendfsync everysec); B is
 # this tree (appendfsync always). Results: bench/results/ab-*.json.
-# Usage: scripts/bench-ab.sh OLD_REV ["clients rate" ...]
+# Usage: [REPS=n] scripts/bench-ab.sh OLD_REV ["clients rate" ...]
+# REPS repeats every level n times (A B A B ...) so the spread between runs
+# of the same build shows what counts as noise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OLD=${1:?usage: scripts/bench-ab.sh OLD_REV [levels]}; shift
@@ -31,12 +33,15 @@ run() { # label binary fsync clients rate
   for _ in $(seq 100); do curl -fs 127.0.0.1:18181/healthz >/dev/null && break; sleep 0.2; done
   echo "+ $label: $4 clients x $5 msg/s" >&2
   bin/chatflow bench -scenario chat -users-file "$OUT/users-ab.json" -url http://127.0.0.1:18181 \
-    -clients "$4" -rate "$5" -duration 20s -label "$label-$4x$5" -out "$OUT/ab-$label-$4x$5.json" || true
+    -clients "$4" -rate "$5" -duration 20s -label "$label-$4x$5$6" -out "$OUT/ab-$label-$4x$5$6.json" || true
 }
 for lvl in "${LEVELS[@]}"; do
   set -- $lvl
-  run A "$wt/chatflow-old" everysec "$1" "$2"
-  run B bin/chatflow always "$1" "$2"
+  for rep in $(seq "${REPS:-1}"); do
+    sfx=""; [[ ${REPS:-1} -gt 1 ]] && sfx="-r$rep"
+    run A "$wt/chatflow-old" everysec "$1" "$2" "$sfx"
+    run B bin/chatflow always "$1" "$2" "$sfx"
+  done
 done
 cleanup
 redis-cli -p "${REDIS_PORT:-16379}" config set appendfsync always >/dev/null

@@ -13,12 +13,16 @@ WHERE a.user_id = @user_id
 SELECT * FROM customer.accounts WHERE user_id = @user_id;
 
 -- name: CreditAccount :one
-UPDATE customer.accounts SET balance = balance + @amount WHERE user_id = @user_id
-RETURNING balance;
+-- CreditAccount moves a balance by amount (negative for a debit; the CHECK
+-- refuses a negative balance) and takes the account's next ledger entry
+-- number, under the row lock the UPDATE holds until commit.
+UPDATE customer.accounts SET balance = balance + @amount, last_entry = last_entry + 1
+WHERE user_id = @user_id
+RETURNING balance, last_entry;
 
 -- name: InsertTransaction :one
-INSERT INTO customer.transactions (id, user_id, amount, balance_after, kind, idempotency_key)
-VALUES (@id, @user_id, @amount, @balance_after, @kind, @idempotency_key)
+INSERT INTO customer.transactions (id, user_id, entry, amount, balance_after, kind, idempotency_key, counterparty_id, transfer_id, memo)
+VALUES (@id, @user_id, @entry, @amount, @balance_after, @kind, @idempotency_key, @counterparty_id, @transfer_id, @memo)
 ON CONFLICT (user_id, idempotency_key) DO NOTHING
 RETURNING *;
 
@@ -26,11 +30,11 @@ RETURNING *;
 SELECT * FROM customer.transactions WHERE user_id = @user_id AND idempotency_key = @idempotency_key;
 
 -- name: ListTransactions :many
--- ListTransactions pages the ledger newest first with a (created_at, id) cursor.
+-- ListTransactions pages the ledger newest first by entry number, the order
+-- balance_after follows.
 SELECT * FROM customer.transactions
-WHERE user_id = @user_id
-  AND (created_at, id) < (@before_at::timestamptz, @before_id::uuid)
-ORDER BY created_at DESC, id DESC
+WHERE user_id = @user_id AND entry < @before_entry
+ORDER BY entry DESC
 LIMIT @lim;
 
 -- name: GetAccountForUpdate :one
