@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
@@ -99,6 +100,9 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if err := s.limits.Login(c.UserContext(), s.clientIP(c), req.Username); err != nil {
 		return err
 	}
+	// Sessions revoked after this instant (password change, disable) win
+	// over this login: IssueAfter refuses it.
+	checked := time.Now()
 	u, err := s.Queries.GetUserByUsername(c.UserContext(), strings.TrimSpace(req.Username))
 	if err != nil && !isNotFound(err) {
 		return err
@@ -110,7 +114,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if bcrypt.CompareHashAndPassword(hash, []byte(req.Password)) != nil || err != nil || u.Status != "active" {
 		return chatflow.Errorf(chatflow.ECodeInvalidCredentials, "username or password is wrong")
 	}
-	pair, err := s.Tokens.Issue(c.UserContext(), u.ID.String(), u.Username, u.Role, "")
+	pair, err := s.Tokens.IssueAfter(c.UserContext(), checked, u.ID.String(), u.Username, u.Role, "")
 	if err != nil {
 		return err
 	}

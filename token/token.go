@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -137,8 +138,27 @@ func accessRevokedKey(fid, jti string) string {
 
 // Issue creates a new access/refresh pair. An empty family starts a new one (login).
 func (s *Service) Issue(ctx context.Context, userID, username, role, family string) (Pair, error) {
+	return s.IssueAfter(ctx, s.now(), userID, username, role, family)
+}
+
+// IssueAfter is Issue for a login whose credentials were checked at
+// checkedAt: if every session of the user was revoked since (RevokeUser, a
+// password change or a disabled account), no session is issued. A new
+// family is recorded with its user in the same script that reads the
+// user's revocation time, so a RevokeUser either sees the family or the
+// login sees the revocation; no session slips between the two.
+func (s *Service) IssueAfter(ctx context.Context, checkedAt time.Time, userID, username, role, family string) (Pair, error) {
 	if family == "" {
 		family = uuid.NewString()
+		res, err := addFamilyScript.Run(ctx, s.rdb, []string{userFamiliesKey(userID), userRevokedKey(userID)},
+			family, int(s.cfg.RefreshTTL.Seconds())).Int64()
+		if err != nil {
+			return Pair{}, fmt.Errorf("record session: %w", err)
+		}
+		if res >= checkedAt.UnixMilli() {
+			s.revokeFamilies(ctx, userID, []string{family})
+			return Pair{}, chatflow.Errorf(chatflow.ECodeInvalidCredentials, "the account's sessions were revoked while logging in; log in again")
+		}
 	}
 	rjti := uuid.NewString()
 	pair, err := s.pair(userID, username, role, family, uuid.NewString(), rjti, s.now())
@@ -152,6 +172,61 @@ func (s *Service) Issue(ctx context.Context, userID, username, role, family stri
 		return Pair{}, err
 	}
 	return pair, nil
+}
+
+func userFamiliesKey(uid string) string { return "uf:{" + uid + "}" }
+func userRevokedKey(uid string) string  { return "ur:{" + uid + "}" }
+
+// addFamilyScript records a session family of a user and answers the time
+// (unix ms) of the user's last RevokeUser, 0 if none.
+// KEYS: the user's families, the user's revocation time; ARGV: family, ttl (s)
+var addFamilyScript = redis.NewScript(`
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return tonumber(redis.call('GET', KEYS[2]) or '0')`)
+
+// revokeUserScript records the time of a RevokeUser and answers the user's
+// session families, forgetting them all except the one kept.
+// KEYS: the user's families, the user's revocation time; ARGV: now (unix ms), ttl (s), kept family
+var revokeUserScript = redis.NewScript(`
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+local fams = redis.call('SMEMBERS', KEYS[1])
+redis.call('DEL', KEYS[1])
+if ARGV[3] ~= '' then redis.call('SADD', KEYS[1], ARGV[3]); redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return fams`)
+
+// RevokeUser revokes every session of a user except the family keep (""
+// for none): their refresh tokens stop rotating and their access tokens
+// stop verifying at once, and OnRevoke closes their sockets on every node.
+// A login whose credentials were checked before the call gets no session
+// (IssueAfter).
+func (s *Service) RevokeUser(ctx context.Context, userID, keep string) error {
+	fams, err := revokeUserScript.Run(ctx, s.rdb, []string{userFamiliesKey(userID), userRevokedKey(userID)},
+		s.now().UnixMilli(), int(s.cfg.RefreshTTL.Seconds()), keep).StringSlice()
+	if err != nil {
+		return fmt.Errorf("revoke sessions: %w", err)
+	}
+	fams = slices.DeleteFunc(fams, func(f string) bool { return f == keep })
+	return s.revokeFamilies(ctx, userID, fams)
+}
+
+func (s *Service) revokeFamilies(ctx context.Context, userID string, fams []string) error {
+	if len(fams) == 0 {
+		return nil
+	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, f := range fams {
+			p.Set(ctx, familyRevokedKey(f), "1", s.cfg.RefreshTTL)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("revoke sessions: %w", err)
+	}
+	for _, f := range fams {
+		s.revoked(ctx, userID, f)
+	}
+	return nil
 }
 
 // pair signs an access/refresh pair. HS256 is deterministic: the same
