@@ -27,6 +27,24 @@ const (
 	ECodeTooLarge           = "too_large"
 	ECodeUnavailable        = "unavailable"
 	ECodeInternal           = "internal"
+
+	// Accounts and the social graph (issue 11).
+
+	// ECodeCannotAddSelf: a friend request (or transfer) to oneself.
+	ECodeCannotAddSelf = "cannot_add_self"
+	// ECodeAlreadyFriends: a friend request to an existing friend.
+	ECodeAlreadyFriends = "already_friends"
+	// ECodeRequestPending: a friend request where one is already pending
+	// in either direction.
+	ECodeRequestPending = "request_pending"
+	// ECodeAccountDisabled: the account was disabled by an admin.
+	ECodeAccountDisabled = "account_disabled"
+	// ECodeInsufficientFunds: a withdrawal or transfer larger than the balance.
+	ECodeInsufficientFunds = "insufficient_funds"
+	// ECodeBalanceNotZero: an account with money left cannot be closed.
+	ECodeBalanceNotZero = "balance_not_zero"
+	// ECodeDeletionInProgress: the account is being deleted.
+	ECodeDeletionInProgress = "deletion_in_progress"
 )
 
 // Error is a domain error carrying a stable code and a human readable detail.

@@ -9,12 +9,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/chatflow/chatflow"
+	"github.com/chatflow/chatflow/chat"
 	"github.com/chatflow/chatflow/db"
 	"github.com/chatflow/chatflow/events"
 	"github.com/chatflow/chatflow/roomlog"
@@ -23,6 +25,17 @@ import (
 // Publisher is the part of the Kafka publisher the activities need.
 type Publisher interface {
 	Publish(ctx context.Context, recs ...events.Record) error
+}
+
+// RoomPoster is the part of the message core the sagas need: posting a
+// message of a given kind on a member's behalf, deduplicated by cmid.
+type RoomPoster interface {
+	AcceptKind(ctx context.Context, sender uuid.UUID, roomID, cmid, kind, body string) (chat.Accepted, error)
+}
+
+// SessionRevoker ends every session of a user but keep ("" for all).
+type SessionRevoker interface {
+	RevokeUser(ctx context.Context, userID, keep string) error
 }
 
 // Activities holds the dependencies of every activity. Workflows call the
@@ -36,6 +49,10 @@ type Activities struct {
 	// side alone (watermarks then move in Postgres only).
 	Redis redis.UniversalClient
 	Cfg   Config
+	// Rooms posts the sagas' events into rooms' sequences (a transfer, a
+	// member who left); Sessions revokes a user's sessions.
+	Rooms    RoomPoster
+	Sessions SessionRevoker
 	// kafkaDownUntil makes batches skip Kafka after a failed write (unix ns).
 	kafkaDownUntil atomic.Int64
 }

@@ -31,6 +31,13 @@ var statuses = map[string]int{
 	chatflow.ECodeBadFrame:           fiber.StatusBadRequest,
 	chatflow.ECodeTooLarge:           fiber.StatusRequestEntityTooLarge,
 	chatflow.ECodeUnavailable:        fiber.StatusServiceUnavailable,
+	chatflow.ECodeCannotAddSelf:      fiber.StatusUnprocessableEntity,
+	chatflow.ECodeAlreadyFriends:     fiber.StatusConflict,
+	chatflow.ECodeRequestPending:     fiber.StatusConflict,
+	chatflow.ECodeAccountDisabled:    fiber.StatusForbidden,
+	chatflow.ECodeInsufficientFunds:  fiber.StatusConflict,
+	chatflow.ECodeBalanceNotZero:     fiber.StatusConflict,
+	chatflow.ECodeDeletionInProgress: fiber.StatusConflict,
 }
 
 // statusOf maps a stable error code to its HTTP status.

@@ -98,7 +98,6 @@ func New(d Deps, cfg Config) (*Server, error) {
 		chat: d.Chat, rt: d.Realtime, limits: d.Limits, ready: d.Ready, dummyHash: dummy,
 	}
 	if d.Tokens != nil {
-		d.Tokens.OnRevoke(s.sessionRevoked) // logout and refresh reuse close the family's sockets
 		d.Realtime.SetAuth(wsAuth{s})
 	}
 	s.metrics = newMetrics()

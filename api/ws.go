@@ -11,7 +11,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chatflow/chatflow"
-	"github.com/chatflow/chatflow/chat"
 	"github.com/chatflow/chatflow/ratelimit"
 	"github.com/chatflow/chatflow/realtime"
 	"github.com/chatflow/chatflow/token"
@@ -98,12 +97,4 @@ func (a wsAuth) Authenticate(ctx context.Context, raw string) (realtime.Session,
 
 func (a wsAuth) Revoked(ctx context.Context, rs realtime.Session) (bool, error) {
 	return a.s.Tokens.Revoked(ctx, rs.Family, rs.TokenID)
-}
-
-// sessionRevoked closes the sockets of a revoked session family on every
-// node: each gets a "session revoked" frame, then closes (token.OnRevoke).
-func (s *Server) sessionRevoked(ctx context.Context, userID, family string) {
-	if err := s.chat.Publish(ctx, chat.UserChannel(userID), chat.RoomEvent{Type: "session", Event: "revoked", Family: family}); err != nil {
-		s.Log.Warn("session revoked: publish", "user", userID, "error", err)
-	}
 }

@@ -176,6 +176,15 @@ func (s *Service) Publish(ctx context.Context, channel string, v any) error {
 	return s.rdb.Publish(ctx, channel, b).Err()
 }
 
+// SessionRevoked closes the sockets of a revoked session family on every
+// node: each gets a "session revoked" frame, then closes. It is the token
+// store's OnRevoke hook, on api nodes and workers alike.
+func (s *Service) SessionRevoked(ctx context.Context, userID, family string) {
+	if err := s.Publish(ctx, UserChannel(userID), RoomEvent{Type: "session", Event: "revoked", Family: family}); err != nil {
+		s.log.Warn("session revoked: publish", "user", userID, "error", err)
+	}
+}
+
 // UserRooms lists the rooms a user belongs to.
 func (s *Service) UserRooms(ctx context.Context, user uuid.UUID) ([]string, error) {
 	ids, err := s.store.UserRoomIDs(ctx, user)

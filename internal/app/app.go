@@ -150,6 +150,7 @@ func (m *Main) NewNode() (*Node, error) {
 		return nil, err
 	}
 	tokens := token.New(m.Cfg.Token, m.Redis)
+	tokens.OnRevoke(core.SessionRevoked) // logout, refresh reuse, RevokeUser close the family's sockets
 	limits := ratelimit.New(m.Cfg.RateLimit, m.Redis)
 	rt.SetSendGate(limits.WSSend)
 	srv, err := api.New(api.Deps{
@@ -207,11 +208,29 @@ func (n *Node) Run(ctx context.Context, ln net.Listener) error {
 	return g.Wait()
 }
 
-// NewWorkers builds the worker pools, publishing to Kafka through pub.
-func (m *Main) NewWorkers(pub activities.Publisher) ([]worker.Worker, *activities.Activities) {
+// Workers is a worker process's pools and what their activities use.
+type Workers struct {
+	Pools []worker.Worker
+	Acts  *activities.Activities
+	// Core is the message core the sagas post room events through; it
+	// must run (Core.Run) while the pools do.
+	Core *chat.Service
+}
+
+// NewWorkers builds the worker pools, publishing to Kafka through pub. The
+// sagas' activities post into rooms through a message core of the worker's
+// own and revoke sessions through the token store (sockets close on every
+// node through the core's pub/sub).
+func (m *Main) NewWorkers(pub activities.Publisher) *Workers {
 	acts := activities.New(m.Pool, pub)
 	acts.Redis, acts.Cfg = m.Redis, m.Cfg.Activities
-	return workers.New(m.Temporal, acts, m.Cfg.Workers), acts
+	cc := m.Cfg.Chat
+	cc.NodeID += "-worker"
+	core := chat.New(cc, m.Redis, postgresStore(m.Pool), m.Temporal, m.Log)
+	tokens := token.New(m.Cfg.Token, m.Redis)
+	tokens.OnRevoke(core.SessionRevoked)
+	acts.Rooms, acts.Sessions = core, tokens
+	return &Workers{Pools: workers.New(m.Temporal, acts, m.Cfg.Workers), Acts: acts, Core: core}
 }
 
 // RunWorkers runs the pools until ctx ends, then stops them, letting
@@ -251,7 +270,11 @@ func (m *Main) Run(ctx context.Context, roles Roles) error {
 	if roles.Worker {
 		pub := events.NewPublisher(m.Cfg.KafkaBrokers)
 		defer pub.Close()
-		ws, acts := m.NewWorkers(pub)
+		w := m.NewWorkers(pub)
+		ws, acts := w.Pools, w.Acts
+		coreDone := make(chan struct{})
+		go func() { defer close(coreDone); w.Core.Run(workersCtx) }()
+		defer func() { stopWorkers(); <-coreDone }()
 		if err := workers.EnsureReconcileSchedule(ctx, m.Temporal, m.Cfg.Workers); err != nil {
 			return fmt.Errorf("reconciler schedule: %w", err)
 		}

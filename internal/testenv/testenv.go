@@ -203,8 +203,12 @@ func (e *Env) workers(t testing.TB, pub activities.Publisher, cfg app.Config) []
 		t.Cleanup(func() { p.Close() })
 		pub = p
 	}
-	ws, _ := e.Main(cfg).NewWorkers(pub)
-	return ws
+	w := e.Main(cfg).NewWorkers(pub)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Core.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return w.Pools
 }
 
 // NodeConfig is what a test may change of a node; zero fields keep Config's.
