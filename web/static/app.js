@@ -609,9 +609,27 @@
     el('div', { class: 'meta' },
       el('span', { class: 'sender', 'data-testid': 'message-sender', text: mine ? 'You' : nameOf(m.sender_id) }),
       el('time', { class: 'time', text: m.sent_at ? fmtTime(m.sent_at) : '' })),
-    el('div', { class: 'body', 'data-testid': 'message-body', text: m.body }));
+    el('div', { class: 'body', 'data-testid': 'message-body', text: messageText(m) }));
+    if (m.kind) li.classList.add(`kind-${m.kind}`);
     if (mine) li.append(el('div', { class: 'msg-status', 'data-testid': 'msg-status' }));
     return li;
+  }
+
+  // messageText is what a message shows: its body, or for the kinds the
+  // server posts (system events, transfers) a sentence built from the JSON
+  // body. Unknown kinds show their raw body.
+  function messageText(m) {
+    if (m.kind !== 'system' && m.kind !== 'transfer') return m.body;
+    let b;
+    try { b = JSON.parse(m.body); } catch { return m.body; }
+    if (m.kind === 'transfer') {
+      const memo = b.memo ? ` — ${b.memo}` : '';
+      return `💸 ${nameOf(b.from_user_id)} sent ${Number(b.amount).toLocaleString()} to ${nameOf(b.to_user_id)}${memo}`;
+    }
+    if (b.event === 'member_left') {
+      return b.reason === 'account_deleted' ? `${nameOf(b.user_id)} deleted their account` : `${nameOf(b.user_id)} left`;
+    }
+    return b.event || m.body;
   }
 
   function setStatus(li, status) {
