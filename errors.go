@@ -45,6 +45,9 @@ const (
 	ECodeBalanceNotZero = "balance_not_zero"
 	// ECodeDeletionInProgress: the account is being deleted.
 	ECodeDeletionInProgress = "deletion_in_progress"
+	// ECodeAccountClosed: the customer account is closed (its owner is
+	// being deleted); no money moves into or out of it.
+	ECodeAccountClosed = "account_closed"
 )
 
 // Error is a domain error carrying a stable code and a human readable detail.

@@ -4,18 +4,15 @@ import (
 	"encoding/base64"
 	"math"
 	"strconv"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/chatflow/chatflow"
 	"github.com/chatflow/chatflow/db"
 )
 
-// The caller's own account: who they are (GET /me), their balance,
-// deposits and transaction history.
+// The caller's own account: who they are (GET /me), their balance and
+// transaction history (deposits and withdrawals: money.go).
 
 type accountView struct {
 	Balance int64 `json:"balance"`
@@ -54,80 +51,6 @@ func (s *Server) me(c *fiber.Ctx) error {
 	})
 }
 
-type txView struct {
-	TransactionID  string    `json:"transaction_id"`
-	Entry          int64     `json:"entry"`
-	Amount         int64     `json:"amount"`
-	BalanceAfter   int64     `json:"balance_after"`
-	Kind           string    `json:"kind"`
-	IdempotencyKey string    `json:"idempotency_key"`
-	CreatedAt      time.Time `json:"created_at"`
-}
-
-func txOf(t db.CustomerTransaction) txView {
-	return txView{TransactionID: t.ID.String(), Entry: t.Entry, Amount: t.Amount, BalanceAfter: t.BalanceAfter, Kind: t.Kind,
-		IdempotencyKey: t.IdempotencyKey, CreatedAt: t.CreatedAt.UTC()}
-}
-
-func (s *Server) deposit(c *fiber.Ctx) error {
-	var req struct {
-		Amount         int64  `json:"amount"`
-		IdempotencyKey string `json:"idempotency_key"`
-	}
-	if err := decode(c, &req); err != nil {
-		return err
-	}
-	if req.Amount <= 0 || req.Amount > 1_000_000_000 {
-		return chatflow.Errorf(chatflow.ECodeValidation, "amount must be 1-1000000000")
-	}
-	if err := chatflow.ValidIdempotencyKey(req.IdempotencyKey); err != nil {
-		return err
-	}
-	ctx, me := c.UserContext(), userID(c)
-	var out db.CustomerTransaction
-	replay := false
-	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
-		q := db.New(tx)
-		// Locking the account row serialises deposits of one user, so a
-		// repeated key always finds the first transaction.
-		_, err := q.GetAccountForUpdate(ctx, me)
-		if isNotFound(err) {
-			return chatflow.Errorf(chatflow.ECodeNotFound, "account not found")
-		}
-		if err != nil {
-			return err
-		}
-		prev, err := q.GetTransactionByKey(ctx, db.GetTransactionByKeyParams{UserID: me, IdempotencyKey: req.IdempotencyKey})
-		if err == nil {
-			out, replay = prev, true
-			return nil
-		}
-		if !isNotFound(err) {
-			return err
-		}
-		moved, err := q.CreditAccount(ctx, db.CreditAccountParams{UserID: me, Amount: req.Amount})
-		if err != nil {
-			return err
-		}
-		out, err = q.InsertTransaction(ctx, db.InsertTransactionParams{
-			ID: uuid.New(), UserID: me, Entry: moved.LastEntry, Amount: req.Amount, BalanceAfter: moved.Balance,
-			Kind: "deposit", IdempotencyKey: req.IdempotencyKey,
-		})
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if replay {
-		if out.Amount != req.Amount {
-			return chatflow.Errorf(chatflow.ECodeConflict, "idempotency_key was already used with a different amount")
-		}
-		c.Set("Idempotent-Replayed", "true")
-		return c.Status(fiber.StatusOK).JSON(txOf(out))
-	}
-	return c.Status(fiber.StatusCreated).JSON(txOf(out))
-}
-
 func (s *Server) transactions(c *fiber.Ctx) error {
 	limit, has, err := queryInt(c, "limit")
 	if err != nil {
@@ -155,12 +78,15 @@ func (s *Server) transactions(c *fiber.Ctx) error {
 	}
 	out := make([]txView, len(rows))
 	for i, r := range rows {
-		out[i] = txOf(r)
+		out[i] = txOf(r.CustomerTransaction)
+		if out[i].Counterparty != nil && r.CounterpartyUsername != nil {
+			out[i].Counterparty.Username = *r.CounterpartyUsername
+		}
 	}
 	resp := fiber.Map{"transactions": out}
 	if len(rows) == int(limit) {
 		last := rows[len(rows)-1]
-		resp["next_cursor"] = encodeCursor(last.Entry)
+		resp["next_cursor"] = encodeCursor(last.CustomerTransaction.Entry)
 	}
 	return c.JSON(resp)
 }

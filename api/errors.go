@@ -38,6 +38,7 @@ var statuses = map[string]int{
 	chatflow.ECodeInsufficientFunds:  fiber.StatusConflict,
 	chatflow.ECodeBalanceNotZero:     fiber.StatusConflict,
 	chatflow.ECodeDeletionInProgress: fiber.StatusConflict,
+	chatflow.ECodeAccountClosed:      fiber.StatusConflict,
 }
 
 // statusOf maps a stable error code to its HTTP status.

@@ -34,6 +34,9 @@ func (s *Server) routes() {
 	v1.Patch("/me", auth, s.updateMe)
 	v1.Get("/me/account/transactions", auth, s.transactions)
 	v1.Post("/me/account/deposits", auth, s.deposit)
+	v1.Post("/me/account/withdrawals", auth, s.withdraw)
+	v1.Get("/me/transfers", auth, s.myTransfers)
+	v1.Get("/transfers/:transfer_id", auth, s.transferStatus)
 	v1.Get("/users", auth, s.searchUsers)
 	v1.Get("/friends", auth, s.listFriends)
 	v1.Post("/friends", auth, s.addFriend)
@@ -54,6 +57,7 @@ func (s *Server) routes() {
 	v1.Get("/rooms/:room_id/messages", auth, s.history)
 	v1.Post("/rooms/:room_id/messages", auth, s.postMessage)
 	v1.Post("/rooms/:room_id/read", auth, s.postRead)
+	v1.Post("/rooms/:room_id/transfers", auth, s.createTransfer)
 
 	s.app.Get("/ws", s.wsUpgrade, s.wsHandler())
 	s.app.Get("/", web.Index)

@@ -7,6 +7,7 @@ package db
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -52,6 +53,34 @@ func (q *Queries) CreditAccount(ctx context.Context, arg CreditAccountParams) (C
 	var i CreditAccountRow
 	err := row.Scan(&i.Balance, &i.LastEntry)
 	return i, err
+}
+
+const finishTransfer = `-- name: FinishTransfer :execrows
+UPDATE customer.transfers
+SET status = $1, error_code = $2, error = $3, finished_at = now()
+WHERE id = $4 AND status = 'pending'
+`
+
+type FinishTransferParams struct {
+	Status    string    `json:"status"`
+	ErrorCode string    `json:"error_code"`
+	Error     string    `json:"error"`
+	ID        uuid.UUID `json:"id"`
+}
+
+// FinishTransfer records a pending transfer's outcome once; a repeat finds
+// the row no longer pending and changes nothing.
+func (q *Queries) FinishTransfer(ctx context.Context, arg FinishTransferParams) (int64, error) {
+	result, err := q.db.Exec(ctx, finishTransfer,
+		arg.Status,
+		arg.ErrorCode,
+		arg.Error,
+		arg.ID,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const getAccount = `-- name: GetAccount :one
@@ -116,6 +145,61 @@ func (q *Queries) GetTransactionByKey(ctx context.Context, arg GetTransactionByK
 	return i, err
 }
 
+const getTransfer = `-- name: GetTransfer :one
+SELECT id, from_id, to_id, room_id, amount, memo, idempotency_key, status, error_code, error, message_seq, created_at, finished_at FROM customer.transfers WHERE id = $1
+`
+
+func (q *Queries) GetTransfer(ctx context.Context, id uuid.UUID) (CustomerTransfer, error) {
+	row := q.db.QueryRow(ctx, getTransfer, id)
+	var i CustomerTransfer
+	err := row.Scan(
+		&i.ID,
+		&i.FromID,
+		&i.ToID,
+		&i.RoomID,
+		&i.Amount,
+		&i.Memo,
+		&i.IdempotencyKey,
+		&i.Status,
+		&i.ErrorCode,
+		&i.Error,
+		&i.MessageSeq,
+		&i.CreatedAt,
+		&i.FinishedAt,
+	)
+	return i, err
+}
+
+const getTransferByKey = `-- name: GetTransferByKey :one
+SELECT id, from_id, to_id, room_id, amount, memo, idempotency_key, status, error_code, error, message_seq, created_at, finished_at FROM customer.transfers WHERE from_id = $1 AND idempotency_key = $2
+`
+
+type GetTransferByKeyParams struct {
+	FromID         uuid.UUID `json:"from_id"`
+	IdempotencyKey string    `json:"idempotency_key"`
+}
+
+func (q *Queries) GetTransferByKey(ctx context.Context, arg GetTransferByKeyParams) (CustomerTransfer, error) {
+	row := q.db.QueryRow(ctx, getTransferByKey, arg.FromID, arg.IdempotencyKey)
+	var i CustomerTransfer
+	err := row.Scan(
+		&i.ID,
+		&i.FromID,
+		&i.ToID,
+		&i.RoomID,
+		&i.Amount,
+		&i.Memo,
+		&i.IdempotencyKey,
+		&i.Status,
+		&i.ErrorCode,
+		&i.Error,
+		&i.MessageSeq,
+		&i.CreatedAt,
+		&i.FinishedAt,
+	)
+	return i, err
+}
+
 const insertTransaction = `-- name: InsertTransaction :one
 INSERT INTO customer.transactions (id, user_id, entry, amount, balance_after, kind, idempotency_key, counterparty_id, transfer_id, memo)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -166,10 +250,62 @@ func (q *Queries) InsertTransaction(ctx context.Context, arg InsertTransactionPa
 	return i, err
 }
 
+const insertTransfer = `-- name: InsertTransfer :one
+
+INSERT INTO customer.transfers (id, from_id, to_id, room_id, amount, memo, idempotency_key)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (from_id, idempotency_key) DO NOTHING
+RETURNING id, from_id, to_id, room_id, amount, memo, idempotency_key, status, error_code, error, message_seq, created_at, finished_at
+`
+
+type InsertTransferParams struct {
+	ID             uuid.UUID `json:"id"`
+	FromID         uuid.UUID `json:"from_id"`
+	ToID           uuid.UUID `json:"to_id"`
+	RoomID         uuid.UUID `json:"room_id"`
+	Amount         int64     `json:"amount"`
+	Memo           string    `json:"memo"`
+	IdempotencyKey string    `json:"idempotency_key"`
+}
+
+// Transfers (customer.transfers): the api inserts a pending row, the
+// transfer saga moves the money and records the outcome.
+// InsertTransfer returns no row when the sender already used the key.
+func (q *Queries) InsertTransfer(ctx context.Context, arg InsertTransferParams) (CustomerTransfer, error) {
+	row := q.db.QueryRow(ctx, insertTransfer,
+		arg.ID,
+		arg.FromID,
+		arg.ToID,
+		arg.RoomID,
+		arg.Amount,
+		arg.Memo,
+		arg.IdempotencyKey,
+	)
+	var i CustomerTransfer
+	err := row.Scan(
+		&i.ID,
+		&i.FromID,
+		&i.ToID,
+		&i.RoomID,
+		&i.Amount,
+		&i.Memo,
+		&i.IdempotencyKey,
+		&i.Status,
+		&i.ErrorCode,
+		&i.Error,
+		&i.MessageSeq,
+		&i.CreatedAt,
+		&i.FinishedAt,
+	)
+	return i, err
+}
+
 const listTransactions = `-- name: ListTransactions :many
-SELECT id, user_id, amount, balance_after, kind, idempotency_key, created_at, entry, counterparty_id, transfer_id, memo FROM customer.transactions
-WHERE user_id = $1 AND entry < $2
-ORDER BY entry DESC
+SELECT t.id, t.user_id, t.amount, t.balance_after, t.kind, t.idempotency_key, t.created_at, t.entry, t.counterparty_id, t.transfer_id, t.memo, p.username AS counterparty_username
+FROM customer.transactions t
+LEFT JOIN chat.profiles p ON p.user_id = t.counterparty_id
+WHERE t.user_id = $1 AND t.entry < $2
+ORDER BY t.entry DESC
 LIMIT $3
 `
 
@@ -179,29 +315,91 @@ type ListTransactionsParams struct {
 	Lim         int32     `json:"lim"`
 }
 
+type ListTransactionsRow struct {
+	CustomerTransaction  CustomerTransaction `json:"customer_transaction"`
+	CounterpartyUsername *string             `json:"counterparty_username"`
+}
+
 // ListTransactions pages the ledger newest first by entry number, the order
-// balance_after follows.
-func (q *Queries) ListTransactions(ctx context.Context, arg ListTransactionsParams) ([]CustomerTransaction, error) {
+// balance_after follows, with the counterparty's username (if any).
+func (q *Queries) ListTransactions(ctx context.Context, arg ListTransactionsParams) ([]ListTransactionsRow, error) {
 	rows, err := q.db.Query(ctx, listTransactions, arg.UserID, arg.BeforeEntry, arg.Lim)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []CustomerTransaction
+	var items []ListTransactionsRow
 	for rows.Next() {
-		var i CustomerTransaction
+		var i ListTransactionsRow
+		if err := rows.Scan(
+			&i.CustomerTransaction.ID,
+			&i.CustomerTransaction.UserID,
+			&i.CustomerTransaction.Amount,
+			&i.CustomerTransaction.BalanceAfter,
+			&i.CustomerTransaction.Kind,
+			&i.CustomerTransaction.IdempotencyKey,
+			&i.CustomerTransaction.CreatedAt,
+			&i.CustomerTransaction.Entry,
+			&i.CustomerTransaction.CounterpartyID,
+			&i.CustomerTransaction.TransferID,
+			&i.CustomerTransaction.Memo,
+			&i.CounterpartyUsername,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listUserTransfers = `-- name: ListUserTransfers :many
+SELECT id, from_id, to_id, room_id, amount, memo, idempotency_key, status, error_code, error, message_seq, created_at, finished_at FROM customer.transfers
+WHERE (from_id = $1 OR to_id = $1)
+  AND (created_at, id) < ($2::timestamptz, $3::uuid)
+ORDER BY created_at DESC, id DESC
+LIMIT $4
+`
+
+type ListUserTransfersParams struct {
+	UserID   uuid.UUID `json:"user_id"`
+	BeforeAt time.Time `json:"before_at"`
+	BeforeID uuid.UUID `json:"before_id"`
+	Lim      int32     `json:"lim"`
+}
+
+// ListUserTransfers pages the transfers a user sent or received, newest
+// first.
+func (q *Queries) ListUserTransfers(ctx context.Context, arg ListUserTransfersParams) ([]CustomerTransfer, error) {
+	rows, err := q.db.Query(ctx, listUserTransfers,
+		arg.UserID,
+		arg.BeforeAt,
+		arg.BeforeID,
+		arg.Lim,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []CustomerTransfer
+	for rows.Next() {
+		var i CustomerTransfer
 		if err := rows.Scan(
 			&i.ID,
-			&i.UserID,
+			&i.FromID,
+			&i.ToID,
+			&i.RoomID,
 			&i.Amount,
-			&i.BalanceAfter,
-			&i.Kind,
-			&i.IdempotencyKey,
-			&i.CreatedAt,
-			&i.Entry,
-			&i.CounterpartyID,
-			&i.TransferID,
 			&i.Memo,
+			&i.IdempotencyKey,
+			&i.Status,
+			&i.ErrorCode,
+			&i.Error,
+			&i.MessageSeq,
+			&i.CreatedAt,
+			&i.FinishedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -221,4 +419,22 @@ ON CONFLICT (user_id) DO NOTHING
 func (q *Queries) OpenAccount(ctx context.Context, userID uuid.UUID) error {
 	_, err := q.db.Exec(ctx, openAccount, userID)
 	return err
+}
+
+const setTransferMessageSeq = `-- name: SetTransferMessageSeq :execrows
+UPDATE customer.transfers SET message_seq = $1
+WHERE id = $2 AND message_seq IS NULL
+`
+
+type SetTransferMessageSeqParams struct {
+	MessageSeq *int64    `json:"message_seq"`
+	ID         uuid.UUID `json:"id"`
+}
+
+func (q *Queries) SetTransferMessageSeq(ctx context.Context, arg SetTransferMessageSeqParams) (int64, error) {
+	result, err := q.db.Exec(ctx, setTransferMessageSeq, arg.MessageSeq, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }

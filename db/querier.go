@@ -79,6 +79,9 @@ type Querier interface {
 	// secrets go with it.
 	DeleteUser(ctx context.Context, id uuid.UUID) error
 	EnsurePublishCursors(ctx context.Context, roomIds []uuid.UUID) error
+	// FinishTransfer records a pending transfer's outcome once; a repeat finds
+	// the row no longer pending and changes nothing.
+	FinishTransfer(ctx context.Context, arg FinishTransferParams) (int64, error)
 	GetAccount(ctx context.Context, userID uuid.UUID) (CustomerAccount, error)
 	GetAccountForUpdate(ctx context.Context, userID uuid.UUID) (CustomerAccount, error)
 	GetInvitation(ctx context.Context, arg GetInvitationParams) (ChatInvitation, error)
@@ -90,6 +93,8 @@ type Querier interface {
 	// read the row of its own signup_id and user_id.
 	GetSignupSecrets(ctx context.Context, arg GetSignupSecretsParams) (GetSignupSecretsRow, error)
 	GetTransactionByKey(ctx context.Context, arg GetTransactionByKeyParams) (CustomerTransaction, error)
+	GetTransfer(ctx context.Context, id uuid.UUID) (CustomerTransfer, error)
+	GetTransferByKey(ctx context.Context, arg GetTransferByKeyParams) (CustomerTransfer, error)
 	GetUserByID(ctx context.Context, id uuid.UUID) (AuthUser, error)
 	GetUserByUsername(ctx context.Context, username string) (AuthUser, error)
 	InsertDeadLetter(ctx context.Context, arg InsertDeadLetterParams) (int64, error)
@@ -99,6 +104,10 @@ type Querier interface {
 	// wait on a hole; a message that turns up later replaces its tombstone.
 	InsertTombstones(ctx context.Context, arg InsertTombstonesParams) (int64, error)
 	InsertTransaction(ctx context.Context, arg InsertTransactionParams) (CustomerTransaction, error)
+	// Transfers (customer.transfers): the api inserts a pending row, the
+	// transfer saga moves the money and records the outcome.
+	// InsertTransfer returns no row when the sender already used the key.
+	InsertTransfer(ctx context.Context, arg InsertTransferParams) (CustomerTransfer, error)
 	// IsBlocked reports whether @user_id has blocked @blocked_id.
 	IsBlocked(ctx context.Context, arg IsBlockedParams) (bool, error)
 	IsMember(ctx context.Context, arg IsMemberParams) (bool, error)
@@ -115,8 +124,11 @@ type Querier interface {
 	// ListRooms returns the caller's rooms, newest activity first, with their read markers.
 	ListRooms(ctx context.Context, arg ListRoomsParams) ([]ListRoomsRow, error)
 	// ListTransactions pages the ledger newest first by entry number, the order
-	// balance_after follows.
-	ListTransactions(ctx context.Context, arg ListTransactionsParams) ([]CustomerTransaction, error)
+	// balance_after follows, with the counterparty's username (if any).
+	ListTransactions(ctx context.Context, arg ListTransactionsParams) ([]ListTransactionsRow, error)
+	// ListUserTransfers pages the transfers a user sent or received, newest
+	// first.
+	ListUserTransfers(ctx context.Context, arg ListUserTransfersParams) ([]CustomerTransfer, error)
 	// LockCreator serialises one user's room creations, so the rooms cap holds
 	// under concurrency (NO KEY UPDATE: foreign-key checks are not blocked).
 	LockCreator(ctx context.Context, userID uuid.UUID) error
@@ -155,6 +167,7 @@ type Querier interface {
 	// SearchProfiles matches a username or display-name prefix, keyset paged by username.
 	SearchProfiles(ctx context.Context, arg SearchProfilesParams) ([]ChatProfile, error)
 	SetPublishedMany(ctx context.Context, arg SetPublishedManyParams) error
+	SetTransferMessageSeq(ctx context.Context, arg SetTransferMessageSeqParams) (int64, error)
 	// SetUserRole is `chatflow admin grant|revoke`: the only way to the admin role.
 	SetUserRole(ctx context.Context, arg SetUserRoleParams) (int64, error)
 	// SignupHolders lists the credentials holding a username or an email, so the

@@ -183,30 +183,44 @@ func rowCounts(t testing.TB, env *testenv.Env, userID string) (users, profiles, 
 // until it finds the record of the given type for userID.
 func findUserEvent(t testing.TB, brokers, typ, userID string, timeout time.Duration) (chatflow.UserCreated, kafka.Message) {
 	t.Helper()
+	var ev chatflow.UserCreated
+	m := findRecord(t, brokers, chatflow.TopicUserEvents, timeout, func(m kafka.Message) bool {
+		var e chatflow.UserCreated
+		if json.Unmarshal(m.Value, &e) == nil && e.Type == typ && e.UserID == userID {
+			ev = e
+			return true
+		}
+		return false
+	}, fmt.Sprintf("%s record for user %s", typ, userID))
+	return ev, m
+}
+
+// findRecord reads topic from the first offset of every partition until a
+// record matches (match is called from one goroutine per partition, and
+// returns true once).
+func findRecord(t testing.TB, brokers, topic string, timeout time.Duration, match func(kafka.Message) bool, what string) kafka.Message {
+	t.Helper()
 	broker := strings.Split(brokers, ",")[0]
 	conn, err := kafka.Dial("tcp", broker)
 	if err != nil {
 		t.Fatalf("kafka dial: %v", err)
 	}
-	parts, err := conn.ReadPartitions(chatflow.TopicUserEvents)
+	parts, err := conn.ReadPartitions(topic)
 	conn.Close()
 	if err != nil || len(parts) == 0 {
-		t.Fatalf("kafka partitions of %s: %v (%d)", chatflow.TopicUserEvents, err, len(parts))
+		t.Fatalf("kafka partitions of %s: %v (%d)", topic, err, len(parts))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	type hit struct {
-		ev  chatflow.UserCreated
-		msg kafka.Message
-	}
-	found := make(chan hit, len(parts))
+	var mu sync.Mutex
+	found := make(chan kafka.Message, len(parts))
 	var wg sync.WaitGroup
 	for _, p := range parts {
 		wg.Add(1)
 		go func(partition int) {
 			defer wg.Done()
 			r := kafka.NewReader(kafka.ReaderConfig{
-				Brokers: []string{broker}, Topic: chatflow.TopicUserEvents, Partition: partition,
+				Brokers: []string{broker}, Topic: topic, Partition: partition,
 				MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 200 * time.Millisecond,
 			})
 			defer r.Close()
@@ -218,22 +232,24 @@ func findUserEvent(t testing.TB, brokers, typ, userID string, timeout time.Durat
 				if err != nil {
 					return
 				}
-				var ev chatflow.UserCreated
-				if json.Unmarshal(m.Value, &ev) == nil && ev.Type == typ && ev.UserID == userID {
-					found <- hit{ev, m}
+				mu.Lock()
+				ok := match(m)
+				mu.Unlock()
+				if ok {
+					found <- m
 					return
 				}
 			}
 		}(p.ID)
 	}
 	select {
-	case h := <-found:
+	case m := <-found:
 		cancel()
 		wg.Wait()
-		return h.ev, h.msg
+		return m
 	case <-ctx.Done():
 		wg.Wait()
-		t.Fatalf("no %s record for user %s on %s within %v", typ, userID, chatflow.TopicUserEvents, timeout)
+		t.Fatalf("no %s on %s within %v", what, topic, timeout)
 	}
 	panic("unreachable")
 }

@@ -44,6 +44,8 @@ func New(c client.Client, acts *activities.Activities, cfg Config) []worker.Work
 		MaxConcurrentWorkflowTaskExecutionSize: cfg.SignupConcurrency,
 	})
 	sw.RegisterWorkflow(workflows.Signup)
+	// The transfer saga shares the sagas' pool and task queue.
+	sw.RegisterWorkflowWithOptions(workflows.Transfer, workflow.RegisterOptions{Name: chatflow.WorkflowTransfer})
 	sw.RegisterActivity(acts)
 
 	mw := worker.New(c, cfg.MessagesTaskQueue, worker.Options{

@@ -214,13 +214,19 @@ func Signup(ctx workflow.Context, in chatflow.SignupInput) (chatflow.SignupResul
 // and waits the policy's maximum interval between rounds. log is the
 // saga's own context, for the warning.
 func untilDone(log, ctx workflow.Context, what string, fn func(workflow.Context) error) error {
+	return untilVerdict(log, ctx, what, CompensationRetry.MaximumInterval, fn, func() bool { return legacyRun(log) })
+}
+
+// untilVerdict is untilDone's loop: fn runs until it succeeds, fails with a
+// verdict or giveUp (may be nil) says so, with pause between rounds.
+func untilVerdict(log, ctx workflow.Context, what string, pause time.Duration, fn func(workflow.Context) error, giveUp func() bool) error {
 	for round := 1; ; round++ {
 		err := fn(ctx)
-		if err == nil || isVerdict(err) || legacyRun(log) {
+		if err == nil || isVerdict(err) || giveUp != nil && giveUp() {
 			return err
 		}
 		workflow.GetLogger(log).Warn("still retrying", "what", what, "round", round, "error", err)
-		_ = workflow.Sleep(ctx, CompensationRetry.MaximumInterval)
+		_ = workflow.Sleep(ctx, pause)
 	}
 }
 

@@ -31,11 +31,49 @@ SELECT * FROM customer.transactions WHERE user_id = @user_id AND idempotency_key
 
 -- name: ListTransactions :many
 -- ListTransactions pages the ledger newest first by entry number, the order
--- balance_after follows.
-SELECT * FROM customer.transactions
-WHERE user_id = @user_id AND entry < @before_entry
-ORDER BY entry DESC
+-- balance_after follows, with the counterparty's username (if any).
+SELECT sqlc.embed(t), p.username AS counterparty_username
+FROM customer.transactions t
+LEFT JOIN chat.profiles p ON p.user_id = t.counterparty_id
+WHERE t.user_id = @user_id AND t.entry < @before_entry
+ORDER BY t.entry DESC
 LIMIT @lim;
 
 -- name: GetAccountForUpdate :one
 SELECT * FROM customer.accounts WHERE user_id = @user_id FOR UPDATE;
+
+-- Transfers (customer.transfers): the api inserts a pending row, the
+-- transfer saga moves the money and records the outcome.
+
+-- name: InsertTransfer :one
+-- InsertTransfer returns no row when the sender already used the key.
+INSERT INTO customer.transfers (id, from_id, to_id, room_id, amount, memo, idempotency_key)
+VALUES (@id, @from_id, @to_id, @room_id, @amount, @memo, @idempotency_key)
+ON CONFLICT (from_id, idempotency_key) DO NOTHING
+RETURNING *;
+
+-- name: GetTransfer :one
+SELECT * FROM customer.transfers WHERE id = @id;
+
+-- name: GetTransferByKey :one
+SELECT * FROM customer.transfers WHERE from_id = @from_id AND idempotency_key = @idempotency_key;
+
+-- name: SetTransferMessageSeq :execrows
+UPDATE customer.transfers SET message_seq = @message_seq
+WHERE id = @id AND message_seq IS NULL;
+
+-- name: FinishTransfer :execrows
+-- FinishTransfer records a pending transfer's outcome once; a repeat finds
+-- the row no longer pending and changes nothing.
+UPDATE customer.transfers
+SET status = @status, error_code = @error_code, error = @error, finished_at = now()
+WHERE id = @id AND status = 'pending';
+
+-- name: ListUserTransfers :many
+-- ListUserTransfers pages the transfers a user sent or received, newest
+-- first.
+SELECT * FROM customer.transfers
+WHERE (from_id = @user_id OR to_id = @user_id)
+  AND (created_at, id) < (@before_at::timestamptz, @before_id::uuid)
+ORDER BY created_at DESC, id DESC
+LIMIT @lim;
