@@ -16,9 +16,10 @@ import (
 )
 
 // Consent-based membership. A user named in a room creation or an invite
-// joins at once only if they list the caller among their friends (their
-// consent: the caller's own list is the caller's say, not theirs);
-// everyone else gets a pending invitation to accept or decline. A user
+// joins at once only if they are the caller's friend (friendship is
+// mutual: they accepted the caller's request or the caller accepted
+// theirs, see friends.go; a pending request is not consent); everyone
+// else gets a pending invitation to accept or decline. A user
 // who has blocked the caller cannot be named at all: the whole call is
 // refused with 403 forbidden, nothing is created.
 
@@ -271,7 +272,9 @@ func (s *Server) declineInvitation(c *fiber.Ctx) error {
 
 // blockUser stops a user's invitations, direct adds and friend requests to
 // the caller: their pending invitations are declined (silently: the
-// blocked user is not told), and the friend rows between the two go.
+// blocked user is not told), and the friendship and pending friend
+// requests between the two go (under the pair's friendship lock, so a
+// concurrent accept cannot leave a friendship next to the block).
 func (s *Server) blockUser(c *fiber.Ctx) error {
 	target, err := parseUUIDParam(c, "user_id")
 	if err != nil {
@@ -289,7 +292,13 @@ func (s *Server) blockUser(c *fiber.Ctx) error {
 	var declined []db.ChatInvitation
 	err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
 		q := db.New(tx)
+		if err := q.LockFriendPair(ctx, db.LockFriendPairParams{A: me, B: target}); err != nil {
+			return err
+		}
 		if err := q.BlockUser(ctx, db.BlockUserParams{UserID: me, BlockedID: target}); err != nil {
+			return err
+		}
+		if err := q.DeleteFriendRequestsBetween(ctx, db.DeleteFriendRequestsBetweenParams{A: me, B: target}); err != nil {
 			return err
 		}
 		if err := q.RemoveFriendship(ctx, db.RemoveFriendshipParams{A: me, B: target}); err != nil {

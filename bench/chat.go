@@ -146,7 +146,7 @@ func setupRooms(ctx context.Context, o Options, r *Result) ([]*wsClient, map[str
 		for _, m := range members[1:] {
 			ids = append(ids, m.ID)
 		}
-		// Members list the owner as a friend first: their consent to being
+		// Members become the owner's friends first: their consent to being
 		// added directly (otherwise they would only be invited).
 		if err := consentTo(ctx, hc, o.URLs[0], members[0], members[1:]); err != nil {
 			return nil, nil, err
@@ -169,11 +169,20 @@ func setupRooms(ctx context.Context, o Options, r *Result) ([]*wsClient, map[str
 	return clients, rooms, nil
 }
 
-// consentTo has each of members list owner as a friend, so that owner can
-// add them to a room directly rather than invite them.
+// consentTo makes each of members owner's friend (the member asks, the
+// owner accepts), so that owner can add them to a room directly rather
+// than invite them. Users cached from earlier runs may be friends already.
 func consentTo(ctx context.Context, hc *http.Client, base string, owner user, members []user) error {
 	for _, m := range members {
-		if _, err := httpJSON(ctx, hc, "POST", base+"/api/v1/friends", m.Access, map[string]string{"username": owner.Username}, nil); err != nil {
+		st, err := httpJSON(ctx, hc, "POST", base+"/api/v1/friends/requests", m.Access, map[string]string{"user_id": owner.ID}, nil)
+		switch {
+		case st == http.StatusOK, st == http.StatusConflict && strings.Contains(err.Error(), "already_friends"):
+			continue // friends now (they had asked) or from before
+		case st == http.StatusConflict && strings.Contains(err.Error(), "request_pending"):
+		case err != nil:
+			return err
+		}
+		if _, err := httpJSON(ctx, hc, "POST", base+"/api/v1/friends/requests/"+m.ID+"/accept", owner.Access, nil, nil); err != nil {
 			return err
 		}
 	}

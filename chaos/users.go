@@ -120,6 +120,21 @@ func signUpOne(ctx context.Context, hc *http.Client, base, name string) (User, e
 	return u, nil
 }
 
+// befriend makes u and friend friends: u asks, friend accepts. Friends
+// already (the owner of an earlier room) is fine.
+func befriend(ctx context.Context, hc *http.Client, base string, u, friend User) error {
+	raw, _ := json.Marshal(map[string]string{"user_id": friend.ID})
+	st, body, err := httpDo(ctx, hc, "POST", base+"/api/v1/friends/requests", u.Access, raw, nil)
+	switch {
+	case st == http.StatusOK, st == http.StatusConflict && bytes.Contains(body, []byte(`"already_friends"`)):
+		return nil
+	case st == http.StatusConflict && bytes.Contains(body, []byte(`"request_pending"`)):
+	case err != nil:
+		return err
+	}
+	return httpJSON(ctx, hc, "POST", base+"/api/v1/friends/requests/"+u.ID+"/accept", friend.Access, nil, nil)
+}
+
 // CreateRoom makes a room owned by owner with the others as members and
 // checks that they all are members.
 func CreateRoom(ctx context.Context, base string, owner User, others []User, name string) (string, error) {
@@ -129,9 +144,9 @@ func CreateRoom(ctx context.Context, base string, owner User, others []User, nam
 	hc := newHTTPClient()
 	for i, o := range others {
 		ids[i] = o.ID
-		// membership is consent-based: each member lists the owner as a
+		// membership is consent-based: each member becomes the owner's
 		// friend, so the owner adds them directly instead of inviting
-		if err := httpJSON(ctx, hc, "POST", base+"/api/v1/friends", o.Access, map[string]any{"username": owner.Username}, nil); err != nil {
+		if err := befriend(ctx, hc, base, o, owner); err != nil {
 			return "", fmt.Errorf("%s befriends %s: %w", o.Username, owner.Username, err)
 		}
 	}

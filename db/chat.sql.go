@@ -12,21 +12,6 @@ import (
 	"github.com/google/uuid"
 )
 
-const addFriend = `-- name: AddFriend :exec
-INSERT INTO chat.friends (user_id, friend_id) VALUES ($1, $2)
-ON CONFLICT DO NOTHING
-`
-
-type AddFriendParams struct {
-	UserID   uuid.UUID `json:"user_id"`
-	FriendID uuid.UUID `json:"friend_id"`
-}
-
-func (q *Queries) AddFriend(ctx context.Context, arg AddFriendParams) error {
-	_, err := q.db.Exec(ctx, addFriend, arg.UserID, arg.FriendID)
-	return err
-}
-
 const addMembers = `-- name: AddMembers :many
 INSERT INTO chat.members (room_id, user_id)
 SELECT $1, unnest($2::uuid[])
@@ -605,23 +590,6 @@ func (q *Queries) ProfilesExist(ctx context.Context, ids []uuid.UUID) (int64, er
 	var count int64
 	err := row.Scan(&count)
 	return count, err
-}
-
-const removeFriend = `-- name: RemoveFriend :execrows
-DELETE FROM chat.friends WHERE user_id = $1 AND friend_id = $2
-`
-
-type RemoveFriendParams struct {
-	UserID   uuid.UUID `json:"user_id"`
-	FriendID uuid.UUID `json:"friend_id"`
-}
-
-func (q *Queries) RemoveFriend(ctx context.Context, arg RemoveFriendParams) (int64, error) {
-	result, err := q.db.Exec(ctx, removeFriend, arg.UserID, arg.FriendID)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
 }
 
 const removeMember = `-- name: RemoveMember :execrows

@@ -60,6 +60,7 @@ func (q *Queries) BlockersOf(ctx context.Context, arg BlockersOfParams) ([]uuid.
 const consentingUsers = `-- name: ConsentingUsers :many
 SELECT f.user_id FROM chat.friends f
 WHERE f.friend_id = $1 AND f.user_id = ANY($2::uuid[])
+  AND EXISTS (SELECT 1 FROM chat.friends r WHERE r.user_id = $1 AND r.friend_id = f.user_id)
   AND NOT EXISTS (SELECT 1 FROM chat.blocks b WHERE b.user_id = f.user_id AND b.blocked_id = $1)
 `
 
@@ -69,8 +70,9 @@ type ConsentingUsersParams struct {
 }
 
 // ConsentingUsers returns those of @user_ids who may be added to a room by
-// @inviter_id directly: they list the inviter among their friends (their
-// consent; the inviter's own list is not) and have not blocked them.
+// @inviter_id directly: they are mutual friends (they accepted the
+// inviter's request or had theirs accepted; both rows must be there, a
+// pending request is not consent) and have not blocked them.
 func (q *Queries) ConsentingUsers(ctx context.Context, arg ConsentingUsersParams) ([]uuid.UUID, error) {
 	rows, err := q.db.Query(ctx, consentingUsers, arg.InviterID, arg.UserIds)
 	if err != nil {

@@ -12,10 +12,13 @@ import (
 )
 
 type Querier interface {
+	// AcceptFriendRequest turns the request @from_id → @to_id into a
+	// friendship in one statement: the request goes and both directions come,
+	// or (no such request) nothing happens and no row is returned.
+	AcceptFriendRequest(ctx context.Context, arg AcceptFriendRequestParams) (AcceptFriendRequestRow, error)
 	// ActivateUser ends a sign-up: the user may log in, and the staged secrets
 	// of the sign-up go, in the same statement.
 	ActivateUser(ctx context.Context, id uuid.UUID) (int64, error)
-	AddFriend(ctx context.Context, arg AddFriendParams) error
 	// AddMembers adds users to a room and returns the ones that were not members yet.
 	AddMembers(ctx context.Context, arg AddMembersParams) ([]uuid.UUID, error)
 	// Queries of the message log's persistence: watermarks, tombstones, dead
@@ -35,8 +38,9 @@ type Querier interface {
 	// active is kept.
 	CloseAccount(ctx context.Context, userID uuid.UUID) (int64, error)
 	// ConsentingUsers returns those of @user_ids who may be added to a room by
-	// @inviter_id directly: they list the inviter among their friends (their
-	// consent; the inviter's own list is not) and have not blocked them.
+	// @inviter_id directly: they are mutual friends (they accepted the
+	// inviter's request or had theirs accepted; both rows must be there, a
+	// pending request is not consent) and have not blocked them.
 	ConsentingUsers(ctx context.Context, arg ConsentingUsersParams) ([]uuid.UUID, error)
 	CountDeadLetters(ctx context.Context, roomID uuid.UUID) (int64, error)
 	CountMessages(ctx context.Context) (int64, error)
@@ -47,6 +51,7 @@ type Querier interface {
 	// sequencer that handed a seq out twice (lost Redis state) shows up here.
 	CountSeqCollisions(ctx context.Context, arg CountSeqCollisionsParams) (int64, error)
 	CountUsers(ctx context.Context) (int64, error)
+	CreateFriendRequest(ctx context.Context, arg CreateFriendRequestParams) (ChatFriendRequest, error)
 	// CreateInvitations invites users to a room, skipping its members and users
 	// already holding a pending invitation to it; it returns the new ones.
 	CreateInvitations(ctx context.Context, arg CreateInvitationsParams) ([]ChatInvitation, error)
@@ -60,6 +65,11 @@ type Querier interface {
 	CreditAccount(ctx context.Context, arg CreditAccountParams) (CreditAccountRow, error)
 	// DeclineInvitationsFrom declines every pending invitation from one user to another.
 	DeclineInvitationsFrom(ctx context.Context, arg DeclineInvitationsFromParams) ([]ChatInvitation, error)
+	// DeleteFriendRequest removes one pending request (declined or canceled).
+	DeleteFriendRequest(ctx context.Context, arg DeleteFriendRequestParams) (ChatFriendRequest, error)
+	// DeleteFriendRequestsBetween removes the pending requests between two
+	// users, both ways (a block).
+	DeleteFriendRequestsBetween(ctx context.Context, arg DeleteFriendRequestsBetweenParams) error
 	// DeleteOrphanProfiles frees a username held by chat profiles whose
 	// credentials are gone. The saga creates the profile after the credentials
 	// and removes it before them, so such a profile belongs to no sign-up.
@@ -82,6 +92,9 @@ type Querier interface {
 	// FinishTransfer records a pending transfer's outcome once; a repeat finds
 	// the row no longer pending and changes nothing.
 	FinishTransfer(ctx context.Context, arg FinishTransferParams) (int64, error)
+	// FriendPairState is what stands between @me and @other: friendship,
+	// pending requests each way and blocks each way.
+	FriendPairState(ctx context.Context, arg FriendPairStateParams) (FriendPairStateRow, error)
 	GetAccount(ctx context.Context, userID uuid.UUID) (CustomerAccount, error)
 	GetAccountForUpdate(ctx context.Context, userID uuid.UUID) (CustomerAccount, error)
 	GetInvitation(ctx context.Context, arg GetInvitationParams) (ChatInvitation, error)
@@ -115,12 +128,18 @@ type Querier interface {
 	LastMessages(ctx context.Context, roomIds []uuid.UUID) ([]ChatMessage, error)
 	ListAdmins(ctx context.Context) ([]ListAdminsRow, error)
 	ListFriends(ctx context.Context, userID uuid.UUID) ([]ChatProfile, error)
+	// ListIncomingFriendRequests lists the requests to @me, newest first, with
+	// the profile of who asked.
+	ListIncomingFriendRequests(ctx context.Context, arg ListIncomingFriendRequestsParams) ([]ListIncomingFriendRequestsRow, error)
 	ListMessagesAfter(ctx context.Context, arg ListMessagesAfterParams) ([]ChatMessage, error)
 	ListMessagesBefore(ctx context.Context, arg ListMessagesBeforeParams) ([]ChatMessage, error)
 	// ListMessagesRange returns the persisted messages with lo <= seq <= hi; seqs are gap-free.
 	ListMessagesRange(ctx context.Context, arg ListMessagesRangeParams) ([]ChatMessage, error)
 	// ListMyInvitations lists a user's pending invitations, newest first.
 	ListMyInvitations(ctx context.Context, arg ListMyInvitationsParams) ([]ListMyInvitationsRow, error)
+	// ListOutgoingFriendRequests lists the requests @me sent, newest first,
+	// with the profile of who was asked.
+	ListOutgoingFriendRequests(ctx context.Context, arg ListOutgoingFriendRequestsParams) ([]ListOutgoingFriendRequestsRow, error)
 	// ListRooms returns the caller's rooms, newest activity first, with their read markers.
 	ListRooms(ctx context.Context, arg ListRoomsParams) ([]ListRoomsRow, error)
 	// ListTransactions pages the ledger newest first by entry number, the order
@@ -132,6 +151,15 @@ type Querier interface {
 	// LockCreator serialises one user's room creations, so the rooms cap holds
 	// under concurrency (NO KEY UPDATE: foreign-key checks are not blocked).
 	LockCreator(ctx context.Context, userID uuid.UUID) error
+	// Mutual friendship (issue 11). chat.friends holds both directions of
+	// every friendship; chat.friend_requests the pending asks (from → to).
+	// Every write to one pair's rows runs in a transaction that first takes
+	// LockFriendPair, so two users acting on each other at the same moment
+	// are serialised: never requests both ways, never half a friendship.
+	// LockFriendPair serialises every friendship write between two users (in
+	// either order) until the transaction ends. A hash collision with another
+	// pair only makes one wait for the other.
+	LockFriendPair(ctx context.Context, arg LockFriendPairParams) error
 	// LockPublishCursors claims, for the transaction, the Kafka cursors of the
 	// given rooms that are behind their watermark; rooms another worker is
 	// publishing are skipped. Locked in id order, so workers never deadlock.
@@ -147,7 +175,6 @@ type Querier interface {
 	// PurgeSignupSecrets removes staged secrets older than a cutoff: those of
 	// sagas that ended (terminated) before their first step ran.
 	PurgeSignupSecrets(ctx context.Context, before time.Time) (int64, error)
-	RemoveFriend(ctx context.Context, arg RemoveFriendParams) (int64, error)
 	// RemoveFriendship deletes the friend rows between two users, both ways.
 	RemoveFriendship(ctx context.Context, arg RemoveFriendshipParams) error
 	RemoveMember(ctx context.Context, arg RemoveMemberParams) (int64, error)
@@ -185,6 +212,8 @@ type Querier interface {
 	// so it is not a hole that holds the watermark back for good.
 	TombstoneResends(ctx context.Context, arg TombstoneResendsParams) (int64, error)
 	UnblockUser(ctx context.Context, arg UnblockUserParams) (int64, error)
+	// Unfriend ends a friendship: both directions in one statement.
+	Unfriend(ctx context.Context, arg UnfriendParams) (int64, error)
 	UpdateProfile(ctx context.Context, arg UpdateProfileParams) (ChatProfile, error)
 	UserRoomIDs(ctx context.Context, userID uuid.UUID) ([]uuid.UUID, error)
 }

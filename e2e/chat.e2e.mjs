@@ -77,9 +77,8 @@ async function signUpAPI(user) {
   throw new Error('API sign-up did not complete in time');
 }
 
-// befriendAPI logs user in through the API and lists friend as a friend:
-// the user's consent to being added to rooms by friend directly.
-async function befriendAPI(user, friend) {
+// loginAPI logs user in through the API and returns the access token and id.
+async function loginAPI(user) {
   const res = await fetch(`${BASE}/api/v1/auth/login`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
@@ -87,12 +86,32 @@ async function befriendAPI(user, friend) {
   });
   assert(res.status === 200, `API login answered ${res.status}`);
   const { access_token: token } = await res.json();
-  const r = await fetch(`${BASE}/api/v1/friends`, {
+  const me = await (await fetch(`${BASE}/api/v1/me`, { headers: { Authorization: `Bearer ${token}` } })).json();
+  return { token, id: me.user_id };
+}
+
+// askFriendAPI has user send friend a friend request through the API.
+async function askFriendAPI(user, friend) {
+  const u = await loginAPI(user);
+  const r = await fetch(`${BASE}/api/v1/friends/requests`, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${u.token}` },
     body: JSON.stringify({ username: friend.username }),
   });
-  assert(r.status === 201, `POST /friends answered ${r.status}`);
+  assert(r.status === 201, `POST /friends/requests answered ${r.status}`);
+  return u;
+}
+
+// befriendAPI makes user and friend friends through the API (user asks,
+// friend accepts): their consent to adding each other to rooms directly.
+async function befriendAPI(user, friend) {
+  const u = await askFriendAPI(user, friend);
+  const f = await loginAPI(friend);
+  const r = await fetch(`${BASE}/api/v1/friends/requests/${u.id}/accept`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${f.token}` },
+  });
+  assert(r.status === 200, `accepting the friend request answered ${r.status}`);
 }
 
 async function logIn(page, user) {
@@ -224,8 +243,13 @@ async function main() {
     await pa.locator(tid('read-receipt'), { hasText: `Read by ${ub.display}` }).waitFor();
     await pb.locator(tid('read-receipt'), { hasText: `Read by ${ua.display}` }).waitFor();
 
-    log('C lists B as a friend (consent); B adds C to the room; A sees C join the member list');
-    await befriendAPI(uc, ub);
+    log('C sends B a friend request; B accepts it in the sidebar (consent both ways); B adds C to the room; A sees C join the member list');
+    await askFriendAPI(uc, ub);
+    const req = pb.locator(tid('friend-request'), { hasText: uc.display });
+    await req.waitFor();
+    await req.locator(tid('friend-request-accept')).click();
+    await pb.locator(tid('friend'), { hasText: uc.username }).waitFor();
+    assert(await pb.locator(tid('friend-request')).count() === 0, 'the accepted request left the list');
     await pb.fill(tid('invite-usernames'), uc.username);
     await pb.click(tid('invite-submit'));
     await pb.locator(tid('member'), { hasText: uc.display }).waitFor();
@@ -252,7 +276,7 @@ async function main() {
     assert(await messageWith(pb, text3).getAttribute('data-seq') === '3', 'the missed message has seq 3');
 
     const room2 = `e2e history ${suffix}`;
-    log(`B lists A as a friend; A creates "${room2}" with B in it and posts 60 messages; B sees an unread badge`);
+    log(`B and A become friends; A creates "${room2}" with B in it and posts 60 messages; B sees an unread badge`);
     await befriendAPI(ub, ua);
     await pa.click(tid('new-room-toggle'));
     await pa.fill(tid('new-room-name'), room2);

@@ -55,8 +55,8 @@ func isMemberOf(t *testing.T, n *testenv.Node, u testenv.User, room string) bool
 	return st == 200
 }
 
-// TestConsentNonFriendInviteIsPending: naming a user who does not list the
-// caller as a friend creates a pending invitation, not a membership; the
+// TestConsentNonFriendInviteIsPending: naming a user who is not the
+// caller's friend creates a pending invitation, not a membership; the
 // invitee learns of it live, cannot read or send until they accept, and
 // joins (live, with the room told) when they do.
 func TestConsentNonFriendInviteIsPending(t *testing.T) {
@@ -207,9 +207,9 @@ func TestConsentDeclineLeavesNoMembership(t *testing.T) {
 	}
 }
 
-// TestConsentFriendAddedDirectly: a user who lists the caller as a friend
-// is added at once (no invitation), on creation and on invite; the
-// caller's own friends list is not consent.
+// TestConsentFriendAddedDirectly: a (mutual) friend of the caller is added
+// at once (no invitation), on creation and on invite; the caller's own
+// pending request to someone is not that user's consent.
 func TestConsentFriendAddedDirectly(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
@@ -217,7 +217,10 @@ func TestConsentFriendAddedDirectly(t *testing.T) {
 	a, b, c, d := n.SignUp(t, "cfa"), n.SignUp(t, "cfb"), n.SignUp(t, "cfc"), n.SignUp(t, "cfd")
 	n.Befriend(t, b, a)
 	n.Befriend(t, c, a)
-	n.Befriend(t, a, d) // a lists d: that is a's say, not d's consent
+	// a asks d: that is a's say, not d's consent
+	if st := n.Call(t, "POST", "/api/v1/friends/requests", a.Access, map[string]string{"user_id": d.ID}, nil); st != 201 {
+		t.Fatalf("a asks d: %d", st)
+	}
 	wc := connect(t, n, c)
 
 	var r roomWithInvites
@@ -248,7 +251,7 @@ func TestConsentFriendAddedDirectly(t *testing.T) {
 }
 
 // TestBlockedUserCannotInviteOrAdd: once b blocks a, a cannot add b (even
-// though b listed a as a friend), cannot invite b, cannot send b a friend
+// though they were friends), cannot invite b, cannot send b a friend
 // request; a's pending invitation to b is withdrawn, quietly.
 func TestBlockedUserCannotInviteOrAdd(t *testing.T) {
 	env := testenv.Open(t)
@@ -261,7 +264,6 @@ func TestBlockedUserCannotInviteOrAdd(t *testing.T) {
 		t.Fatalf("invite before the block: %d %+v", st, pend)
 	}
 	n.Befriend(t, b, a)
-	n.Befriend(t, a, b)
 
 	var p problem
 	if st := n.Call(t, "POST", "/api/v1/users/"+a.ID+"/block", b.Access, nil, &p); st != 204 {
@@ -300,8 +302,11 @@ func TestBlockedUserCannotInviteOrAdd(t *testing.T) {
 	if st := n.Call(t, "POST", "/api/v1/rooms/"+mine+"/members", a.Access, map[string]any{"user_ids": []string{b.ID}}, &p); st != 403 || p.Code != "forbidden" {
 		t.Fatalf("invite a blocker: %d %+v", st, p)
 	}
-	// even with b listing a again (a friend row is consent, the block wins)
-	n.Befriend(t, b, a)
+	// even with friend rows between them again (friendship is consent, the
+	// block wins; they cannot befriend through the API while blocked)
+	if _, err := env.Pool.Exec(t.Context(), `INSERT INTO chat.friends (user_id, friend_id) VALUES ($1, $2), ($2, $1)`, a.ID, b.ID); err != nil {
+		t.Fatal(err)
+	}
 	if st := n.Call(t, "POST", "/api/v1/rooms/"+mine+"/members", a.Access, map[string]any{"user_ids": []string{b.ID}}, &p); st != 403 || isMemberOf(t, n, b, mine) {
 		t.Fatalf("add a blocker who lists the blocked user: %d", st)
 	}
@@ -331,7 +336,7 @@ func TestBlockedUserCannotInviteOrAdd(t *testing.T) {
 	if st := n.Call(t, "POST", "/api/v1/users/"+a.ID+"/block", "", nil, nil); st != 401 {
 		t.Fatalf("block without a token: %d", st)
 	}
-	// unblock: a may invite b again (b still lists a: added directly)
+	// unblock: a may invite b again (still friends: added directly)
 	if st := n.Call(t, "DELETE", "/api/v1/users/"+a.ID+"/block", b.Access, nil, nil); st != 204 {
 		t.Fatalf("unblock: %d", st)
 	}

@@ -125,7 +125,19 @@ func TestValidationProblems(t *testing.T) {
 		{"friend bad username", "POST", "/api/v1/friends", true, `{"username":"A!"}`, V, val},
 		{"friend missing username", "POST", "/api/v1/friends", true, `{}`, V, val},
 		{"friend unknown user", "POST", "/api/v1/friends", true, map[string]string{"username": "nobody_" + testenv.Unique()}, NF, nf},
-		{"friend self", "POST", "/api/v1/friends", true, map[string]string{"username": u.Username}, V, val},
+		{"friend self", "POST", "/api/v1/friends", true, map[string]string{"username": u.Username}, V, chatflow.ECodeCannotAddSelf},
+		{"friend request empty", "POST", "/api/v1/friends/requests", true, `{}`, V, val},
+		{"friend request both fields", "POST", "/api/v1/friends/requests", true, map[string]string{"user_id": u.ID, "username": u.Username}, V, val},
+		{"friend request bad id", "POST", "/api/v1/friends/requests", true, map[string]string{"user_id": "not-a-uuid"}, V, val},
+		{"friend request id wrong type", "POST", "/api/v1/friends/requests", true, `{"user_id":7}`, V, val},
+		{"friend request bad username", "POST", "/api/v1/friends/requests", true, map[string]string{"username": ""}, V, val},
+		{"friend request self", "POST", "/api/v1/friends/requests", true, map[string]string{"user_id": u.ID}, V, chatflow.ECodeCannotAddSelf},
+		{"friend requests bad direction", "GET", "/api/v1/friends/requests?direction=sideways", true, nil, V, val},
+		{"accept not a uuid", "POST", "/api/v1/friends/requests/not-a-uuid/accept", true, nil, NF, nf},
+		{"accept unknown", "POST", "/api/v1/friends/requests/" + uuid.NewString() + "/accept", true, nil, NF, nf},
+		{"decline unknown", "POST", "/api/v1/friends/requests/" + uuid.NewString() + "/decline", true, nil, NF, nf},
+		{"cancel unknown", "DELETE", "/api/v1/friends/requests/" + uuid.NewString(), true, nil, NF, nf},
+		{"friend requests without token", "GET", "/api/v1/friends/requests", false, nil, UA, chatflow.ECodeUnauthorized},
 		{"unfriend not a uuid", "DELETE", "/api/v1/friends/not-a-uuid", true, nil, NF, nf},
 		{"unfriend stranger", "DELETE", "/api/v1/friends/" + uuid.NewString(), true, nil, NF, nf},
 		{"friends without token", "GET", "/api/v1/friends", false, nil, UA, chatflow.ECodeUnauthorized},
@@ -534,7 +546,7 @@ func TestUserSearchAndFriends(t *testing.T) {
 		t.Errorf("empty search = %+v, want an empty list", got)
 	}
 
-	// Friends: add, list, remove.
+	// Friends: mutual, through requests; list, remove.
 	type friendsJSON struct {
 		Friends []userJSON
 	}
@@ -542,16 +554,27 @@ func TestUserSearchAndFriends(t *testing.T) {
 	if r := acctCall(t, n, "GET", "/api/v1/friends", a.Access, nil, &f.Friends); r.Status != 200 || f.Friends == nil || len(f.Friends) != 0 {
 		t.Fatalf("initial friends: %d %s", r.Status, r.Body)
 	}
-	var added userJSON
-	if r := acctCall(t, n, "POST", "/api/v1/friends", a.Access, map[string]string{"username": b.Username}, &added); r.Status != 201 || added.UserID != b.ID {
-		t.Fatalf("add friend: %d %s", r.Status, r.Body)
+	var asked struct {
+		User userJSON `json:"user"`
 	}
-	if r := acctCall(t, n, "POST", "/api/v1/friends", a.Access, map[string]string{"username": outsider.Username}, nil); r.Status != 201 {
-		t.Fatalf("add friend: %d %s", r.Status, r.Body)
+	if r := acctCall(t, n, "POST", "/api/v1/friends/requests", a.Access, map[string]string{"username": b.Username}, &asked); r.Status != 201 || asked.User.UserID != b.ID {
+		t.Fatalf("ask b: %d %s", r.Status, r.Body)
 	}
-	// Adding twice is harmless.
-	if r := acctCall(t, n, "POST", "/api/v1/friends", a.Access, map[string]string{"username": b.Username}, nil); r.Status != 201 && r.Status != 200 {
-		t.Errorf("add friend twice: %d %s", r.Status, r.Body)
+	if r := acctCall(t, n, "POST", "/api/v1/friends/requests", a.Access, map[string]string{"username": outsider.Username}, nil); r.Status != 201 {
+		t.Fatalf("ask outsider: %d %s", r.Status, r.Body)
+	}
+	// Asking twice is refused with its own code.
+	r := acctCall(t, n, "POST", "/api/v1/friends/requests", a.Access, map[string]string{"username": b.Username}, nil)
+	wantProblem(t, "ask twice", r, 409, chatflow.ECodeRequestPending)
+	// A request is not a friendship.
+	if acctCall(t, n, "GET", "/api/v1/friends", a.Access, nil, &f.Friends); len(f.Friends) != 0 {
+		t.Fatalf("friends before acceptance = %+v", f.Friends)
+	}
+	if r := acctCall(t, n, "POST", "/api/v1/friends/requests/"+a.ID+"/accept", b.Access, nil, nil); r.Status != 200 {
+		t.Fatalf("b accepts: %d %s", r.Status, r.Body)
+	}
+	if r := acctCall(t, n, "POST", "/api/v1/friends/requests/"+a.ID+"/accept", outsider.Access, nil, nil); r.Status != 200 {
+		t.Fatalf("outsider accepts: %d %s", r.Status, r.Body)
 	}
 	acctCall(t, n, "GET", "/api/v1/friends", a.Access, nil, &f.Friends)
 	if len(f.Friends) != 2 {
@@ -561,18 +584,21 @@ func TestUserSearchAndFriends(t *testing.T) {
 	if !ids[b.ID] || !ids[outsider.ID] || f.Friends[0].Username > f.Friends[1].Username {
 		t.Errorf("friends = %+v", f.Friends)
 	}
-	// Friendship is one-way: b's list is unaffected.
+	// Friendship is mutual: b lists a.
 	var fb friendsJSON
-	if acctCall(t, n, "GET", "/api/v1/friends", b.Access, nil, &fb.Friends); len(fb.Friends) != 0 {
+	if acctCall(t, n, "GET", "/api/v1/friends", b.Access, nil, &fb.Friends); len(fb.Friends) != 1 || fb.Friends[0].UserID != a.ID {
 		t.Errorf("b's friends = %+v", fb.Friends)
 	}
 	if r := acctCall(t, n, "DELETE", "/api/v1/friends/"+b.ID, a.Access, nil, nil); r.Status != 204 {
 		t.Fatalf("remove friend: %d %s", r.Status, r.Body)
 	}
-	r := acctCall(t, n, "DELETE", "/api/v1/friends/"+b.ID, a.Access, nil, nil)
-	wantProblem(t, "remove a removed friend", r, 404, chatflow.ECodeNotFound)
+	r = acctCall(t, n, "DELETE", "/api/v1/friends/"+a.ID, b.Access, nil, nil)
+	wantProblem(t, "remove a removed friend (the other side)", r, 404, chatflow.ECodeNotFound)
 	acctCall(t, n, "GET", "/api/v1/friends", a.Access, nil, &f.Friends)
 	if len(f.Friends) != 1 || f.Friends[0].UserID != outsider.ID {
 		t.Errorf("friends after removal = %+v", f.Friends)
+	}
+	if acctCall(t, n, "GET", "/api/v1/friends", b.Access, nil, &fb.Friends); len(fb.Friends) != 0 {
+		t.Errorf("b's friends after removal = %+v", fb.Friends)
 	}
 }

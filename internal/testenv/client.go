@@ -107,19 +107,30 @@ func (n *Node) Login(t testing.TB, u *User) {
 	u.Access, u.Refresh = pair.AccessToken, pair.RefreshToken
 }
 
-// Befriend has u list each of friends as a friend, which is u's consent to
-// being added to rooms by them directly.
+// Befriend makes u and each of friends mutual friends the way clients do:
+// u sends a friend request, the friend accepts it. Friends may add each
+// other to rooms directly (their consent). Pairs already friends stay so;
+// a pending request from the friend to u is accepted by u's request.
 func (n *Node) Befriend(t testing.TB, u User, friends ...User) {
 	t.Helper()
 	for _, f := range friends {
-		if st := n.Call(t, "POST", "/api/v1/friends", u.Access, map[string]string{"username": f.Username}, nil); st != 201 {
-			t.Fatalf("%s befriends %s: status %d", u.Username, f.Username, st)
+		var p struct {
+			Code string `json:"code"`
+		}
+		switch st := n.Call(t, "POST", "/api/v1/friends/requests", u.Access, map[string]string{"user_id": f.ID}, &p); {
+		case st == 201:
+			if st := n.Call(t, "POST", "/api/v1/friends/requests/"+u.ID+"/accept", f.Access, nil, nil); st != 200 {
+				t.Fatalf("%s accepts %s's friend request: status %d", f.Username, u.Username, st)
+			}
+		case st == 200, st == 409 && p.Code == "already_friends":
+		default:
+			t.Fatalf("%s asks %s to be friends: status %d %s", u.Username, f.Username, st, p.Code)
 		}
 	}
 }
 
 // CreateRoom creates a room owned by owner with the given members and
-// returns its id. Each member first lists owner as a friend (consent), so
+// returns its id. Each member first becomes owner's friend (consent), so
 // they all become members at once instead of being invited.
 func (n *Node) CreateRoom(t testing.TB, owner User, members ...User) string {
 	t.Helper()

@@ -30,13 +30,6 @@ LIMIT @lim;
 -- name: ProfilesExist :one
 SELECT count(*) FROM chat.profiles WHERE user_id = ANY(@ids::uuid[]);
 
--- name: AddFriend :exec
-INSERT INTO chat.friends (user_id, friend_id) VALUES (@user_id, @friend_id)
-ON CONFLICT DO NOTHING;
-
--- name: RemoveFriend :execrows
-DELETE FROM chat.friends WHERE user_id = @user_id AND friend_id = @friend_id;
-
 -- name: ListFriends :many
 SELECT p.* FROM chat.friends f JOIN chat.profiles p ON p.user_id = f.friend_id
 WHERE f.user_id = @user_id ORDER BY p.username;

@@ -1,9 +1,11 @@
 -- name: ConsentingUsers :many
 -- ConsentingUsers returns those of @user_ids who may be added to a room by
--- @inviter_id directly: they list the inviter among their friends (their
--- consent; the inviter's own list is not) and have not blocked them.
+-- @inviter_id directly: they are mutual friends (they accepted the
+-- inviter's request or had theirs accepted; both rows must be there, a
+-- pending request is not consent) and have not blocked them.
 SELECT f.user_id FROM chat.friends f
 WHERE f.friend_id = @inviter_id AND f.user_id = ANY(@user_ids::uuid[])
+  AND EXISTS (SELECT 1 FROM chat.friends r WHERE r.user_id = @inviter_id AND r.friend_id = f.user_id)
   AND NOT EXISTS (SELECT 1 FROM chat.blocks b WHERE b.user_id = f.user_id AND b.blocked_id = @inviter_id);
 
 -- name: BlockersOf :many

@@ -23,6 +23,8 @@
     online: new Map(), // user_id -> bool
     rooms: new Map(), // room_id -> room (see upsertRoom)
     invitations: new Map(), // invitation_id -> {invitation_id, room_id, room_name, inviter}
+    friends: [], // [{user_id, username, display_name}]
+    friendRequests: [], // pending: [{user, direction, created_at}], incoming then outgoing
     current: null, // room_id of the open room
     ws: null,
     wsOpen: false,
@@ -339,7 +341,7 @@
     $('logout-btn').hidden = false;
     $('auth-view').hidden = true;
     $('chat-view').hidden = false;
-    await Promise.all([loadRooms(), loadInvitations()]);
+    await Promise.all([loadRooms(), loadInvitations(), loadFriends()]);
     connect();
   }
 
@@ -356,6 +358,9 @@
     state.rooms.clear();
     state.invitations.clear();
     renderInvitations();
+    state.friends = [];
+    state.friendRequests = [];
+    renderFriends();
     state.outbox.clear();
     state.current = null;
     state.me = null;
@@ -534,8 +539,8 @@
   }
 
   // ---------------------------------------------------------- invitations
-  // Users who do not list us as a friend can only invite us: the room is
-  // ours once we accept.
+  // Users who are not our friends can only invite us: the room is ours
+  // once we accept.
   async function loadInvitations() {
     const list = await api('GET', '/invitations');
     state.invitations.clear();
@@ -583,6 +588,64 @@
       state.invitations.delete(f.invitation_id);
       renderInvitations();
     }
+  }
+
+  // -------------------------------------------------------------- friends
+  // Friendship is mutual: a request becomes a friendship when the other user
+  // accepts it. Friends can add each other to rooms directly.
+  async function loadFriends() {
+    const [friends, incoming, outgoing] = await Promise.all([
+      api('GET', '/friends'),
+      api('GET', '/friends/requests?direction=incoming'),
+      api('GET', '/friends/requests?direction=outgoing'),
+    ]);
+    state.friends = Array.isArray(friends) ? friends : [];
+    state.friendRequests = [...(incoming.requests || []), ...(outgoing.requests || [])];
+    renderFriends();
+  }
+
+  function renderFriends() {
+    const who = (u) => u.display_name || u.username;
+    const reqs = state.friendRequests.map((r) => {
+      const incoming = r.direction === 'incoming';
+      return el('li', { class: 'invitation', 'data-testid': 'friend-request', dataset: { userId: r.user.user_id, direction: r.direction } },
+        el('div', { text: incoming ? `${who(r.user)} wants to be your friend` : `Request sent to ${who(r.user)}` }),
+        el('div', { class: 'inv-actions' }, ...(incoming ? [
+          el('button', { class: 'small', 'data-testid': 'friend-request-accept', text: 'Accept', onclick: () => answerFriendRequest(r, 'accept') }),
+          el('button', { class: 'small ghost', 'data-testid': 'friend-request-decline', text: 'Decline', onclick: () => answerFriendRequest(r, 'decline') }),
+        ] : [
+          el('button', { class: 'small ghost', 'data-testid': 'friend-request-cancel', text: 'Cancel', onclick: () => answerFriendRequest(r, 'cancel') }),
+        ])));
+    });
+    $('friend-request-list').replaceChildren(...reqs);
+    $('friend-list').replaceChildren(...state.friends.map((f) => el('li', {
+      class: 'friend', 'data-testid': 'friend', dataset: { userId: f.user_id }, text: `${who(f)} (@${f.username})`,
+    })));
+  }
+
+  async function onAddFriend(ev) {
+    ev.preventDefault();
+    hideError();
+    try {
+      await api('POST', '/friends/requests', { username: $('add-friend-username').value.trim() });
+      ev.target.reset();
+      ev.target.hidden = true;
+    } catch (e) {
+      reportError(e);
+    }
+    await loadFriends().catch(reportError);
+  }
+
+  async function answerFriendRequest(r, verb) {
+    hideError();
+    const id = r.user.user_id;
+    try {
+      if (verb === 'cancel') await api('DELETE', `/friends/requests/${id}`);
+      else await api('POST', `/friends/requests/${id}/${verb}`);
+    } catch (e) {
+      if (e.status !== 404) reportError(e); // 404: answered elsewhere
+    }
+    await loadFriends().catch(reportError);
   }
 
   // ------------------------------------------------------------- messages
@@ -1021,6 +1084,9 @@
       case 'invitation':
         onInvitationEvent(f);
         break;
+      case 'friend': // requested, accepted, declined, canceled, removed
+        loadFriends().catch(reportError);
+        break;
       case 'profile':
         if (state.users.has(f.user_id)) state.users.get(f.user_id).display_name = f.display_name;
         renderMembers();
@@ -1099,6 +1165,12 @@
     });
     $('new-room-form').addEventListener('submit', onCreateRoom);
     $('invite-form').addEventListener('submit', onInvite);
+    $('add-friend-toggle').addEventListener('click', () => {
+      const f = $('add-friend-form');
+      f.hidden = !f.hidden;
+      if (!f.hidden) $('add-friend-username').focus();
+    });
+    $('add-friend-form').addEventListener('submit', onAddFriend);
     $('composer').addEventListener('submit', onSend);
     $('composer-input').addEventListener('input', onComposerInput);
     $('composer-input').addEventListener('keydown', (e) => {
