@@ -81,14 +81,24 @@ func (r *SignupRequest) Validate() error {
 		return Errorf(ECodeValidation, "username must be 3-32 characters of a-z, 0-9 and _")
 	case len(r.Email) > 254 || ValidText("email", r.Email, false) != nil || !emailRE.MatchString(r.Email):
 		return Errorf(ECodeValidation, "email is not a valid address")
-	case utf8.RuneCountInString(r.Password) < 8 || len(r.Password) > 72:
-		// bcrypt ignores bytes past 72, so longer passwords would be silently truncated.
-		return Errorf(ECodeValidation, "password must be 8-72 bytes long")
+	}
+	if err := ValidPassword("password", r.Password); err != nil {
+		return err
 	}
 	if r.DisplayName == "" {
 		r.DisplayName = r.Username
 	}
 	return ValidDisplayName(r.DisplayName)
+}
+
+// ValidPassword checks a new password (field names it in the error): at
+// least 8 characters and at most 72 bytes, since bcrypt ignores bytes past
+// 72 and longer passwords would be silently truncated.
+func ValidPassword(field, pw string) error {
+	if utf8.RuneCountInString(pw) < 8 || len(pw) > 72 {
+		return Errorf(ECodeValidation, "%s must be 8-72 bytes long", field)
+	}
+	return nil
 }
 
 // ValidUsername reports whether s is an acceptable username (3–32 of

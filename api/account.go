@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -26,6 +27,9 @@ type meView struct {
 	Email         string      `json:"email"`
 	Role          string      `json:"role"`
 	Account       accountView `json:"account"`
+	// LastLoginAt is the time of the latest successful login (this
+	// session's, or a later one's).
+	LastLoginAt *time.Time `json:"last_login_at"`
 }
 
 func (s *Server) me(c *fiber.Ctx) error {
@@ -47,7 +51,7 @@ func (s *Server) me(c *fiber.Ctx) error {
 	}
 	return c.JSON(meView{
 		UserID: u.ID.String(), Username: u.Username, DisplayName: p.DisplayName, StatusMessage: p.StatusMessage,
-		Email: u.Email, Role: u.Role, Account: accountView{Balance: acct.Balance},
+		Email: u.Email, Role: u.Role, Account: accountView{Balance: acct.Balance}, LastLoginAt: utc(u.LastLoginAt),
 	})
 }
 

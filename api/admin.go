@@ -17,6 +17,20 @@ import (
 
 func (s *Server) adminStats(c *fiber.Ctx) error {
 	ctx := c.UserContext()
+	days, has, err := queryInt(c, "days")
+	if err != nil {
+		return err
+	}
+	if !has {
+		days = defaultStatsDays
+	}
+	if days < 1 || days > maxStatsDays {
+		return chatflow.Errorf(chatflow.ECodeValidation, "days must be 1-%d", maxStatsDays)
+	}
+	perDay, err := s.Queries.AdminDailyStats(ctx, int32(days))
+	if err != nil {
+		return err
+	}
 	users, err := s.Queries.CountUsers(ctx)
 	if err != nil {
 		return err
@@ -33,8 +47,15 @@ func (s *Server) adminStats(c *fiber.Ctx) error {
 		"users": users, "rooms": rooms, "messages": msgs,
 		"connections":      s.chat.Connections(ctx),
 		"node_connections": s.rt.Metrics().Connections(),
+		"days":             perDay,
 	})
 }
+
+// The per-day stats cover the last days UTC days, today included.
+const (
+	defaultStatsDays = 7
+	maxStatsDays     = 90
+)
 
 func (s *Server) adminSignups(c *fiber.Ctx) error {
 	ctx := c.UserContext()

@@ -111,13 +111,19 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if err == nil {
 		hash = []byte(u.PasswordHash)
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(req.Password)) != nil || err != nil || u.Status != "active" {
+	if bcrypt.CompareHashAndPassword(hash, []byte(req.Password)) != nil || err != nil ||
+		(u.Status != statusActive && u.Status != statusDisabled) {
 		return chatflow.Errorf(chatflow.ECodeInvalidCredentials, "username or password is wrong")
+	}
+	// Only the right password learns that the account is disabled.
+	if u.Status == statusDisabled {
+		return chatflow.Errorf(chatflow.ECodeAccountDisabled, "the account is disabled")
 	}
 	pair, err := s.Tokens.IssueAfter(c.UserContext(), checked, u.ID.String(), u.Username, u.Role, "")
 	if err != nil {
 		return err
 	}
+	s.recordLogin(c.UserContext(), u.ID)
 	return c.JSON(pair)
 }
 

@@ -21,6 +21,9 @@ type memberView struct {
 	DisplayName string `json:"display_name"`
 	LastReadSeq int64  `json:"last_read_seq"`
 	Online      bool   `json:"online"`
+	// LastSeenAt is when an offline member's last socket closed (null
+	// while online or never seen).
+	LastSeenAt *time.Time `json:"last_seen_at"`
 }
 
 type roomView struct {
@@ -133,10 +136,14 @@ func (s *Server) roomView(ctx context.Context, room db.ChatRoom, caller uuid.UUI
 	}
 	v := roomView{RoomID: room.ID.String(), Name: room.Name, CreatedAt: room.CreatedAt.UTC(), LastReadSeq: lastRead}
 	online := s.chat.Online(ctx, ids)
+	seen, err := s.lastSeen(ctx, ids, online)
+	if err != nil {
+		return roomView{}, err
+	}
 	for i, r := range rows {
 		v.Members = append(v.Members, memberView{
 			UserID: r.UserID.String(), Username: r.Username, DisplayName: r.DisplayName,
-			LastReadSeq: r.LastReadSeq, Online: online[i],
+			LastReadSeq: r.LastReadSeq, Online: online[i], LastSeenAt: seen[i],
 		})
 	}
 	live, err := s.chat.LiveState(ctx, []uuid.UUID{room.ID})

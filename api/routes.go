@@ -37,6 +37,7 @@ func (s *Server) routes() {
 	v1.Post("/me/account/withdrawals", auth, s.withdraw)
 	v1.Get("/me/transfers", auth, s.myTransfers)
 	v1.Get("/transfers/:transfer_id", auth, s.transferStatus)
+	v1.Post("/me/password", auth, s.changePassword)
 	v1.Get("/users", auth, s.searchUsers)
 	v1.Get("/friends", auth, s.listFriends)
 	v1.Post("/friends", auth, s.sendFriendRequest) // deprecated alias of POST /friends/requests
@@ -53,6 +54,9 @@ func (s *Server) routes() {
 	v1.Post("/invitations/:invitation_id/decline", auth, s.declineInvitation)
 	v1.Get("/admin/stats", auth, s.requireAdmin, s.adminStats)
 	v1.Get("/admin/signups", auth, s.requireAdmin, s.adminSignups)
+	v1.Get("/admin/users", auth, s.requireAdmin, s.adminUsers)
+	v1.Post("/admin/users/:user_id/disable", auth, s.requireAdmin, s.adminDisable)
+	v1.Post("/admin/users/:user_id/enable", auth, s.requireAdmin, s.adminEnable)
 
 	v1.Post("/rooms", auth, s.createRoom)
 	v1.Get("/rooms", auth, s.listRooms)

@@ -2,8 +2,10 @@ package api
 
 import (
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 
 	"github.com/chatflow/chatflow"
 	"github.com/chatflow/chatflow/chat"
@@ -95,14 +97,31 @@ func (s *Server) searchUsers(c *fiber.Ctx) error {
 	return c.JSON(out)
 }
 
+// friendView is a friend with presence: online, or when last seen.
+type friendView struct {
+	userView
+	Online     bool       `json:"online"`
+	LastSeenAt *time.Time `json:"last_seen_at"`
+}
+
 func (s *Server) listFriends(c *fiber.Ctx) error {
-	rows, err := s.Queries.ListFriends(c.UserContext(), userID(c))
+	ctx := c.UserContext()
+	rows, err := s.Queries.ListFriends(ctx, userID(c))
 	if err != nil {
 		return err
 	}
-	out := make([]userView, len(rows))
+	ids := make([]uuid.UUID, len(rows))
 	for i, r := range rows {
-		out[i] = profileView(r)
+		ids[i] = r.UserID
+	}
+	online := s.chat.Online(ctx, ids)
+	seen, err := s.lastSeen(ctx, ids, online)
+	if err != nil {
+		return err
+	}
+	out := make([]friendView, len(rows))
+	for i, r := range rows {
+		out[i] = friendView{userView: profileView(r), Online: online[i], LastSeenAt: seen[i]}
 	}
 	return c.JSON(out) // the contract lists the friends themselves
 }

@@ -78,12 +78,23 @@ if had == 0 then return -1 end
 return left`)
 
 // Presence counts the user's sockets on this node and announces the
-// transitions online/offline (across all nodes) to the given rooms.
+// transitions online/offline (across all nodes) to the given rooms. When
+// the user's last socket on any node closed, it records the user's last
+// seen time, after the user's lock is released (a slow Postgres must not
+// hold up other users' presence).
 func (s *Service) Presence(ctx context.Context, user string, rooms []string, online bool) {
-	p := s.presence
-	if p.dead.Load() {
+	if s.presence.dead.Load() {
 		return
 	}
+	if offline := s.transition(ctx, user, rooms, online); offline {
+		s.seen(ctx, user)
+	}
+}
+
+// transition is Presence under the user's lock; it answers whether the
+// user just went offline everywhere.
+func (s *Service) transition(ctx context.Context, user string, rooms []string, online bool) (offline bool) {
+	p := s.presence
 	l := p.lock(user)
 	l.Lock()
 	defer l.Unlock()
@@ -95,7 +106,7 @@ func (s *Service) Presence(ctx context.Context, user string, rooms []string, onl
 		n--
 	} else {
 		p.mu.Unlock()
-		return
+		return false
 	}
 	if n == 0 {
 		delete(p.local, user)
@@ -104,14 +115,14 @@ func (s *Service) Presence(ctx context.Context, user string, rooms []string, onl
 	}
 	p.mu.Unlock()
 	if p.dead.Load() || (online && n != 1) || (!online && n != 0) {
-		return // not a transition of this node
+		return false // not a transition of this node
 	}
 	key := presenceKey(user)
 	var changed bool
 	if online {
 		others, err := presenceUp.Run(ctx, s.rdb, []string{key}, p.inst, s.cfg.PresenceTTL.Milliseconds()).Int64()
 		if err != nil {
-			return // the next heartbeat adds the entry
+			return false // the next heartbeat adds the entry
 		}
 		s.rdb.SAdd(ctx, presenceNodeKey(p.inst), user)
 		changed = others == 0
@@ -122,6 +133,31 @@ func (s *Service) Presence(ctx context.Context, user string, rooms []string, onl
 	}
 	if changed {
 		s.announce(ctx, user, rooms, online)
+	}
+	return changed && !online
+}
+
+// SeenRecorder is the part of the store that records when a user's last
+// socket on any node closed (auth.users.last_seen_at). A store without it
+// records nothing.
+type SeenRecorder interface {
+	TouchLastSeen(ctx context.Context, id uuid.UUID) error
+}
+
+// seen records that user just went offline everywhere. It is best effort:
+// presence frames do not wait on Postgres, and a failed write only leaves
+// an older last-seen time.
+func (s *Service) seen(ctx context.Context, user string) {
+	rec, ok := s.store.(SeenRecorder)
+	if !ok {
+		return
+	}
+	id, err := uuid.Parse(user)
+	if err != nil {
+		return
+	}
+	if err := rec.TouchLastSeen(ctx, id); err != nil {
+		s.log.Warn("presence: record last seen", "user", user, "error", err)
 	}
 }
 
@@ -291,6 +327,9 @@ func (s *Service) sweep(ctx context.Context) error {
 				continue
 			}
 			s.announce(ctx, u, rooms, false)
+			// The user was last seen when the dead node stopped renewing,
+			// up to PresenceTTL before now: close enough for "last seen".
+			s.seen(ctx, u)
 		}
 		s.rdb.Del(ctx, presenceNodeKey(inst))
 		s.log.Info("presence: swept a dead node", "instance", inst, "users", len(users))

@@ -30,6 +30,149 @@ func (q *Queries) ActivateUser(ctx context.Context, id uuid.UUID) (int64, error)
 	return result.RowsAffected(), nil
 }
 
+const adminDailyStats = `-- name: AdminDailyStats :many
+WITH bounds AS (
+    SELECT date_trunc('day', now() AT TIME ZONE 'UTC') - make_interval(days => $1::int - 1) AS since
+), days AS (
+    SELECT d::date AS day
+    FROM bounds, generate_series(bounds.since, date_trunc('day', now() AT TIME ZONE 'UTC'), interval '1 day') AS d
+), signups AS (
+    SELECT (u.activated_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
+    FROM auth.users u, bounds
+    WHERE u.activated_at >= bounds.since AT TIME ZONE 'UTC'
+    GROUP BY 1
+), sent AS (
+    SELECT (m.sent_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n, count(DISTINCT m.sender_id) AS senders
+    FROM chat.messages m, bounds
+    WHERE m.sent_at >= bounds.since AT TIME ZONE 'UTC' AND m.kind = 'text'
+    GROUP BY 1
+)
+SELECT to_char(days.day, 'YYYY-MM-DD')::text AS date,
+       coalesce(signups.n, 0)::bigint AS signups,
+       coalesce(sent.n, 0)::bigint AS messages,
+       coalesce(sent.senders, 0)::bigint AS active_users
+FROM days
+LEFT JOIN signups ON signups.day = days.day
+LEFT JOIN sent ON sent.day = days.day
+ORDER BY days.day
+`
+
+type AdminDailyStatsRow struct {
+	Date        string `json:"date"`
+	Signups     int64  `json:"signups"`
+	Messages    int64  `json:"messages"`
+	ActiveUsers int64  `json:"active_users"`
+}
+
+// AdminDailyStats counts, for each of the last n UTC days (today included,
+// oldest first, days without activity as zeros): users activated, text
+// messages sent, and distinct senders of those messages.
+func (q *Queries) AdminDailyStats(ctx context.Context, days int32) ([]AdminDailyStatsRow, error) {
+	rows, err := q.db.Query(ctx, adminDailyStats, days)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []AdminDailyStatsRow
+	for rows.Next() {
+		var i AdminDailyStatsRow
+		if err := rows.Scan(
+			&i.Date,
+			&i.Signups,
+			&i.Messages,
+			&i.ActiveUsers,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const adminListUsers = `-- name: AdminListUsers :many
+SELECT id, username, email, password_hash, status, role, created_at, activated_at, last_login_at, last_seen_at, password_changed_at, disabled_at FROM auth.users
+WHERE ($1::text = '' OR lower(username) LIKE $1::text || '%' OR lower(email) LIKE $1::text || '%')
+  AND (created_at, id) < ($2::timestamptz, $3::uuid)
+ORDER BY created_at DESC, id DESC
+LIMIT $4
+`
+
+type AdminListUsersParams struct {
+	Prefix   string    `json:"prefix"`
+	BeforeAt time.Time `json:"before_at"`
+	BeforeID uuid.UUID `json:"before_id"`
+	Lim      int32     `json:"lim"`
+}
+
+// AdminListUsers pages users newest first by (created_at, id), below the
+// cursor's pair; prefix (lower-case, LIKE wildcards escaped) matches the
+// start of the username or the email, empty matches everyone.
+func (q *Queries) AdminListUsers(ctx context.Context, arg AdminListUsersParams) ([]AuthUser, error) {
+	rows, err := q.db.Query(ctx, adminListUsers,
+		arg.Prefix,
+		arg.BeforeAt,
+		arg.BeforeID,
+		arg.Lim,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []AuthUser
+	for rows.Next() {
+		var i AuthUser
+		if err := rows.Scan(
+			&i.ID,
+			&i.Username,
+			&i.Email,
+			&i.PasswordHash,
+			&i.Status,
+			&i.Role,
+			&i.CreatedAt,
+			&i.ActivatedAt,
+			&i.LastLoginAt,
+			&i.LastSeenAt,
+			&i.PasswordChangedAt,
+			&i.DisabledAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const changePassword = `-- name: ChangePassword :execrows
+
+UPDATE auth.users SET password_hash = $1, password_changed_at = now()
+WHERE id = $2 AND password_hash = $3 AND status = 'active'
+`
+
+type ChangePasswordParams struct {
+	NewHash string    `json:"new_hash"`
+	ID      uuid.UUID `json:"id"`
+	OldHash string    `json:"old_hash"`
+}
+
+// Accounts (issue 11): password change, admin disable/enable and listing,
+// last login and last seen times, per-day admin stats.
+// ChangePassword replaces the hash the caller just checked: a concurrent
+// change (the hash is no longer old_hash) or a disabled account changes
+// nothing, and the caller answers accordingly.
+func (q *Queries) ChangePassword(ctx context.Context, arg ChangePasswordParams) (int64, error) {
+	result, err := q.db.Exec(ctx, changePassword, arg.NewHash, arg.ID, arg.OldHash)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const countUsers = `-- name: CountUsers :one
 SELECT count(*) FROM auth.users WHERE status = 'active'
 `
@@ -152,6 +295,60 @@ func (q *Queries) DeleteUser(ctx context.Context, id uuid.UUID) error {
 	return err
 }
 
+const disableUser = `-- name: DisableUser :one
+UPDATE auth.users SET status = 'disabled', disabled_at = now()
+WHERE id = $1 AND status = 'active'
+RETURNING id, username, email, password_hash, status, role, created_at, activated_at, last_login_at, last_seen_at, password_changed_at, disabled_at
+`
+
+// DisableUser moves an active user to disabled; no row means the user is
+// absent or in another status (the caller reads which).
+func (q *Queries) DisableUser(ctx context.Context, id uuid.UUID) (AuthUser, error) {
+	row := q.db.QueryRow(ctx, disableUser, id)
+	var i AuthUser
+	err := row.Scan(
+		&i.ID,
+		&i.Username,
+		&i.Email,
+		&i.PasswordHash,
+		&i.Status,
+		&i.Role,
+		&i.CreatedAt,
+		&i.ActivatedAt,
+		&i.LastLoginAt,
+		&i.LastSeenAt,
+		&i.PasswordChangedAt,
+		&i.DisabledAt,
+	)
+	return i, err
+}
+
+const enableUser = `-- name: EnableUser :one
+UPDATE auth.users SET status = 'active', disabled_at = NULL
+WHERE id = $1 AND status = 'disabled'
+RETURNING id, username, email, password_hash, status, role, created_at, activated_at, last_login_at, last_seen_at, password_changed_at, disabled_at
+`
+
+func (q *Queries) EnableUser(ctx context.Context, id uuid.UUID) (AuthUser, error) {
+	row := q.db.QueryRow(ctx, enableUser, id)
+	var i AuthUser
+	err := row.Scan(
+		&i.ID,
+		&i.Username,
+		&i.Email,
+		&i.PasswordHash,
+		&i.Status,
+		&i.Role,
+		&i.CreatedAt,
+		&i.ActivatedAt,
+		&i.LastLoginAt,
+		&i.LastSeenAt,
+		&i.PasswordChangedAt,
+		&i.DisabledAt,
+	)
+	return i, err
+}
+
 const getSignupSecrets = `-- name: GetSignupSecrets :one
 SELECT email, password_hash FROM auth.signup_secrets
 WHERE signup_id = $1 AND user_id = $2
@@ -224,6 +421,35 @@ func (q *Queries) GetUserByUsername(ctx context.Context, username string) (AuthU
 	return i, err
 }
 
+const lastSeen = `-- name: LastSeen :many
+SELECT id, last_seen_at FROM auth.users WHERE id = ANY($1::uuid[])
+`
+
+type LastSeenRow struct {
+	ID         uuid.UUID  `json:"id"`
+	LastSeenAt *time.Time `json:"last_seen_at"`
+}
+
+func (q *Queries) LastSeen(ctx context.Context, ids []uuid.UUID) ([]LastSeenRow, error) {
+	rows, err := q.db.Query(ctx, lastSeen, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []LastSeenRow
+	for rows.Next() {
+		var i LastSeenRow
+		if err := rows.Scan(&i.ID, &i.LastSeenAt); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listAdmins = `-- name: ListAdmins :many
 SELECT username, status FROM auth.users WHERE role = 'admin' ORDER BY username
 `
@@ -265,6 +491,15 @@ func (q *Queries) PurgeSignupSecrets(ctx context.Context, before time.Time) (int
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const setLastLogin = `-- name: SetLastLogin :exec
+UPDATE auth.users SET last_login_at = now() WHERE id = $1
+`
+
+func (q *Queries) SetLastLogin(ctx context.Context, id uuid.UUID) error {
+	_, err := q.db.Exec(ctx, setLastLogin, id)
+	return err
 }
 
 const setUserRole = `-- name: SetUserRole :execrows
@@ -351,5 +586,16 @@ func (q *Queries) StageSignupSecrets(ctx context.Context, arg StageSignupSecrets
 		arg.Email,
 		arg.PasswordHash,
 	)
+	return err
+}
+
+const touchLastSeen = `-- name: TouchLastSeen :exec
+UPDATE auth.users SET last_seen_at = greatest(last_seen_at, now()) WHERE id = $1
+`
+
+// TouchLastSeen records that the user's last socket closed; greatest keeps
+// the time from moving backwards when two closes land out of order.
+func (q *Queries) TouchLastSeen(ctx context.Context, id uuid.UUID) error {
+	_, err := q.db.Exec(ctx, touchLastSeen, id)
 	return err
 }

@@ -21,6 +21,14 @@ type Querier interface {
 	ActivateUser(ctx context.Context, id uuid.UUID) (int64, error)
 	// AddMembers adds users to a room and returns the ones that were not members yet.
 	AddMembers(ctx context.Context, arg AddMembersParams) ([]uuid.UUID, error)
+	// AdminDailyStats counts, for each of the last n UTC days (today included,
+	// oldest first, days without activity as zeros): users activated, text
+	// messages sent, and distinct senders of those messages.
+	AdminDailyStats(ctx context.Context, days int32) ([]AdminDailyStatsRow, error)
+	// AdminListUsers pages users newest first by (created_at, id), below the
+	// cursor's pair; prefix (lower-case, LIKE wildcards escaped) matches the
+	// start of the username or the email, empty matches everyone.
+	AdminListUsers(ctx context.Context, arg AdminListUsersParams) ([]AuthUser, error)
 	// Queries of the message log's persistence: watermarks, tombstones, dead
 	// letters and the Kafka outbox.
 	// AdvancePersisted moves each room's watermark to the top of the contiguous
@@ -34,6 +42,12 @@ type Querier interface {
 	// Concurrent batches touch the same rooms, so rows are locked in id order
 	// first (no deadlocks), and rooms already past the batch are not locked at all.
 	BumpRoomSeqs(ctx context.Context, arg BumpRoomSeqsParams) error
+	// Accounts (issue 11): password change, admin disable/enable and listing,
+	// last login and last seen times, per-day admin stats.
+	// ChangePassword replaces the hash the caller just checked: a concurrent
+	// change (the hash is no longer old_hash) or a disabled account changes
+	// nothing, and the caller answers accordingly.
+	ChangePassword(ctx context.Context, arg ChangePasswordParams) (int64, error)
 	// CloseAccount compensates OpenAccount; the account of a user who has become
 	// active is kept.
 	CloseAccount(ctx context.Context, userID uuid.UUID) (int64, error)
@@ -88,6 +102,10 @@ type Querier interface {
 	// may go. It is the saga's last compensation, so the sign-up's staged
 	// secrets go with it.
 	DeleteUser(ctx context.Context, id uuid.UUID) error
+	// DisableUser moves an active user to disabled; no row means the user is
+	// absent or in another status (the caller reads which).
+	DisableUser(ctx context.Context, id uuid.UUID) (AuthUser, error)
+	EnableUser(ctx context.Context, id uuid.UUID) (AuthUser, error)
 	EnsurePublishCursors(ctx context.Context, roomIds []uuid.UUID) error
 	// FinishTransfer records a pending transfer's outcome once; a repeat finds
 	// the row no longer pending and changes nothing.
@@ -126,6 +144,7 @@ type Querier interface {
 	IsMember(ctx context.Context, arg IsMemberParams) (bool, error)
 	// LastMessages returns the newest persisted message of each given room.
 	LastMessages(ctx context.Context, roomIds []uuid.UUID) ([]ChatMessage, error)
+	LastSeen(ctx context.Context, ids []uuid.UUID) ([]LastSeenRow, error)
 	ListAdmins(ctx context.Context) ([]ListAdminsRow, error)
 	ListFriends(ctx context.Context, userID uuid.UUID) ([]ChatProfile, error)
 	// ListIncomingFriendRequests lists the requests to @me, newest first, with
@@ -193,6 +212,7 @@ type Querier interface {
 	RoomsToPublish(ctx context.Context, arg RoomsToPublishParams) ([]RoomsToPublishRow, error)
 	// SearchProfiles matches a username or display-name prefix, keyset paged by username.
 	SearchProfiles(ctx context.Context, arg SearchProfilesParams) ([]ChatProfile, error)
+	SetLastLogin(ctx context.Context, id uuid.UUID) error
 	SetPublishedMany(ctx context.Context, arg SetPublishedManyParams) error
 	SetTransferMessageSeq(ctx context.Context, arg SetTransferMessageSeqParams) (int64, error)
 	// SetUserRole is `chatflow admin grant|revoke`: the only way to the admin role.
@@ -211,6 +231,9 @@ type Querier interface {
 	// resend after the dedupe key expired): their own seq becomes a tombstone,
 	// so it is not a hole that holds the watermark back for good.
 	TombstoneResends(ctx context.Context, arg TombstoneResendsParams) (int64, error)
+	// TouchLastSeen records that the user's last socket closed; greatest keeps
+	// the time from moving backwards when two closes land out of order.
+	TouchLastSeen(ctx context.Context, id uuid.UUID) error
 	UnblockUser(ctx context.Context, arg UnblockUserParams) (int64, error)
 	// Unfriend ends a friendship: both directions in one statement.
 	Unfriend(ctx context.Context, arg UnfriendParams) (int64, error)

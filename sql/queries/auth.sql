@@ -95,3 +95,75 @@ SELECT username, status FROM auth.users WHERE role = 'admin' ORDER BY username;
 
 -- name: CountUsers :one
 SELECT count(*) FROM auth.users WHERE status = 'active';
+
+-- Accounts (issue 11): password change, admin disable/enable and listing,
+-- last login and last seen times, per-day admin stats.
+
+-- name: ChangePassword :execrows
+-- ChangePassword replaces the hash the caller just checked: a concurrent
+-- change (the hash is no longer old_hash) or a disabled account changes
+-- nothing, and the caller answers accordingly.
+UPDATE auth.users SET password_hash = @new_hash, password_changed_at = now()
+WHERE id = @id AND password_hash = @old_hash AND status = 'active';
+
+-- name: SetLastLogin :exec
+UPDATE auth.users SET last_login_at = now() WHERE id = @id;
+
+-- name: TouchLastSeen :exec
+-- TouchLastSeen records that the user's last socket closed; greatest keeps
+-- the time from moving backwards when two closes land out of order.
+UPDATE auth.users SET last_seen_at = greatest(last_seen_at, now()) WHERE id = @id;
+
+-- name: LastSeen :many
+SELECT id, last_seen_at FROM auth.users WHERE id = ANY(@ids::uuid[]);
+
+-- name: DisableUser :one
+-- DisableUser moves an active user to disabled; no row means the user is
+-- absent or in another status (the caller reads which).
+UPDATE auth.users SET status = 'disabled', disabled_at = now()
+WHERE id = @id AND status = 'active'
+RETURNING *;
+
+-- name: EnableUser :one
+UPDATE auth.users SET status = 'active', disabled_at = NULL
+WHERE id = @id AND status = 'disabled'
+RETURNING *;
+
+-- name: AdminListUsers :many
+-- AdminListUsers pages users newest first by (created_at, id), below the
+-- cursor's pair; prefix (lower-case, LIKE wildcards escaped) matches the
+-- start of the username or the email, empty matches everyone.
+SELECT * FROM auth.users
+WHERE (@prefix::text = '' OR lower(username) LIKE @prefix::text || '%' OR lower(email) LIKE @prefix::text || '%')
+  AND (created_at, id) < (@before_at::timestamptz, @before_id::uuid)
+ORDER BY created_at DESC, id DESC
+LIMIT @lim;
+
+-- name: AdminDailyStats :many
+-- AdminDailyStats counts, for each of the last n UTC days (today included,
+-- oldest first, days without activity as zeros): users activated, text
+-- messages sent, and distinct senders of those messages.
+WITH bounds AS (
+    SELECT date_trunc('day', now() AT TIME ZONE 'UTC') - make_interval(days => sqlc.arg(days)::int - 1) AS since
+), days AS (
+    SELECT d::date AS day
+    FROM bounds, generate_series(bounds.since, date_trunc('day', now() AT TIME ZONE 'UTC'), interval '1 day') AS d
+), signups AS (
+    SELECT (u.activated_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
+    FROM auth.users u, bounds
+    WHERE u.activated_at >= bounds.since AT TIME ZONE 'UTC'
+    GROUP BY 1
+), sent AS (
+    SELECT (m.sent_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n, count(DISTINCT m.sender_id) AS senders
+    FROM chat.messages m, bounds
+    WHERE m.sent_at >= bounds.since AT TIME ZONE 'UTC' AND m.kind = 'text'
+    GROUP BY 1
+)
+SELECT to_char(days.day, 'YYYY-MM-DD')::text AS date,
+       coalesce(signups.n, 0)::bigint AS signups,
+       coalesce(sent.n, 0)::bigint AS messages,
+       coalesce(sent.senders, 0)::bigint AS active_users
+FROM days
+LEFT JOIN signups ON signups.day = days.day
+LEFT JOIN sent ON sent.day = days.day
+ORDER BY days.day;
