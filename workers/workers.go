@@ -44,6 +44,8 @@ func New(c client.Client, acts *activities.Activities, cfg Config) []worker.Work
 		MaxConcurrentWorkflowTaskExecutionSize: cfg.SignupConcurrency,
 	})
 	sw.RegisterWorkflow(workflows.Signup)
+	// Account deletions run on the sign-up pool: both are account sagas.
+	sw.RegisterWorkflowWithOptions(workflows.DeleteUser, workflow.RegisterOptions{Name: chatflow.WorkflowDeleteUser})
 	sw.RegisterActivity(acts)
 
 	mw := worker.New(c, cfg.MessagesTaskQueue, worker.Options{
