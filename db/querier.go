@@ -102,6 +102,7 @@ type Querier interface {
 	GetInvitation(ctx context.Context, arg GetInvitationParams) (ChatInvitation, error)
 	GetMessageBySeq(ctx context.Context, arg GetMessageBySeqParams) (ChatMessage, error)
 	GetProfile(ctx context.Context, userID uuid.UUID) (ChatProfile, error)
+	// GetProfileByUsername finds a user by name; deleted users are nobody's to find.
 	GetProfileByUsername(ctx context.Context, username string) (ChatProfile, error)
 	GetRoom(ctx context.Context, id uuid.UUID) (ChatRoom, error)
 	// GetSignupSecrets is what the saga's first step reads; a saga can only
@@ -154,6 +155,7 @@ type Querier interface {
 	OpenAccount(ctx context.Context, userID uuid.UUID) error
 	// PendingInvitationsFor lists the pending invitations of some users to a room.
 	PendingInvitationsFor(ctx context.Context, arg PendingInvitationsForParams) ([]ChatInvitation, error)
+	// ProfilesExist counts the users of @ids who exist and are not deleted.
 	ProfilesExist(ctx context.Context, ids []uuid.UUID) (int64, error)
 	// PurgeSignupSecrets removes staged secrets older than a cutoff: those of
 	// sagas that ended (terminated) before their first step ran.
