@@ -80,11 +80,12 @@ type DeletionProgress struct {
 // UserDeleted is the user.deleted event on TopicUserEvents, keyed by user
 // id; EventID lets consumers drop the copies a retry may produce.
 type UserDeleted struct {
-	Type       string    `json:"type"`
-	EventID    string    `json:"event_id"`
-	UserID     string    `json:"user_id"`
-	DeletionID string    `json:"deletion_id"`
-	DeletedAt  time.Time `json:"deleted_at"`
+	Type       string `json:"type"`
+	EventID    string `json:"event_id"`
+	UserID     string `json:"user_id"`
+	DeletionID string `json:"deletion_id"`
+	// RequestedAt is when the user asked (the same in every copy).
+	RequestedAt time.Time `json:"requested_at"`
 }
 
 // EventUserDeleted is the type of a UserDeleted event.

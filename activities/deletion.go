@@ -232,7 +232,7 @@ func (a *Activities) PublishUserDeleted(ctx context.Context, in chatflow.Deletio
 	}
 	ev, err := json.Marshal(chatflow.UserDeleted{
 		Type: chatflow.EventUserDeleted, EventID: in.DeletionID.String() + ":" + chatflow.EventUserDeleted,
-		UserID: in.UserID.String(), DeletionID: in.DeletionID.String(), DeletedAt: in.RequestedAt,
+		UserID: in.UserID.String(), DeletionID: in.DeletionID.String(), RequestedAt: in.RequestedAt,
 	})
 	if err != nil {
 		return err

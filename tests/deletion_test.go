@@ -235,8 +235,10 @@ func TestDeletionSagaDeletesTheAccount(t *testing.T) {
 
 	// 6. Kafka
 	ev, msg := findUserEvent(t, env.KafkaBrokers, chatflow.EventUserDeleted, a.ID, 30*time.Second)
-	if string(msg.Key) != a.ID || ev.UserID != a.ID {
-		t.Fatalf("user.deleted record key %q event %+v", msg.Key, ev)
+	var del chatflow.UserDeleted
+	if err := json.Unmarshal(msg.Value, &del); err != nil || string(msg.Key) != a.ID || ev.UserID != a.ID ||
+		del.DeletionID != d.DeletionID || del.EventID != d.DeletionID+":"+chatflow.EventUserDeleted {
+		t.Fatalf("user.deleted record key %q value %s (%v)", msg.Key, msg.Value, err)
 	}
 
 	// the username and email are free again
