@@ -53,6 +53,8 @@ type Activities struct {
 	// member who left); Sessions revokes a user's sessions.
 	Rooms    RoomPoster
 	Sessions SessionRevoker
+	// Members takes a deleted user out of rooms' cached member sets.
+	Members RoomLeaver
 	// kafkaDownUntil makes batches skip Kafka after a failed write (unix ns).
 	kafkaDownUntil atomic.Int64
 }

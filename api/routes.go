@@ -25,6 +25,8 @@ func (s *Server) routes() {
 	v1.Get("/signup/:id", s.signupStatus)
 	v1.Post("/auth/login", s.login)
 	v1.Post("/auth/refresh", s.refresh)
+	// No token: the saga revokes the user's; the random id is the capability.
+	v1.Get("/deletions/:id", s.deletionStatus)
 
 	// requireAuth goes on each route, not on a group: a group middleware would
 	// answer 401 for unknown paths under /api/v1 instead of 404.
@@ -32,6 +34,7 @@ func (s *Server) routes() {
 	v1.Post("/auth/logout", auth, s.logout)
 	v1.Get("/me", auth, s.me)
 	v1.Patch("/me", auth, s.updateMe)
+	v1.Delete("/me", auth, s.deleteMe)
 	v1.Get("/me/account/transactions", auth, s.transactions)
 	v1.Post("/me/account/deposits", auth, s.deposit)
 	v1.Post("/me/account/withdrawals", auth, s.withdraw)

@@ -76,9 +76,11 @@ func (s *Server) signup(c *fiber.Ctx) error {
 	run, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:        chatflow.SignupWorkflowID(req.Username),
 		TaskQueue: s.Cfg.SignupTaskQueue,
-		// A sign-up that failed, was terminated, timed out or was cancelled
-		// frees the name; a running or completed one keeps it.
-		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
+		// Any ended sign-up lets the id run again: a completed one too,
+		// since its user may have been deleted since (the deletion saga frees
+		// the username). A user who holds the name is refused by Postgres
+		// (signupAvailable above, and the saga's first step).
+		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		// Without this the SDK swallows "already started" and hands back the
 		// other sign-up's run, so every concurrent duplicate would get a 202.

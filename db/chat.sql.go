@@ -218,9 +218,10 @@ func (q *Queries) GetProfile(ctx context.Context, userID uuid.UUID) (ChatProfile
 }
 
 const getProfileByUsername = `-- name: GetProfileByUsername :one
-SELECT user_id, username, display_name, status_message, created_at, deleted_at FROM chat.profiles WHERE username = $1
+SELECT user_id, username, display_name, status_message, created_at, deleted_at FROM chat.profiles WHERE username = $1 AND deleted_at IS NULL
 `
 
+// GetProfileByUsername finds a user by name; deleted users are nobody's to find.
 func (q *Queries) GetProfileByUsername(ctx context.Context, username string) (ChatProfile, error) {
 	row := q.db.QueryRow(ctx, getProfileByUsername, username)
 	var i ChatProfile
@@ -582,9 +583,10 @@ func (q *Queries) MarkRead(ctx context.Context, arg MarkReadParams) (MarkReadRow
 }
 
 const profilesExist = `-- name: ProfilesExist :one
-SELECT count(*) FROM chat.profiles WHERE user_id = ANY($1::uuid[])
+SELECT count(*) FROM chat.profiles WHERE user_id = ANY($1::uuid[]) AND deleted_at IS NULL
 `
 
+// ProfilesExist counts the users of @ids who exist and are not deleted.
 func (q *Queries) ProfilesExist(ctx context.Context, ids []uuid.UUID) (int64, error) {
 	row := q.db.QueryRow(ctx, profilesExist, ids)
 	var count int64
@@ -737,6 +739,7 @@ const searchProfiles = `-- name: SearchProfiles :many
 SELECT user_id, username, display_name, status_message, created_at, deleted_at FROM chat.profiles
 WHERE (username LIKE $1::text || '%' OR lower(display_name) LIKE lower($1::text) || '%')
   AND username > $2::text
+  AND deleted_at IS NULL
 ORDER BY username
 LIMIT $3
 `

@@ -35,6 +35,9 @@ type Querier interface {
 	// run of stored seqs above it. Rows are locked in id order first, so
 	// concurrent batches touching the same rooms never deadlock.
 	AdvancePersisted(ctx context.Context, roomIds []uuid.UUID) ([]AdvancePersistedRow, error)
+	// AnonymizeProfile turns a deleted user's profile into "deleted user" and
+	// frees their username; the profile stays so their messages keep a sender.
+	AnonymizeProfile(ctx context.Context, arg AnonymizeProfileParams) (int64, error)
 	BlockUser(ctx context.Context, arg BlockUserParams) error
 	// BlockersOf returns those of @user_ids who have blocked @blocked_id.
 	BlockersOf(ctx context.Context, arg BlockersOfParams) ([]uuid.UUID, error)
@@ -51,6 +54,10 @@ type Querier interface {
 	// CloseAccount compensates OpenAccount; the account of a user who has become
 	// active is kept.
 	CloseAccount(ctx context.Context, userID uuid.UUID) (int64, error)
+	// CloseAccountForDeletion closes an empty customer account (the caller holds
+	// its row lock and has checked the balance); the row stays as a record.
+	CloseAccountForDeletion(ctx context.Context, userID uuid.UUID) (int64, error)
+	CompleteDeletion(ctx context.Context, arg CompleteDeletionParams) (int64, error)
 	// ConsentingUsers returns those of @user_ids who may be added to a room by
 	// @inviter_id directly: they are mutual friends (they accepted the
 	// inviter's request or had theirs accepted; both rows must be there, a
@@ -65,6 +72,9 @@ type Querier interface {
 	// sequencer that handed a seq out twice (lost Redis state) shows up here.
 	CountSeqCollisions(ctx context.Context, arg CountSeqCollisionsParams) (int64, error)
 	CountUsers(ctx context.Context) (int64, error)
+	// CreateDeletion records a deletion as running; deletions_one_running
+	// refuses a second running one for the same user.
+	CreateDeletion(ctx context.Context, arg CreateDeletionParams) (AuthDeletion, error)
 	CreateFriendRequest(ctx context.Context, arg CreateFriendRequestParams) (ChatFriendRequest, error)
 	// CreateInvitations invites users to a room, skipping its members and users
 	// already holding a pending invitation to it; it returns the new ones.
@@ -79,6 +89,11 @@ type Querier interface {
 	CreditAccount(ctx context.Context, arg CreditAccountParams) (CreditAccountRow, error)
 	// DeclineInvitationsFrom declines every pending invitation from one user to another.
 	DeclineInvitationsFrom(ctx context.Context, arg DeclineInvitationsFromParams) ([]ChatInvitation, error)
+	// DeclineUserInvitations declines every pending invitation to or from a user.
+	DeclineUserInvitations(ctx context.Context, userID uuid.UUID) (int64, error)
+	// DeleteDeletingUser removes the credentials of a user being deleted (with
+	// any staged sign-up secrets): only now do the username and email become free.
+	DeleteDeletingUser(ctx context.Context, id uuid.UUID) (int64, error)
 	// DeleteFriendRequest removes one pending request (declined or canceled).
 	DeleteFriendRequest(ctx context.Context, arg DeleteFriendRequestParams) (ChatFriendRequest, error)
 	// DeleteFriendRequestsBetween removes the pending requests between two
@@ -107,6 +122,8 @@ type Querier interface {
 	DisableUser(ctx context.Context, id uuid.UUID) (AuthUser, error)
 	EnableUser(ctx context.Context, id uuid.UUID) (AuthUser, error)
 	EnsurePublishCursors(ctx context.Context, roomIds []uuid.UUID) error
+	// FailDeletion ends a running deletion as failed, with the step it stopped at.
+	FailDeletion(ctx context.Context, arg FailDeletionParams) (int64, error)
 	// FinishTransfer records a pending transfer's outcome once; a repeat finds
 	// the row no longer pending and changes nothing.
 	FinishTransfer(ctx context.Context, arg FinishTransferParams) (int64, error)
@@ -115,9 +132,11 @@ type Querier interface {
 	FriendPairState(ctx context.Context, arg FriendPairStateParams) (FriendPairStateRow, error)
 	GetAccount(ctx context.Context, userID uuid.UUID) (CustomerAccount, error)
 	GetAccountForUpdate(ctx context.Context, userID uuid.UUID) (CustomerAccount, error)
+	GetDeletion(ctx context.Context, id uuid.UUID) (AuthDeletion, error)
 	GetInvitation(ctx context.Context, arg GetInvitationParams) (ChatInvitation, error)
 	GetMessageBySeq(ctx context.Context, arg GetMessageBySeqParams) (ChatMessage, error)
 	GetProfile(ctx context.Context, userID uuid.UUID) (ChatProfile, error)
+	// GetProfileByUsername finds a user by name; deleted users are nobody's to find.
 	GetProfileByUsername(ctx context.Context, username string) (ChatProfile, error)
 	GetRoom(ctx context.Context, id uuid.UUID) (ChatRoom, error)
 	// GetSignupSecrets is what the saga's first step reads; a saga can only
@@ -185,18 +204,32 @@ type Querier interface {
 	LockPublishCursors(ctx context.Context, roomIds []uuid.UUID) ([]LockPublishCursorsRow, error)
 	// MarkRead moves the read marker forward only, and reports where it was.
 	MarkRead(ctx context.Context, arg MarkReadParams) (MarkReadRow, error)
+	// Account deletion (the DeleteUser saga). Every statement is safe to
+	// repeat: the saga's activities are retried until they succeed.
+	// MarkUserDeleting is the api's first move: an active user becomes
+	// 'deleting', so login and refresh stop at once.
+	MarkUserDeleting(ctx context.Context, id uuid.UUID) (int64, error)
 	// MessagesInRanges reads several rooms' seq ranges in one statement.
 	MessagesInRanges(ctx context.Context, arg MessagesInRangesParams) ([]ChatMessage, error)
 	OpenAccount(ctx context.Context, userID uuid.UUID) error
 	// PendingInvitationsFor lists the pending invitations of some users to a room.
 	PendingInvitationsFor(ctx context.Context, arg PendingInvitationsForParams) ([]ChatInvitation, error)
+	// ProfilesExist counts the users of @ids who exist and are not deleted.
 	ProfilesExist(ctx context.Context, ids []uuid.UUID) (int64, error)
 	// PurgeSignupSecrets removes staged secrets older than a cutoff: those of
 	// sagas that ended (terminated) before their first step ran.
 	PurgeSignupSecrets(ctx context.Context, before time.Time) (int64, error)
+	// ReactivateDeletingUser gives a user whose deletion failed their account
+	// back, unless another deletion of theirs is running (a later attempt owns
+	// the 'deleting' status then).
+	ReactivateDeletingUser(ctx context.Context, arg ReactivateDeletingUserParams) (int64, error)
 	// RemoveFriendship deletes the friend rows between two users, both ways.
 	RemoveFriendship(ctx context.Context, arg RemoveFriendshipParams) error
 	RemoveMember(ctx context.Context, arg RemoveMemberParams) (int64, error)
+	RemoveUserBlocks(ctx context.Context, userID uuid.UUID) (int64, error)
+	RemoveUserFriendRequests(ctx context.Context, userID uuid.UUID) (int64, error)
+	// RemoveUserFriendships deletes a user's friendships, both directions.
+	RemoveUserFriendships(ctx context.Context, userID uuid.UUID) (int64, error)
 	// ReplaceTombstones puts messages in place of gap tombstones written for
 	// their seqs while they were late (a batch that outlived the reconciler's
 	// patience): the real message wins.
@@ -212,6 +245,8 @@ type Querier interface {
 	RoomsToPublish(ctx context.Context, arg RoomsToPublishParams) ([]RoomsToPublishRow, error)
 	// SearchProfiles matches a username or display-name prefix, keyset paged by username.
 	SearchProfiles(ctx context.Context, arg SearchProfilesParams) ([]ChatProfile, error)
+	// SetDeletionStep records the step a running deletion is at.
+	SetDeletionStep(ctx context.Context, arg SetDeletionStepParams) (int64, error)
 	SetLastLogin(ctx context.Context, id uuid.UUID) error
 	SetPublishedMany(ctx context.Context, arg SetPublishedManyParams) error
 	SetTransferMessageSeq(ctx context.Context, arg SetTransferMessageSeqParams) (int64, error)

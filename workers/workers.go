@@ -46,6 +46,8 @@ func New(c client.Client, acts *activities.Activities, cfg Config) []worker.Work
 	sw.RegisterWorkflow(workflows.Signup)
 	// The transfer saga shares the sagas' pool and task queue.
 	sw.RegisterWorkflowWithOptions(workflows.Transfer, workflow.RegisterOptions{Name: chatflow.WorkflowTransfer})
+	// Account deletions run on the sign-up pool: both are account sagas.
+	sw.RegisterWorkflowWithOptions(workflows.DeleteUser, workflow.RegisterOptions{Name: chatflow.WorkflowDeleteUser})
 	sw.RegisterActivity(acts)
 
 	mw := worker.New(c, cfg.MessagesTaskQueue, worker.Options{

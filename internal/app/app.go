@@ -230,6 +230,7 @@ func (m *Main) NewWorkers(pub activities.Publisher) *Workers {
 	tokens := token.New(m.Cfg.Token, m.Redis)
 	tokens.OnRevoke(core.SessionRevoked)
 	acts.Rooms, acts.Sessions = core, tokens
+	acts.Members = core
 	return &Workers{Pools: workers.New(m.Temporal, acts, m.Cfg.Workers), Acts: acts, Core: core}
 }
 

@@ -10,7 +10,8 @@ DELETE FROM chat.profiles WHERE user_id = @user_id;
 SELECT * FROM chat.profiles WHERE user_id = @user_id;
 
 -- name: GetProfileByUsername :one
-SELECT * FROM chat.profiles WHERE username = @username;
+-- GetProfileByUsername finds a user by name; deleted users are nobody's to find.
+SELECT * FROM chat.profiles WHERE username = @username AND deleted_at IS NULL;
 
 -- name: UpdateProfile :one
 UPDATE chat.profiles
@@ -24,11 +25,13 @@ RETURNING *;
 SELECT * FROM chat.profiles
 WHERE (username LIKE @prefix::text || '%' OR lower(display_name) LIKE lower(@prefix::text) || '%')
   AND username > @after::text
+  AND deleted_at IS NULL
 ORDER BY username
 LIMIT @lim;
 
 -- name: ProfilesExist :one
-SELECT count(*) FROM chat.profiles WHERE user_id = ANY(@ids::uuid[]);
+-- ProfilesExist counts the users of @ids who exist and are not deleted.
+SELECT count(*) FROM chat.profiles WHERE user_id = ANY(@ids::uuid[]) AND deleted_at IS NULL;
 
 -- name: ListFriends :many
 SELECT p.* FROM chat.friends f JOIN chat.profiles p ON p.user_id = f.friend_id
