@@ -382,7 +382,8 @@
       };
       state.rooms.set(r.room_id, room);
     }
-    room.name = r.name;
+    // a DM shows the other member's name
+    room.name = r.kind === 'dm' && Array.isArray(r.member_names) && r.member_names.length ? r.member_names[0] : r.name;
     if (typeof r.muted === 'boolean') room.muted = r.muted;
     if (typeof r.last_seq === 'number') room.last_seq = Math.max(room.last_seq, r.last_seq);
     if (typeof r.unread_count === 'number') room.unread = r.unread_count;
@@ -422,7 +423,8 @@
       // a muted room raises no badge
       badge.hidden = room.muted || room.unread <= 0 || room.room_id === state.current;
       const preview = room.last_message
-        ? `${nameOf(room.last_message.sender_id)}: ${room.last_message.body}`
+        ? (room.last_message.kind === 'system' ? messageText(room.last_message)
+          : `${nameOf(room.last_message.sender_id)}: ${messageText(room.last_message)}`)
         : 'No messages yet';
       return el('li', {
         class: `room-item${room.room_id === state.current ? ' active' : ''}`,
