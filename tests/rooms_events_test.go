@@ -79,11 +79,15 @@ func TestRoomSystemEventsInSequence(t *testing.T) {
 	if st := n.Call(t, "POST", "/api/v1/invitations/"+r.PendingInvitations[0].InvitationID+"/accept", d.Access, nil, nil); st != 200 {
 		t.Fatalf("accept: %d", st)
 	}
+	wa := connect(t, n, a)
 	for i := 0; i < 2; i++ { // the retry renames and posts nothing
 		if st := n.Call(t, "PATCH", "/api/v1/rooms/"+room, a.Access, map[string]string{"name": " renamed "}, nil); st != 200 {
 			t.Fatalf("rename %d: %d", i, st)
 		}
 	}
+	wa.must(5*time.Second, func(f testenv.Frame) bool {
+		return f.Type() == "room" && f.Str("event") == "renamed" && f.Str("room_id") == room && f.Str("name") == "renamed"
+	}, "live renamed event")
 	if st := n.Call(t, "DELETE", "/api/v1/rooms/"+room+"/members/"+c.ID, a.Access, nil, nil); st != 204 {
 		t.Fatalf("remove c: %d", st)
 	}
