@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 	"time"
 
@@ -243,6 +244,10 @@ func (s *Server) acceptInvitation(c *fiber.Ctx) error {
 		// the invitee's sockets join the room; its members see them join
 		s.roomEvent(ctx, chat.UserChannel(me.String()), "joined", inv.RoomID, me)
 		s.roomEvent(ctx, chat.RoomChannel(inv.RoomID.String()), "joined", inv.RoomID, me)
+		ev := chatflow.SystemEvent{Event: chatflow.EventMemberJoined, UserID: me.String()}
+		if err := s.postSystem(ctx, me, inv.RoomID, "sys-join-"+inv.ID.String(), ev); err != nil {
+			slog.WarnContext(ctx, "system event: member_joined", "room", inv.RoomID, "err", err)
+		}
 	}
 	frame := invitationFrame("accepted", inv, room.Name)
 	_ = s.chat.Publish(ctx, chat.UserChannel(me.String()), frame)

@@ -38,6 +38,7 @@ type roomView struct {
 	// PendingInvitations lists, in the answer to a creation or an invite,
 	// the named users who were invited rather than added (no consent yet).
 	PendingInvitations []pendingView `json:"pending_invitations,omitempty"`
+	roomAdminView
 }
 
 func (s *Server) createRoom(c *fiber.Ctx) error {
@@ -154,6 +155,11 @@ func (s *Server) roomView(ctx context.Context, room db.ChatRoom, caller uuid.UUI
 	v.LastSeq = max(st.Seq, room.LastSeq)
 	v.LastMessage = st.Last
 	v.UnreadCount = max(v.LastSeq-lastRead, 0)
+	muted, err := s.Queries.MemberMuted(ctx, db.MemberMutedParams{RoomID: room.ID, UserID: caller})
+	if err != nil && !isNotFound(err) {
+		return roomView{}, err
+	}
+	v.roomAdminView = adminView(room.CreatedBy, room.Kind, caller, muted, int64(len(rows)), otherNames(rows, caller))
 	return v, nil
 }
 
@@ -179,6 +185,10 @@ func (s *Server) listRooms(c *fiber.Ctx) error {
 			RoomID: r.ID.String(), Name: r.Name, CreatedAt: r.CreatedAt.UTC(), LastSeq: last,
 			UnreadCount: max(last-r.LastReadSeq, 0), LastMessage: st.Last, LastReadSeq: r.LastReadSeq,
 		}
+		out[i].roomAdminView = adminView(r.CreatedBy, r.Kind, userID(c), false, 0, []string{})
+	}
+	if err := s.summarize(ctx, userID(c), ids, out); err != nil {
+		return err
 	}
 	// newest activity first, by live data (Postgres lags by one batch)
 	sortRooms(out)
@@ -264,6 +274,9 @@ func (s *Server) invite(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if room.Kind == chatflow.RoomKindDM {
+		return chatflow.Errorf(chatflow.ECodeValidation, "a direct message room cannot get more members")
+	}
 	if n, err := s.Queries.ProfilesExist(ctx, ids); err != nil {
 		return err
 	} else if int(n) != len(ids) {
@@ -304,6 +317,8 @@ func (s *Server) invite(c *fiber.Ctx) error {
 		s.roomEvent(ctx, chat.RoomChannel(id.String()), "joined", id, a)
 	}
 	s.invitationsSent(ctx, room, invs)
+	s.postJoined(ctx, id, me, added)
+	s.postInvited(ctx, me, invs)
 	v, err := s.roomView(ctx, room, me)
 	if err != nil {
 		return err
@@ -326,6 +341,10 @@ func (s *Server) leave(c *fiber.Ctx) error {
 	if _, err := s.Queries.GetRoom(ctx, id); isNotFound(err) {
 		return chatflow.Errorf(chatflow.ECodeNotFound, "room %s not found", id)
 	} else if err != nil {
+		return err
+	}
+	// the member_left event goes first: only a member may post it
+	if err := s.postLeaving(ctx, id, me, me); err != nil && chatflow.ErrorCode(err) != chatflow.ECodeNotMember {
 		return err
 	}
 	n, err := s.Queries.RemoveMember(ctx, db.RemoveMemberParams{RoomID: id, UserID: me})

@@ -141,7 +141,7 @@ func (q *Queries) CreateProfile(ctx context.Context, arg CreateProfileParams) er
 
 const createRoom = `-- name: CreateRoom :one
 INSERT INTO chat.rooms (id, name, created_by) VALUES ($1, $2, $3)
-RETURNING id, name, created_by, created_at, last_seq, last_message_at, persisted_seq
+RETURNING id, name, created_by, created_at, last_seq, last_message_at, persisted_seq, name_version, kind
 `
 
 type CreateRoomParams struct {
@@ -161,6 +161,8 @@ func (q *Queries) CreateRoom(ctx context.Context, arg CreateRoomParams) (ChatRoo
 		&i.LastSeq,
 		&i.LastMessageAt,
 		&i.PersistedSeq,
+		&i.NameVersion,
+		&i.Kind,
 	)
 	return i, err
 }
@@ -237,7 +239,7 @@ func (q *Queries) GetProfileByUsername(ctx context.Context, username string) (Ch
 }
 
 const getRoom = `-- name: GetRoom :one
-SELECT id, name, created_by, created_at, last_seq, last_message_at, persisted_seq FROM chat.rooms WHERE id = $1
+SELECT id, name, created_by, created_at, last_seq, last_message_at, persisted_seq, name_version, kind FROM chat.rooms WHERE id = $1
 `
 
 func (q *Queries) GetRoom(ctx context.Context, id uuid.UUID) (ChatRoom, error) {
@@ -251,6 +253,8 @@ func (q *Queries) GetRoom(ctx context.Context, id uuid.UUID) (ChatRoom, error) {
 		&i.LastSeq,
 		&i.LastMessageAt,
 		&i.PersistedSeq,
+		&i.NameVersion,
+		&i.Kind,
 	)
 	return i, err
 }
@@ -498,7 +502,7 @@ func (q *Queries) ListMessagesRange(ctx context.Context, arg ListMessagesRangePa
 }
 
 const listRooms = `-- name: ListRooms :many
-SELECT r.id, r.name, r.created_by, r.created_at, r.last_seq, r.last_message_at, r.persisted_seq, m.last_read_seq
+SELECT r.id, r.name, r.created_by, r.created_at, r.last_seq, r.last_message_at, r.persisted_seq, r.name_version, r.kind, m.last_read_seq
 FROM chat.members m JOIN chat.rooms r ON r.id = m.room_id
 WHERE m.user_id = $1
 ORDER BY coalesce(r.last_message_at, r.created_at) DESC, r.id
@@ -518,6 +522,8 @@ type ListRoomsRow struct {
 	LastSeq       int64      `json:"last_seq"`
 	LastMessageAt *time.Time `json:"last_message_at"`
 	PersistedSeq  int64      `json:"persisted_seq"`
+	NameVersion   int32      `json:"name_version"`
+	Kind          string     `json:"kind"`
 	LastReadSeq   int64      `json:"last_read_seq"`
 }
 
@@ -539,6 +545,8 @@ func (q *Queries) ListRooms(ctx context.Context, arg ListRoomsParams) ([]ListRoo
 			&i.LastSeq,
 			&i.LastMessageAt,
 			&i.PersistedSeq,
+			&i.NameVersion,
+			&i.Kind,
 			&i.LastReadSeq,
 		); err != nil {
 			return nil, err

@@ -61,6 +61,12 @@ type ChatDeadLetter struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+type ChatDm struct {
+	UserLo uuid.UUID `json:"user_lo"`
+	UserHi uuid.UUID `json:"user_hi"`
+	RoomID uuid.UUID `json:"room_id"`
+}
+
 type ChatFriend struct {
 	UserID    uuid.UUID `json:"user_id"`
 	FriendID  uuid.UUID `json:"friend_id"`
@@ -88,6 +94,7 @@ type ChatMember struct {
 	UserID      uuid.UUID `json:"user_id"`
 	JoinedAt    time.Time `json:"joined_at"`
 	LastReadSeq int64     `json:"last_read_seq"`
+	Muted       bool      `json:"muted"`
 }
 
 type ChatMessage struct {
@@ -123,6 +130,8 @@ type ChatRoom struct {
 	LastSeq       int64      `json:"last_seq"`
 	LastMessageAt *time.Time `json:"last_message_at"`
 	PersistedSeq  int64      `json:"persisted_seq"`
+	NameVersion   int32      `json:"name_version"`
+	Kind          string     `json:"kind"`
 }
 
 type CustomerAccount struct {

@@ -72,6 +72,8 @@ type Querier interface {
 	// sequencer that handed a seq out twice (lost Redis state) shows up here.
 	CountSeqCollisions(ctx context.Context, arg CountSeqCollisionsParams) (int64, error)
 	CountUsers(ctx context.Context) (int64, error)
+	// CreateDM records the pair's DM room unless the pair has one already.
+	CreateDM(ctx context.Context, arg CreateDMParams) (int64, error)
 	// CreateDeletion records a deletion as running; deletions_one_running
 	// refuses a second running one for the same user.
 	CreateDeletion(ctx context.Context, arg CreateDeletionParams) (AuthDeletion, error)
@@ -81,6 +83,7 @@ type Querier interface {
 	CreateInvitations(ctx context.Context, arg CreateInvitationsParams) ([]ChatInvitation, error)
 	CreateProfile(ctx context.Context, arg CreateProfileParams) error
 	CreateRoom(ctx context.Context, arg CreateRoomParams) (ChatRoom, error)
+	CreateRoomKind(ctx context.Context, arg CreateRoomKindParams) (ChatRoom, error)
 	// CreateUser inserts pending credentials; a replay of the same saga step is a no-op.
 	CreateUser(ctx context.Context, arg CreateUserParams) (int64, error)
 	// CreditAccount moves a balance by amount (negative for a debit; the CHECK
@@ -132,6 +135,7 @@ type Querier interface {
 	FriendPairState(ctx context.Context, arg FriendPairStateParams) (FriendPairStateRow, error)
 	GetAccount(ctx context.Context, userID uuid.UUID) (CustomerAccount, error)
 	GetAccountForUpdate(ctx context.Context, userID uuid.UUID) (CustomerAccount, error)
+	GetDM(ctx context.Context, arg GetDMParams) (uuid.UUID, error)
 	GetDeletion(ctx context.Context, id uuid.UUID) (AuthDeletion, error)
 	GetInvitation(ctx context.Context, arg GetInvitationParams) (ChatInvitation, error)
 	GetMessageBySeq(ctx context.Context, arg GetMessageBySeqParams) (ChatMessage, error)
@@ -209,6 +213,11 @@ type Querier interface {
 	// MarkUserDeleting is the api's first move: an active user becomes
 	// 'deleting', so login and refresh stop at once.
 	MarkUserDeleting(ctx context.Context, id uuid.UUID) (int64, error)
+	MemberMuted(ctx context.Context, arg MemberMutedParams) (bool, error)
+	// Room administration and direct messages (issue 12).
+	// MembersJoinedAt returns when each of @user_ids joined the room: the
+	// membership's version in the client_msg_ids of its system events.
+	MembersJoinedAt(ctx context.Context, arg MembersJoinedAtParams) ([]MembersJoinedAtRow, error)
 	// MessagesInRanges reads several rooms' seq ranges in one statement.
 	MessagesInRanges(ctx context.Context, arg MessagesInRangesParams) ([]ChatMessage, error)
 	OpenAccount(ctx context.Context, userID uuid.UUID) error
@@ -230,6 +239,9 @@ type Querier interface {
 	RemoveUserFriendRequests(ctx context.Context, userID uuid.UUID) (int64, error)
 	// RemoveUserFriendships deletes a user's friendships, both directions.
 	RemoveUserFriendships(ctx context.Context, userID uuid.UUID) (int64, error)
+	// RenameRoom renames a room, counting renames; renaming to the current
+	// name changes nothing and returns the current count (a retry).
+	RenameRoom(ctx context.Context, arg RenameRoomParams) (ChatRoom, error)
 	// ReplaceTombstones puts messages in place of gap tombstones written for
 	// their seqs while they were late (a batch that outlived the reconciler's
 	// patience): the real message wins.
@@ -241,6 +253,10 @@ type Querier interface {
 	RoomLogHead(ctx context.Context, roomID uuid.UUID) (RoomLogHeadRow, error)
 	RoomMemberIDs(ctx context.Context, roomID uuid.UUID) ([]uuid.UUID, error)
 	RoomMembers(ctx context.Context, roomID uuid.UUID) ([]RoomMembersRow, error)
+	// RoomSummaries returns, for each of the caller's rooms, the member count,
+	// the caller's mute flag and the first three display names other than
+	// the caller's (in join order).
+	RoomSummaries(ctx context.Context, arg RoomSummariesParams) ([]RoomSummariesRow, error)
 	// RoomsToPublish finds rooms whose persisted messages are not all in Kafka yet.
 	RoomsToPublish(ctx context.Context, arg RoomsToPublishParams) ([]RoomsToPublishRow, error)
 	// SearchProfiles matches a username or display-name prefix, keyset paged by username.
@@ -248,6 +264,7 @@ type Querier interface {
 	// SetDeletionStep records the step a running deletion is at.
 	SetDeletionStep(ctx context.Context, arg SetDeletionStepParams) (int64, error)
 	SetLastLogin(ctx context.Context, id uuid.UUID) error
+	SetMuted(ctx context.Context, arg SetMutedParams) (int64, error)
 	SetPublishedMany(ctx context.Context, arg SetPublishedManyParams) error
 	SetTransferMessageSeq(ctx context.Context, arg SetTransferMessageSeqParams) (int64, error)
 	// SetUserRole is `chatflow admin grant|revoke`: the only way to the admin role.

@@ -271,9 +271,10 @@ async function main() {
     await pb.locator(`${tid('conn-status')}[data-state="online"]`).waitFor();
     await messageWith(pb, text3).waitFor();
     const syncs = framesFromB.map((f) => JSON.parse(f)).filter((f) => f.type === 'sync');
-    assert(syncs.some((f) => f.rooms && f.rooms[roomId] === 2), `B synced room from seq 2: ${JSON.stringify(syncs)}`);
-    assert((await pb.locator(tid('message')).count()) === 3, 'B shows three messages after the reconnect (no gap, no duplicate)');
-    assert(await messageWith(pb, text3).getAttribute('data-seq') === '3', 'the missed message has seq 3');
+    // seq 3 is the system event "B added C" (issue 12)
+    assert(syncs.some((f) => f.rooms && f.rooms[roomId] === 3), `B synced room from seq 3: ${JSON.stringify(syncs)}`);
+    assert((await pb.locator(tid('message')).count()) === 4, 'B shows four messages after the reconnect (no gap, no duplicate)');
+    assert(await messageWith(pb, text3).getAttribute('data-seq') === '4', 'the missed message has seq 4');
 
     const room2 = `e2e history ${suffix}`;
     log(`B and A become friends; A creates "${room2}" with B in it and posts 60 messages; B sees an unread badge`);

@@ -382,7 +382,9 @@
       };
       state.rooms.set(r.room_id, room);
     }
-    room.name = r.name;
+    // a DM shows the other member's name
+    room.name = r.kind === 'dm' && Array.isArray(r.member_names) && r.member_names.length ? r.member_names[0] : r.name;
+    if (typeof r.muted === 'boolean') room.muted = r.muted;
     if (typeof r.last_seq === 'number') room.last_seq = Math.max(room.last_seq, r.last_seq);
     if (typeof r.unread_count === 'number') room.unread = r.unread_count;
     if (r.last_message) room.last_message = r.last_message;
@@ -418,9 +420,11 @@
     const rooms = [...state.rooms.values()].sort((a, b) => activity(b) - activity(a));
     list.replaceChildren(...rooms.map((room) => {
       const badge = el('span', { class: 'badge', 'data-testid': 'unread-badge', text: String(room.unread) });
-      badge.hidden = room.unread <= 0 || room.room_id === state.current;
+      // a muted room raises no badge
+      badge.hidden = room.muted || room.unread <= 0 || room.room_id === state.current;
       const preview = room.last_message
-        ? `${nameOf(room.last_message.sender_id)}: ${room.last_message.body}`
+        ? (room.last_message.kind === 'system' ? messageText(room.last_message)
+          : `${nameOf(room.last_message.sender_id)}: ${messageText(room.last_message)}`)
         : 'No messages yet';
       return el('li', {
         class: `room-item${room.room_id === state.current ? ' active' : ''}`,
@@ -692,6 +696,12 @@
     if (b.event === 'member_left') {
       return b.reason === 'account_deleted' ? `${nameOf(b.user_id)} deleted their account` : `${nameOf(b.user_id)} left`;
     }
+    if (b.event === 'member_joined') {
+      return b.by_user_id ? `${nameOf(b.by_user_id)} added ${nameOf(b.user_id)}` : `${nameOf(b.user_id)} joined`;
+    }
+    if (b.event === 'member_invited') return `${nameOf(b.by_user_id)} invited ${nameOf(b.user_id)}`;
+    if (b.event === 'member_removed') return `${nameOf(b.by_user_id)} removed ${nameOf(b.user_id)}`;
+    if (b.event === 'room_renamed') return `${nameOf(b.user_id)} renamed the room to “${b.name}”`;
     return b.event || m.body;
   }
 
@@ -736,7 +746,7 @@
     if (!room.last_message || m.seq >= room.last_message.seq) room.last_message = m;
     clearTyping(m.room_id, m.sender_id);
     if (m.room_id !== state.current) {
-      if (isNew && !mine) room.unread += 1;
+      if (isNew && !mine && !room.muted) room.unread += 1;
       renderRoomList();
       return;
     }
@@ -1118,6 +1128,12 @@
   async function onRoomEvent(f) {
     const mine = state.me && (!f.user_id || f.user_id === state.me.user_id);
     try {
+      if (f.event === 'renamed') {
+        const room = state.rooms.get(f.room_id);
+        if (room) room.name = f.name;
+        renderRoomList();
+        return;
+      }
       if (f.event === 'left' && mine) {
         state.rooms.delete(f.room_id);
         if (state.current === f.room_id) {
