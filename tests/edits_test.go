@@ -184,3 +184,86 @@ func TestMessageEditDelete(t *testing.T) {
 	}
 	checkHistory("after persistence")
 }
+
+// Concurrent edits of one message end in the body of the edit with the
+// highest seq, in history (log and Postgres alike) and in the stored row;
+// an edit racing a delete never brings the text back.
+func TestMessageEditRace(t *testing.T) {
+	env := testenv.Open(t)
+	env.Worker(t, nil)
+	na, nb := env.StartNode(t, testenv.NodeConfig{}), env.StartNode(t, testenv.NodeConfig{})
+	a, b := na.SignUp(t, "ra"), na.SignUp(t, "rb")
+	room := na.CreateRoom(t, a, b)
+	restSend(t, na, a, room, "r1", "first")
+	restSend(t, na, a, room, "r2", "second")
+	const n = 8
+	type res struct {
+		st  int
+		ans editAnswer
+	}
+	out := make(chan res, n+1)
+	for i := 0; i < n; i++ {
+		node := na
+		if i%2 == 1 {
+			node = nb
+		}
+		go func(i int) {
+			var ans editAnswer
+			st := node.Call(t, "PATCH", editPath(room, 1), a.Access, map[string]string{"body": fmt.Sprintf("v%d", i)}, &ans)
+			out <- res{st, ans}
+		}(i)
+	}
+	top, want := int64(0), ""
+	for i := 0; i < n; i++ {
+		r := <-out
+		if r.st != 200 {
+			t.Fatalf("concurrent edit: %d", r.st)
+		}
+		if r.ans.Event.Seq > top {
+			top = r.ans.Event.Seq
+		}
+	}
+	var h struct{ Messages []editedMsg }
+	nb.Call(t, "GET", "/api/v1/rooms/"+room+"/messages", b.Access, nil, &h)
+	for _, m := range h.Messages {
+		if m.Seq == top {
+			_, want = eventOf(t, m.Body)
+		}
+	}
+	if len(h.Messages) != 2+n || h.Messages[0].Body != want || want == "" {
+		t.Fatalf("after concurrent edits: %d messages, message 1 %q, want %q (edit at seq %d)", len(h.Messages), h.Messages[0].Body, want, top)
+	}
+
+	// edits racing a delete of message 2
+	for i := 0; i < n; i++ {
+		go func(i int) {
+			var ans editAnswer
+			st := na.Call(t, "PATCH", editPath(room, 2), a.Access, map[string]string{"body": fmt.Sprintf("w%d", i)}, &ans)
+			out <- res{st, ans}
+		}(i)
+	}
+	go func() {
+		var ans editAnswer
+		st := nb.Call(t, "DELETE", editPath(room, 2), a.Access, nil, &ans)
+		out <- res{st, ans}
+	}()
+	for i := 0; i <= n; i++ {
+		if r := <-out; r.st != 200 && r.st != 409 {
+			t.Fatalf("edit/delete race: %d", r.st)
+		}
+	}
+	var total int64
+	nb.Call(t, "GET", "/api/v1/rooms/"+room+"/messages", b.Access, nil, &h)
+	total = h.Messages[len(h.Messages)-1].Seq
+	if h.Messages[1].Body != "" || h.Messages[1].DeletedAt == nil {
+		t.Fatalf("message 2 after the race: %+v", h.Messages[1])
+	}
+	waitPersisted(t, env, room, total, 20*time.Second)
+	var body1, body2 string
+	if err := env.Pool.QueryRow(context.Background(), `SELECT (SELECT body FROM chat.messages WHERE room_id = $1 AND seq = 1), (SELECT body FROM chat.messages WHERE room_id = $1 AND seq = 2)`, room).Scan(&body1, &body2); err != nil {
+		t.Fatal(err)
+	}
+	if body1 != want || body2 != "" {
+		t.Fatalf("rows: %q %q, want %q and deleted", body1, body2, want)
+	}
+}
