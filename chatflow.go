@@ -34,6 +34,10 @@ type Message struct {
 	SentAt      time.Time `json:"sent_at"`
 	// Kind is empty for a text message; KindGap marks a tombstone.
 	Kind string `json:"kind,omitempty"`
+	// EditedAt is set once the message was edited (Body is the new text).
+	EditedAt *time.Time `json:"edited_at,omitempty"`
+	// DeletedAt is set once the message was deleted (Body is then "").
+	DeletedAt *time.Time `json:"deleted_at,omitempty"`
 }
 
 // Message kinds besides text. Clients ignore kinds they do not know.

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/chatflow/chatflow"
+	"github.com/chatflow/chatflow/chat"
 	"github.com/chatflow/chatflow/db"
 	"github.com/chatflow/chatflow/roomlog"
 )
@@ -43,6 +44,8 @@ func (a *Activities) PersistMessages(ctx context.Context, b chatflow.MessageBatc
 type rows struct {
 	ins  db.InsertMessagesParams
 	bump db.BumpRoomSeqsParams
+	// edits are the batch's edit/delete events (see chat/edits.go).
+	edits db.InsertMessageEditsParams
 }
 
 func toRows(msgs []chatflow.Message) (rows, error) {
@@ -83,7 +86,7 @@ func toRows(msgs []chatflow.Message) (rows, error) {
 		bump.Seqs = append(bump.Seqs, t.seq)
 		bump.Ats = append(bump.Ats, t.at)
 	}
-	return rows{ins: p, bump: bump}, nil
+	return rows{ins: p, bump: bump, edits: chat.EditRows(msgs)}, nil
 }
 
 // store inserts msgs in one transaction; if Postgres refuses the data (not
@@ -145,6 +148,9 @@ func (a *Activities) insert(ctx context.Context, r rows) (int64, error) {
 				return err
 			}
 		}
+		if err := applyEdits(ctx, q, r); err != nil {
+			return err
+		}
 		return q.BumpRoomSeqs(ctx, r.bump)
 	})
 	if err != nil {
@@ -162,6 +168,26 @@ func (a *Activities) insert(ctx context.Context, r rows) (int64, error) {
 		}
 	}
 	return inserted, nil
+}
+
+// applyEdits records the batch's edit/delete events and brings up to date
+// the rows they target and the batch's own rows (a target stored after its
+// event gets the event's effect here). The state is recomputed from every
+// recorded event, so a replayed batch changes nothing.
+func applyEdits(ctx context.Context, q *db.Queries, r rows) error {
+	e := r.edits
+	if len(e.EventSeqs) > 0 {
+		if err := q.InsertMessageEdits(ctx, e); err != nil {
+			return err
+		}
+		if err := q.ClearEditedBodies(ctx, db.ClearEditedBodiesParams{RoomIds: e.RoomIds, Seqs: e.TargetSeqs}); err != nil {
+			return err
+		}
+	}
+	return q.ApplyMessageEdits(ctx, db.ApplyMessageEditsParams{
+		RoomIds: append(slices.Clip(r.ins.RoomIds), e.RoomIds...),
+		Seqs:    append(slices.Clip(r.ins.Seqs), e.TargetSeqs...),
+	})
 }
 
 // refused tells a row Postgres will never take (bad data, a constraint, a

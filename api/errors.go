@@ -39,6 +39,7 @@ var statuses = map[string]int{
 	chatflow.ECodeBalanceNotZero:     fiber.StatusConflict,
 	chatflow.ECodeDeletionInProgress: fiber.StatusConflict,
 	chatflow.ECodeAccountClosed:      fiber.StatusConflict,
+	chatflow.ECodeMessageDeleted:     fiber.StatusConflict,
 }
 
 // statusOf maps a stable error code to its HTTP status.

@@ -72,6 +72,8 @@ func (s *Server) routes() {
 	v1.Post("/dms", auth, s.openDM)
 	v1.Get("/rooms/:room_id/messages", auth, s.history)
 	v1.Post("/rooms/:room_id/messages", auth, s.postMessage)
+	v1.Patch("/rooms/:room_id/messages/:seq", auth, s.patchMessage)
+	v1.Delete("/rooms/:room_id/messages/:seq", auth, s.deleteMessage)
 	v1.Post("/rooms/:room_id/read", auth, s.postRead)
 	v1.Post("/rooms/:room_id/transfers", auth, s.createTransfer)
 

@@ -83,7 +83,16 @@ func FromRow(r db.ChatMessage) chatflow.Message {
 	return chatflow.Message{
 		MessageID: r.ID.String(), RoomID: r.RoomID.String(), Seq: r.Seq, SenderID: r.SenderID.String(),
 		ClientMsgID: r.ClientMsgID, Body: r.Body, SentAt: r.SentAt.UTC(), Kind: kindOf(r.Kind),
+		EditedAt: utcPtr(r.EditedAt), DeletedAt: utcPtr(r.DeletedAt),
 	}
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 func kindOf(k string) string {

@@ -196,3 +196,16 @@ func TestMembersRebuildRefusedWhenVersionVanished(t *testing.T) {
 		t.Fatal("the refused rebuild cached a set")
 	}
 }
+
+func (m *memberStore) MessageStates(context.Context, db.MessageStatesParams) ([]db.MessageStatesRow, error) {
+	return nil, nil
+}
+func (m *memberStore) InsertMessageEdits(context.Context, db.InsertMessageEditsParams) error {
+	return nil
+}
+func (m *memberStore) ClearEditedBodies(context.Context, db.ClearEditedBodiesParams) error {
+	return nil
+}
+func (m *memberStore) ApplyMessageEdits(context.Context, db.ApplyMessageEditsParams) error {
+	return nil
+}

@@ -51,7 +51,7 @@ func (s *Service) FetchRange(ctx context.Context, room uuid.UUID, lo, hi int64) 
 		for i, e := range entries {
 			out[i] = e.Frame
 		}
-		return out, nil
+		return s.overlay(ctx, room, lo, hi, out)
 	}
 	rows, err := s.store.ListMessagesRange(ctx, db.ListMessagesRangeParams{RoomID: room, Lo: lo, Hi: hi})
 	if err != nil {
@@ -81,7 +81,7 @@ func (s *Service) FetchRange(ctx context.Context, room uuid.UUID, lo, hi int64) 
 		s.metrics.readHoles.Inc()
 		s.log.Warn("seqs in neither the log nor Postgres", "room", room, "lo", lo, "hi", hi, "found", len(out))
 	}
-	return out, nil
+	return s.overlay(ctx, room, lo, hi, out)
 }
 
 // Live is a room's current seq and newest message.

@@ -177,7 +177,7 @@ func (q *Queries) DeleteProfile(ctx context.Context, userID uuid.UUID) error {
 }
 
 const getMessageBySeq = `-- name: GetMessageBySeq :one
-SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind FROM chat.messages WHERE room_id = $1 AND seq = $2
+SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind, edited_at, deleted_at FROM chat.messages WHERE room_id = $1 AND seq = $2
 `
 
 type GetMessageBySeqParams struct {
@@ -197,6 +197,8 @@ func (q *Queries) GetMessageBySeq(ctx context.Context, arg GetMessageBySeqParams
 		&i.Body,
 		&i.SentAt,
 		&i.Kind,
+		&i.EditedAt,
+		&i.DeletedAt,
 	)
 	return i, err
 }
@@ -313,7 +315,7 @@ func (q *Queries) IsMember(ctx context.Context, arg IsMemberParams) (bool, error
 }
 
 const lastMessages = `-- name: LastMessages :many
-SELECT DISTINCT ON (room_id) id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind FROM chat.messages
+SELECT DISTINCT ON (room_id) id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind, edited_at, deleted_at FROM chat.messages
 WHERE room_id = ANY($1::uuid[]) AND kind <> 'gap'
 ORDER BY room_id, seq DESC
 `
@@ -337,6 +339,8 @@ func (q *Queries) LastMessages(ctx context.Context, roomIds []uuid.UUID) ([]Chat
 			&i.Body,
 			&i.SentAt,
 			&i.Kind,
+			&i.EditedAt,
+			&i.DeletedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -381,7 +385,7 @@ func (q *Queries) ListFriends(ctx context.Context, userID uuid.UUID) ([]ChatProf
 }
 
 const listMessagesAfter = `-- name: ListMessagesAfter :many
-SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind FROM chat.messages WHERE room_id = $1 AND seq > $2
+SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind, edited_at, deleted_at FROM chat.messages WHERE room_id = $1 AND seq > $2
 ORDER BY seq LIMIT $3
 `
 
@@ -409,6 +413,8 @@ func (q *Queries) ListMessagesAfter(ctx context.Context, arg ListMessagesAfterPa
 			&i.Body,
 			&i.SentAt,
 			&i.Kind,
+			&i.EditedAt,
+			&i.DeletedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -421,7 +427,7 @@ func (q *Queries) ListMessagesAfter(ctx context.Context, arg ListMessagesAfterPa
 }
 
 const listMessagesBefore = `-- name: ListMessagesBefore :many
-SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind FROM chat.messages WHERE room_id = $1 AND seq < $2
+SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind, edited_at, deleted_at FROM chat.messages WHERE room_id = $1 AND seq < $2
 ORDER BY seq DESC LIMIT $3
 `
 
@@ -449,6 +455,8 @@ func (q *Queries) ListMessagesBefore(ctx context.Context, arg ListMessagesBefore
 			&i.Body,
 			&i.SentAt,
 			&i.Kind,
+			&i.EditedAt,
+			&i.DeletedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -461,7 +469,7 @@ func (q *Queries) ListMessagesBefore(ctx context.Context, arg ListMessagesBefore
 }
 
 const listMessagesRange = `-- name: ListMessagesRange :many
-SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind FROM chat.messages WHERE room_id = $1 AND seq BETWEEN $2::bigint AND $3::bigint
+SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind, edited_at, deleted_at FROM chat.messages WHERE room_id = $1 AND seq BETWEEN $2::bigint AND $3::bigint
 ORDER BY seq
 `
 
@@ -490,6 +498,8 @@ func (q *Queries) ListMessagesRange(ctx context.Context, arg ListMessagesRangePa
 			&i.Body,
 			&i.SentAt,
 			&i.Kind,
+			&i.EditedAt,
+			&i.DeletedAt,
 		); err != nil {
 			return nil, err
 		}

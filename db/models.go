@@ -98,14 +98,25 @@ type ChatMember struct {
 }
 
 type ChatMessage struct {
-	ID          uuid.UUID `json:"id"`
-	RoomID      uuid.UUID `json:"room_id"`
-	Seq         int64     `json:"seq"`
-	SenderID    uuid.UUID `json:"sender_id"`
-	ClientMsgID string    `json:"client_msg_id"`
-	Body        string    `json:"body"`
-	SentAt      time.Time `json:"sent_at"`
-	Kind        string    `json:"kind"`
+	ID          uuid.UUID  `json:"id"`
+	RoomID      uuid.UUID  `json:"room_id"`
+	Seq         int64      `json:"seq"`
+	SenderID    uuid.UUID  `json:"sender_id"`
+	ClientMsgID string     `json:"client_msg_id"`
+	Body        string     `json:"body"`
+	SentAt      time.Time  `json:"sent_at"`
+	Kind        string     `json:"kind"`
+	EditedAt    *time.Time `json:"edited_at"`
+	DeletedAt   *time.Time `json:"deleted_at"`
+}
+
+type ChatMessageEdit struct {
+	RoomID    uuid.UUID `json:"room_id"`
+	EventSeq  int64     `json:"event_seq"`
+	TargetSeq int64     `json:"target_seq"`
+	Kind      string    `json:"kind"`
+	Body      string    `json:"body"`
+	At        time.Time `json:"at"`
 }
 
 type ChatProfile struct {

@@ -38,6 +38,10 @@ type Querier interface {
 	// AnonymizeProfile turns a deleted user's profile into "deleted user" and
 	// frees their username; the profile stays so their messages keep a sender.
 	AnonymizeProfile(ctx context.Context, arg AnonymizeProfileParams) (int64, error)
+	// ApplyMessageEdits copies the current state computed from the events onto
+	// the given (room, seq) rows that exist; recomputed from all events each
+	// time, so it is idempotent and independent of the order of arrival.
+	ApplyMessageEdits(ctx context.Context, arg ApplyMessageEditsParams) error
 	BlockUser(ctx context.Context, arg BlockUserParams) error
 	// BlockersOf returns those of @user_ids who have blocked @blocked_id.
 	BlockersOf(ctx context.Context, arg BlockersOfParams) ([]uuid.UUID, error)
@@ -51,6 +55,8 @@ type Querier interface {
 	// change (the hash is no longer old_hash) or a disabled account changes
 	// nothing, and the caller answers accordingly.
 	ChangePassword(ctx context.Context, arg ChangePasswordParams) (int64, error)
+	// ClearEditedBodies forgets the edited texts of deleted messages.
+	ClearEditedBodies(ctx context.Context, arg ClearEditedBodiesParams) error
 	// CloseAccount compensates OpenAccount; the account of a user who has become
 	// active is kept.
 	CloseAccount(ctx context.Context, userID uuid.UUID) (int64, error)
@@ -152,6 +158,8 @@ type Querier interface {
 	GetUserByID(ctx context.Context, id uuid.UUID) (AuthUser, error)
 	GetUserByUsername(ctx context.Context, username string) (AuthUser, error)
 	InsertDeadLetter(ctx context.Context, arg InsertDeadLetterParams) (int64, error)
+	// InsertMessageEdits records edit/delete events; a replay is a no-op.
+	InsertMessageEdits(ctx context.Context, arg InsertMessageEditsParams) error
 	// InsertMessages writes a whole batch in one statement; replays are harmless.
 	InsertMessages(ctx context.Context, arg InsertMessagesParams) (int64, error)
 	// InsertTombstones marks seqs that can never be delivered, so readers never
@@ -218,6 +226,9 @@ type Querier interface {
 	// MembersJoinedAt returns when each of @user_ids joined the room: the
 	// membership's version in the client_msg_ids of its system events.
 	MembersJoinedAt(ctx context.Context, arg MembersJoinedAtParams) ([]MembersJoinedAtRow, error)
+	// MessageStates is the current state of the edited or deleted messages of
+	// a room with lo <= seq <= hi, computed from their events.
+	MessageStates(ctx context.Context, arg MessageStatesParams) ([]MessageStatesRow, error)
 	// MessagesInRanges reads several rooms' seq ranges in one statement.
 	MessagesInRanges(ctx context.Context, arg MessagesInRangesParams) ([]ChatMessage, error)
 	OpenAccount(ctx context.Context, userID uuid.UUID) error

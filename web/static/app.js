@@ -679,7 +679,63 @@
     el('div', { class: 'body', 'data-testid': 'message-body', text: messageText(m) }));
     if (m.kind) li.classList.add(`kind-${m.kind}`);
     if (mine) li.append(el('div', { class: 'msg-status', 'data-testid': 'msg-status' }));
+    if (!m.kind) {
+      li.dataset.body = m.body || '';
+      markChanged(li, m);
+    }
     return li;
+  }
+
+  // messageMenu offers edit and delete on one's own sent messages.
+  function messageMenu(roomId, seq, li) {
+    const path = `/rooms/${roomId}/messages/${seq}`;
+    const edit = el('button', { class: 'msg-action', 'data-testid': 'msg-edit', type: 'button', text: 'edit' });
+    edit.onclick = async () => {
+      const body = window.prompt('Edit message', li.dataset.body || '');
+      if (body === null || body.trim() === '' || body === li.dataset.body) return;
+      try { await api('PATCH', path, { body, client_msg_id: `edit-${crypto.randomUUID()}` }); } catch (err) { reportError(err); }
+    };
+    const del = el('button', { class: 'msg-action', 'data-testid': 'msg-delete', type: 'button', text: 'delete' });
+    del.onclick = async () => {
+      if (!window.confirm('Delete this message?')) return;
+      try { await api('DELETE', `${path}?client_msg_id=del-${crypto.randomUUID()}`); } catch (err) { reportError(err); }
+    };
+    return el('div', { class: 'msg-menu' }, edit, del);
+  }
+
+  // markChanged shows that a message was edited or deleted.
+  function markChanged(li, m) {
+    li.classList.toggle('edited', !!m.edited_at && !m.deleted_at);
+    li.classList.toggle('deleted', !!m.deleted_at);
+    if (m.deleted_at) {
+      li.querySelector('.body').textContent = 'message deleted';
+      li.querySelector('.msg-menu')?.remove();
+    }
+  }
+
+  // applyChange renders an edit or delete event by changing its target in
+  // place; the event itself is not shown as a line.
+  function applyChange(m) {
+    let b;
+    try { b = JSON.parse(m.body); } catch { return; }
+    const room = state.rooms.get(m.room_id);
+    const at = m.sent_at;
+    if (room && room.last_message && room.last_message.seq === b.target_seq) {
+      room.last_message = m.kind === 'delete'
+        ? { ...room.last_message, body: '', deleted_at: at }
+        : { ...room.last_message, body: b.body, edited_at: at };
+    }
+    if (m.room_id !== state.current) return;
+    const li = findBySeq(b.target_seq);
+    if (!li || li.classList.contains('deleted')) return;
+    if (m.kind === 'delete') {
+      li.dataset.body = '';
+      markChanged(li, { deleted_at: at });
+    } else {
+      li.dataset.body = b.body;
+      li.querySelector('.body').textContent = b.body;
+      markChanged(li, { edited_at: at });
+    }
   }
 
   // messageText is what a message shows: its body, or for the kinds the
@@ -717,6 +773,10 @@
   // placeBySeq puts a sequenced message in order; pending ones stay last.
   function placeBySeq(li, seq) {
     li.dataset.seq = String(seq);
+    // one's own text messages get edit/delete once they have a seq
+    if (li.classList.contains('mine') && !/\bkind-/.test(li.className) && !li.classList.contains('deleted') && !li.querySelector('.msg-menu')) {
+      li.append(messageMenu(state.current, seq, li));
+    }
     const before = [...list().children].find((o) => o !== li && Number(o.dataset.seq || Infinity) > seq);
     if (before) list().insertBefore(li, before);
     else list().append(li);
@@ -743,6 +803,11 @@
     const mine = state.me && m.sender_id === state.me.user_id;
     const isNew = m.seq > room.last_seq;
     room.last_seq = Math.max(room.last_seq, m.seq);
+    if (m.kind === 'edit' || m.kind === 'delete') {
+      applyChange(m);
+      if (m.room_id === state.current) room.minSeq = room.minSeq ? Math.min(room.minSeq, m.seq) : m.seq;
+      return;
+    }
     if (!room.last_message || m.seq >= room.last_message.seq) room.last_message = m;
     clearTyping(m.room_id, m.sender_id);
     if (m.room_id !== state.current) {
