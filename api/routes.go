@@ -70,6 +70,9 @@ func (s *Server) routes() {
 	v1.Post("/rooms/:room_id/messages", auth, s.postMessage)
 	v1.Post("/rooms/:room_id/read", auth, s.postRead)
 	v1.Post("/rooms/:room_id/transfers", auth, s.createTransfer)
+	v1.Post("/rooms/:room_id/uploads", auth, s.createUpload)
+	v1.Post("/rooms/:room_id/messages/files", auth, s.attachFile)
+	v1.Get("/rooms/:room_id/files/:upload_id", auth, s.downloadFile)
 
 	s.app.Get("/ws", s.wsUpgrade, s.wsHandler())
 	s.app.Get("/", web.Index)
