@@ -130,7 +130,11 @@ func loadConfig(keys int) (app.Config, error) {
 	parse("MAX_MEMBERS_PER_CALL", num(&c.RateLimit.MembersPerCall))
 	parse("TRUSTED_PROXIES", func(v string) (e error) { c.RateLimit.TrustedProxies, e = ratelimit.ParsePrefixes(v); return })
 	parse("MAX_UPLOAD_BYTES", func(v string) (e error) { c.Objects.MaxUploadBytes, e = strconv.ParseInt(v, 10, 64); return })
-	parse("S3_URL_TTL", func(v string) (e error) { c.Objects.PutTTL, e = time.ParseDuration(v); c.Objects.GetTTL = c.Objects.PutTTL; return })
+	parse("S3_URL_TTL", func(v string) (e error) {
+		c.Objects.PutTTL, e = time.ParseDuration(v)
+		c.Objects.GetTTL = c.Objects.PutTTL
+		return
+	})
 	parse("PG_MAX_CONNS", func(v string) error {
 		n, e := strconv.ParseInt(v, 10, 32)
 		c.PGMaxConns = int32(n)
