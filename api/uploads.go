@@ -32,6 +32,8 @@ import (
 // ObjectStore is what the api needs of the object store (blob.Store).
 type ObjectStore interface {
 	MaxUploadBytes() int64
+	// Origin is where pre-signed URLs point (the web page's CSP allows it).
+	Origin() string
 	PresignPut(ctx context.Context, key string, size int64, contentType string) (blob.Presigned, error)
 	PresignGet(ctx context.Context, key, disposition string) (blob.Presigned, error)
 	Head(ctx context.Context, key string) (blob.Object, error)

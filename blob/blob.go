@@ -92,6 +92,19 @@ func New(cfg Config) *Store {
 // MaxUploadBytes is the largest object a client may upload.
 func (s *Store) MaxUploadBytes() int64 { return s.cfg.MaxUploadBytes }
 
+// Origin is the scheme://host[:port] pre-signed URLs point at, for a web
+// page's Content-Security-Policy.
+func (s *Store) Origin() string {
+	if s.cfg.Endpoint == "" {
+		return "https://" + s.cfg.Bucket + ".s3." + s.cfg.Region + ".amazonaws.com"
+	}
+	u, err := url.Parse(s.cfg.Endpoint)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
 // Config returns the store's configuration.
 func (s *Store) Config() Config { return s.cfg }
 

@@ -199,6 +199,11 @@ func TestFileUploadRoundTrip(t *testing.T) {
 	if st := n.Call(t, "GET", "/api/v1/rooms/"+room+"/files/"+up.UploadID+"?redirect=false", b.Access, nil, &j); st != 200 || j.URL == "" {
 		t.Fatalf("download as JSON: %d %+v", st, j)
 	}
+	// the web page may PUT to and show images from the store, nothing else
+	_, _, page := fetch(t, n.URL+"/")
+	if origin := blob.New(testenv.Config().Objects).Origin(); !strings.Contains(page.Get("Content-Security-Policy"), "img-src 'self' data: "+origin+";") {
+		t.Fatalf("CSP %q does not allow %s", page.Get("Content-Security-Policy"), origin)
+	}
 }
 
 func TestFileSizeLimit(t *testing.T) {
