@@ -22,6 +22,8 @@ type FileMessage struct {
 	ContentType string `json:"content_type"`
 	Width       int    `json:"width,omitempty"`
 	Height      int    `json:"height,omitempty"`
+	// Thumbnail: a small JPEG preview is served with ?variant=thumb.
+	Thumbnail bool `json:"thumbnail,omitempty"`
 }
 
 // ValidFileName checks an attachment's name: 1–200 characters of one line

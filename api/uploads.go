@@ -38,6 +38,7 @@ type ObjectStore interface {
 	PresignGet(ctx context.Context, key, disposition string) (blob.Presigned, error)
 	Head(ctx context.Context, key string) (blob.Object, error)
 	Open(ctx context.Context, key string) (io.ReadCloser, error)
+	Put(ctx context.Context, key, contentType string, body []byte) error
 	Delete(ctx context.Context, key string) error
 }
 
@@ -195,6 +196,7 @@ func (s *Server) attachFile(c *fiber.Ctx) error {
 	if up.Width != nil && up.Height != nil {
 		fm.Width, fm.Height = int(*up.Width), int(*up.Height)
 	}
+	fm.Thumbnail = up.Thumbnail
 	body, err := json.Marshal(fm)
 	if err != nil {
 		return err
@@ -238,8 +240,9 @@ func (s *Server) verifyUpload(ctx context.Context, store ObjectStore, up db.Chat
 		}
 		return up, refused
 	}
-	width, height := s.imageSize(ctx, store, up, w, h)
-	got, err := s.Queries.AttachUpload(ctx, db.AttachUploadParams{ID: up.ID, ClientMsgID: &cmid, Width: width, Height: height})
+	width, height, real := s.imageSize(ctx, store, up, w, h)
+	thumb := real && s.makeThumb(ctx, store, up, int(*width), int(*height))
+	got, err := s.Queries.AttachUpload(ctx, db.AttachUploadParams{ID: up.ID, ClientMsgID: &cmid, Width: width, Height: height, Thumbnail: thumb})
 	if isNotFound(err) { // a concurrent attach won: answer as a retry would
 		return s.Queries.GetUpload(ctx, up.ID)
 	}
@@ -249,28 +252,29 @@ func (s *Server) verifyUpload(ctx context.Context, store ObjectStore, up db.Chat
 // imageSize reads an image's dimensions from its header (DecodeConfig reads
 // no pixels, so a decompression bomb costs nothing); the client's values
 // stand only for formats the standard library cannot read.
-func (s *Server) imageSize(ctx context.Context, store ObjectStore, up db.ChatUpload, w, h *int) (*int32, *int32) {
+func (s *Server) imageSize(ctx context.Context, store ObjectStore, up db.ChatUpload, w, h *int) (_, _ *int32, fromHeader bool) {
 	if !strings.HasPrefix(up.ContentType, "image/") {
-		return nil, nil
+		return nil, nil, false
 	}
 	if r, err := store.Open(ctx, up.ObjectKey); err == nil {
 		cfg, _, derr := image.DecodeConfig(io.LimitReader(r, 1<<20))
 		_ = r.Close()
 		if derr == nil && cfg.Width > 0 && cfg.Height > 0 && cfg.Width <= maxImageSide && cfg.Height <= maxImageSide {
 			cw, ch := int32(cfg.Width), int32(cfg.Height)
-			return &cw, &ch
+			return &cw, &ch, true
 		}
 	}
 	if w == nil || h == nil {
-		return nil, nil
+		return nil, nil, false
 	}
 	cw, ch := int32(*w), int32(*h)
-	return &cw, &ch
+	return &cw, &ch, false
 }
 
 // downloadFile redirects a member to a short-lived pre-signed GET of an
-// attached file (?redirect=false answers {url, expires_at} instead, for
-// clients that cannot read a redirect's target, such as fetch in a page).
+// attached file, or of its thumbnail with ?variant=thumb (?redirect=false
+// answers {url, expires_at} instead, for clients that cannot read a
+// redirect's target, such as fetch in a page).
 func (s *Server) downloadFile(c *fiber.Ctx) error {
 	room, err := parseUUIDParam(c, "room_id")
 	if err != nil {
@@ -295,7 +299,18 @@ func (s *Server) downloadFile(c *fiber.Ctx) error {
 	if chatflow.InlineImage(up.ContentType) {
 		kind = "inline"
 	}
-	p, err := store.PresignGet(ctx, up.ObjectKey, blob.ContentDisposition(kind, up.Name))
+	key := up.ObjectKey
+	switch c.Query("variant") {
+	case "":
+	case "thumb":
+		if !up.Thumbnail {
+			return chatflow.Errorf(chatflow.ECodeNotFound, "upload %s has no thumbnail", up.ID)
+		}
+		key, kind = thumbKey(up), "inline"
+	default:
+		return chatflow.Errorf(chatflow.ECodeValidation, "variant must be thumb or absent")
+	}
+	p, err := store.PresignGet(ctx, key, blob.ContentDisposition(kind, up.Name))
 	if err != nil {
 		return storeErr(err)
 	}

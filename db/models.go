@@ -137,6 +137,7 @@ type ChatUpload struct {
 	ClientMsgID *string    `json:"client_msg_id"`
 	Width       *int32     `json:"width"`
 	Height      *int32     `json:"height"`
+	Thumbnail   bool       `json:"thumbnail"`
 	CreatedAt   time.Time  `json:"created_at"`
 	AttachedAt  *time.Time `json:"attached_at"`
 }

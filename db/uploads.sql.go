@@ -14,15 +14,16 @@ import (
 
 const attachUpload = `-- name: AttachUpload :one
 UPDATE chat.uploads
-SET status = 'attached', client_msg_id = $1, width = $2, height = $3, attached_at = now()
-WHERE id = $4 AND status = 'pending'
-RETURNING id, room_id, uploader_id, object_key, name, size, content_type, status, client_msg_id, width, height, created_at, attached_at
+SET status = 'attached', client_msg_id = $1, width = $2, height = $3, thumbnail = $4, attached_at = now()
+WHERE id = $5 AND status = 'pending'
+RETURNING id, room_id, uploader_id, object_key, name, size, content_type, status, client_msg_id, width, height, thumbnail, created_at, attached_at
 `
 
 type AttachUploadParams struct {
 	ClientMsgID *string   `json:"client_msg_id"`
 	Width       *int32    `json:"width"`
 	Height      *int32    `json:"height"`
+	Thumbnail   bool      `json:"thumbnail"`
 	ID          uuid.UUID `json:"id"`
 }
 
@@ -33,6 +34,7 @@ func (q *Queries) AttachUpload(ctx context.Context, arg AttachUploadParams) (Cha
 		arg.ClientMsgID,
 		arg.Width,
 		arg.Height,
+		arg.Thumbnail,
 		arg.ID,
 	)
 	var i ChatUpload
@@ -48,6 +50,7 @@ func (q *Queries) AttachUpload(ctx context.Context, arg AttachUploadParams) (Cha
 		&i.ClientMsgID,
 		&i.Width,
 		&i.Height,
+		&i.Thumbnail,
 		&i.CreatedAt,
 		&i.AttachedAt,
 	)
@@ -83,7 +86,7 @@ func (q *Queries) DeleteUpload(ctx context.Context, id uuid.UUID) error {
 }
 
 const getUpload = `-- name: GetUpload :one
-SELECT id, room_id, uploader_id, object_key, name, size, content_type, status, client_msg_id, width, height, created_at, attached_at FROM chat.uploads WHERE id = $1
+SELECT id, room_id, uploader_id, object_key, name, size, content_type, status, client_msg_id, width, height, thumbnail, created_at, attached_at FROM chat.uploads WHERE id = $1
 `
 
 func (q *Queries) GetUpload(ctx context.Context, id uuid.UUID) (ChatUpload, error) {
@@ -101,6 +104,7 @@ func (q *Queries) GetUpload(ctx context.Context, id uuid.UUID) (ChatUpload, erro
 		&i.ClientMsgID,
 		&i.Width,
 		&i.Height,
+		&i.Thumbnail,
 		&i.CreatedAt,
 		&i.AttachedAt,
 	)
@@ -110,7 +114,7 @@ func (q *Queries) GetUpload(ctx context.Context, id uuid.UUID) (ChatUpload, erro
 const insertUpload = `-- name: InsertUpload :one
 INSERT INTO chat.uploads (id, room_id, uploader_id, object_key, name, size, content_type)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
-RETURNING id, room_id, uploader_id, object_key, name, size, content_type, status, client_msg_id, width, height, created_at, attached_at
+RETURNING id, room_id, uploader_id, object_key, name, size, content_type, status, client_msg_id, width, height, thumbnail, created_at, attached_at
 `
 
 type InsertUploadParams struct {
@@ -147,6 +151,7 @@ func (q *Queries) InsertUpload(ctx context.Context, arg InsertUploadParams) (Cha
 		&i.ClientMsgID,
 		&i.Width,
 		&i.Height,
+		&i.Thumbnail,
 		&i.CreatedAt,
 		&i.AttachedAt,
 	)

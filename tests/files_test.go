@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"image"
 	"image/color"
+	_ "image/jpeg"
 	"image/png"
 	"io"
 	"net/http"
@@ -120,7 +121,7 @@ func TestFileUploadRoundTrip(t *testing.T) {
 	room := n.CreateRoom(t, a, b)
 	wb := connect(t, n, b)
 
-	data := testPNG(t, 37, 21)
+	data := testPNG(t, 600, 300)
 	st, up, p := newUpload(t, n, a, room, "cat picture.png", "image/png", len(data))
 	if st != 201 || up.UploadID == "" || up.URL == "" || up.Method != "PUT" || time.Until(up.ExpiresAt) > 10*time.Minute {
 		t.Fatalf("create upload: %d %+v %+v", st, up, p)
@@ -146,12 +147,13 @@ func TestFileUploadRoundTrip(t *testing.T) {
 		ContentType string `json:"content_type"`
 		Width       int    `json:"width"`
 		Height      int    `json:"height"`
+		Thumbnail   bool   `json:"thumbnail"`
 	}
 	if err := json.Unmarshal([]byte(m.Body), &fm); err != nil {
 		t.Fatalf("file body %q: %v", m.Body, err)
 	}
 	// the real dimensions from the PNG header, not the client's
-	if fm.UploadID != up.UploadID || fm.Name != "cat picture.png" || fm.Size != len(data) || fm.ContentType != "image/png" || fm.Width != 37 || fm.Height != 21 {
+	if fm.UploadID != up.UploadID || fm.Name != "cat picture.png" || fm.Size != len(data) || fm.ContentType != "image/png" || fm.Width != 600 || fm.Height != 300 || !fm.Thumbnail {
 		t.Fatalf("file message body: %+v", fm)
 	}
 	// the member's socket sees it live, with kind file
@@ -198,6 +200,16 @@ func TestFileUploadRoundTrip(t *testing.T) {
 	}
 	if st := n.Call(t, "GET", "/api/v1/rooms/"+room+"/files/"+up.UploadID+"?redirect=false", b.Access, nil, &j); st != 200 || j.URL == "" {
 		t.Fatalf("download as JSON: %d %+v", st, j)
+	}
+	// its thumbnail: a JPEG of at most 256 pixels a side
+	st, loc = fileURL(t, n, b, room, up.UploadID+"?variant=thumb")
+	if st != 302 {
+		t.Fatalf("thumbnail: %d", st)
+	}
+	st, got, _ = fetch(t, loc)
+	thumb, format, err := image.Decode(bytes.NewReader(got))
+	if st != 200 || err != nil || format != "jpeg" || thumb.Bounds().Dx() != 256 || thumb.Bounds().Dy() != 128 {
+		t.Fatalf("thumbnail: %d %v %s %v", st, err, format, thumb.Bounds())
 	}
 	// the web page may PUT to and show images from the store, nothing else
 	_, _, page := fetch(t, n.URL+"/")
@@ -276,6 +288,27 @@ func TestFileSizeLimit(t *testing.T) {
 	if _, err := store.Head(context.Background(), key); err != blob.ErrNotFound {
 		t.Fatalf("oversized object still stored: %v", err)
 	}
+
+	// a small file whose header claims 25 megapixels (a decompression bomb
+	// in spirit): dimensions from the header, never decoded for a thumbnail
+	var bomb bytes.Buffer
+	if err := png.Encode(&bomb, image.NewGray(image.Rect(0, 0, 5000, 5000))); err != nil {
+		t.Fatal(err)
+	}
+	st, up, _ = newUpload(t, n, a, room, "bomb.png", "image/png", bomb.Len())
+	if st != 201 || putObject(t, up.URL, "image/png", bomb.Bytes()) != 200 {
+		t.Fatalf("upload of the large image: %d", st)
+	}
+	var m message
+	if st := n.Call(t, "POST", "/api/v1/rooms/"+room+"/messages/files", a.Access, map[string]string{"upload_id": up.UploadID, "client_msg_id": "s3"}, &m); st != 201 {
+		t.Fatalf("attach of the large image: %d", st)
+	}
+	if !strings.Contains(m.Body, `"width":5000,"height":5000`) || strings.Contains(m.Body, "thumbnail") {
+		t.Fatalf("large image body: %s", m.Body)
+	}
+	if _, err := store.Head(context.Background(), "rooms/"+room+"/"+up.UploadID+".thumb.jpg"); err != blob.ErrNotFound {
+		t.Fatalf("thumbnail of the large image: %v", err)
+	}
 }
 
 func TestFileAccess(t *testing.T) {
@@ -318,6 +351,9 @@ func TestFileAccess(t *testing.T) {
 		t.Fatalf("room B's upload through room A: %d %q", st, loc)
 	}
 	// unknown upload: 404; another user's upload cannot be attached
+	if st, _ := fileURL(t, n, a, roomA, inA+"?variant=thumb"); st != 404 {
+		t.Fatalf("thumbnail of a text file: %d", st)
+	}
 	if st, _ := fileURL(t, n, a, roomA, "0190f000-0000-7000-8000-000000000000"); st != 404 {
 		t.Fatalf("unknown upload: %d", st)
 	}

@@ -15,6 +15,8 @@ CREATE TABLE chat.uploads (
     client_msg_id text,
     width         integer,
     height        integer,
+    -- a JPEG preview is stored at object_key || '.thumb.jpg'
+    thumbnail     boolean NOT NULL DEFAULT false,
     created_at    timestamptz NOT NULL DEFAULT now(),
     attached_at   timestamptz
 );

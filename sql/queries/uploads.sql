@@ -16,7 +16,7 @@ WHERE uploader_id = @uploader_id AND status = 'pending' AND created_at > @since:
 -- AttachUpload marks a pending upload attached by the message @client_msg_id;
 -- no row when it is not pending any more (a concurrent attach won).
 UPDATE chat.uploads
-SET status = 'attached', client_msg_id = @client_msg_id, width = @width, height = @height, attached_at = now()
+SET status = 'attached', client_msg_id = @client_msg_id, width = @width, height = @height, thumbnail = @thumbnail, attached_at = now()
 WHERE id = @id AND status = 'pending'
 RETURNING *;
 

@@ -716,9 +716,9 @@
     body.textContent = '';
     body.append(el('a', { class: 'file-link', 'data-testid': 'file-link', onclick: open, text: messageText(m) }));
     if (/^image\/(png|jpeg|gif|webp)$/.test(b.content_type)) {
-      const img = el('img', { class: 'file-preview', 'data-testid': 'file-preview', alt: b.name, width: b.width, height: b.height, onclick: open });
+      const img = el('img', { class: 'file-preview', 'data-testid': 'file-preview', alt: b.name, onclick: open });
       body.append(img);
-      api('GET', path).then((r) => { img.src = r.url; }).catch(() => img.remove());
+      api('GET', b.thumbnail ? `${path}&variant=thumb` : path).then((r) => { img.src = r.url; }).catch(() => img.remove());
     }
   }
 
