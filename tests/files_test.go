@@ -383,3 +383,55 @@ func TestFileAccess(t *testing.T) {
 		t.Fatalf("Content-Disposition %q", hdr.Get("Content-Disposition"))
 	}
 }
+
+// Two attaches of one upload at once with different client_msg_ids: one
+// message, the other answer 409.
+func TestFileAttachRace(t *testing.T) {
+	requireS3(t)
+	env := testenv.Open(t)
+	env.Worker(t, nil)
+	n := env.StartNode(t, testenv.NodeConfig{})
+	a := n.SignUp(t, "fra")
+	room := n.CreateRoom(t, a)
+	for round := 0; round < 3; round++ {
+		data := []byte("race " + strings.Repeat("r", round))
+		st, up, _ := newUpload(t, n, a, room, "r.txt", "text/plain", len(data))
+		if st != 201 || putObject(t, up.URL, "text/plain", data) != 200 {
+			t.Fatalf("upload: %d", st)
+		}
+		const k = 4
+		codes := make(chan int, k)
+		for i := 0; i < k; i++ {
+			go func(i int) {
+				codes <- n.Call(t, "POST", "/api/v1/rooms/"+room+"/messages/files", a.Access,
+					map[string]string{"upload_id": up.UploadID, "client_msg_id": up.UploadID[:8] + "-" + strings.Repeat("x", i+1)}, nil)
+			}(i)
+		}
+		won := 0
+		for i := 0; i < k; i++ {
+			switch c := <-codes; c {
+			case 201:
+				won++
+			case 409:
+			default:
+				t.Fatalf("attach: %d", c)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("round %d: %d attaches won", round, won)
+		}
+	}
+	var h history
+	if st := n.Call(t, "GET", "/api/v1/rooms/"+room+"/messages", a.Access, nil, &h); st != 200 {
+		t.Fatalf("history: %d", st)
+	}
+	files := 0
+	for _, m := range h.Messages {
+		if strings.Contains(m.Body, `"upload_id"`) {
+			files++
+		}
+	}
+	if files != 3 {
+		t.Fatalf("%d file messages for 3 uploads", files)
+	}
+}
