@@ -76,9 +76,16 @@ func (s *Server) routes() {
 	v1.Delete("/rooms/:room_id/messages/:seq", auth, s.deleteMessage)
 	v1.Post("/rooms/:room_id/read", auth, s.postRead)
 	v1.Post("/rooms/:room_id/transfers", auth, s.createTransfer)
+	v1.Post("/rooms/:room_id/uploads", auth, s.createUpload)
+	v1.Post("/rooms/:room_id/messages/files", auth, s.attachFile)
+	v1.Get("/rooms/:room_id/files/:upload_id", auth, s.downloadFile)
 
 	s.app.Get("/ws", s.wsUpgrade, s.wsHandler())
-	s.app.Get("/", web.Index)
+	origin := ""
+	if s.objects != nil {
+		origin = s.objects.Origin()
+	}
+	s.app.Get("/", web.IndexFor(origin))
 	s.app.Use("/static", web.Static())
 	s.app.Use(func(c *fiber.Ctx) error {
 		return chatflow.Errorf(chatflow.ECodeNotFound, "no route for %s %s", c.Method(), c.Path())

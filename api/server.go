@@ -64,6 +64,8 @@ type Deps struct {
 	Limits *ratelimit.Limiter
 	// Ready lists the dependencies /readyz checks.
 	Ready []Check
+	// Objects is the attachment store (nil: attachments answer 503).
+	Objects ObjectStore
 }
 
 // Server is the HTTP side of one api node.
@@ -80,6 +82,7 @@ type Server struct {
 	rt      *realtime.Node
 	limits  *ratelimit.Limiter
 	ready   []Check
+	objects ObjectStore
 	app     *fiber.App
 	metrics *Metrics
 	// dummyHash keeps login time the same whether or not the username
@@ -95,7 +98,7 @@ func New(d Deps, cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		Pool: d.Pool, Queries: db.New(d.Pool), Redis: d.Redis, Temporal: d.Temporal, Tokens: d.Tokens, Log: d.Log, Cfg: cfg,
-		chat: d.Chat, rt: d.Realtime, limits: d.Limits, ready: d.Ready, dummyHash: dummy,
+		chat: d.Chat, rt: d.Realtime, limits: d.Limits, ready: d.Ready, objects: d.Objects, dummyHash: dummy,
 	}
 	if d.Tokens != nil {
 		d.Realtime.SetAuth(wsAuth{s})

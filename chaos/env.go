@@ -26,6 +26,7 @@ const (
 	kafkaPort      = 29092
 	temporalPort   = 27233
 	temporalUIPort = 28233
+	s3Port         = 29000 // the object store: started with the rest, no fault targets it
 	apiAddr        = "127.0.0.1:28080"
 	metricsAddr    = "127.0.0.1:28090" // the worker's
 	apiMetricsAddr = "127.0.0.1:28091"
@@ -60,7 +61,7 @@ func (e *Env) serviceEnv() []string {
 		"CHATFLOW_DATA="+e.Data,
 		"PG_PORT="+strconv.Itoa(pgPort), "REDIS_PORT="+strconv.Itoa(redisPort),
 		"KAFKA_PORT="+strconv.Itoa(kafkaPort), "TEMPORAL_PORT="+strconv.Itoa(temporalPort),
-		"TEMPORAL_UI_PORT="+strconv.Itoa(temporalUIPort))
+		"TEMPORAL_UI_PORT="+strconv.Itoa(temporalUIPort), "S3_PORT="+strconv.Itoa(s3Port))
 }
 
 // appEnv is the environment of migrate, api and worker: the suite's services
@@ -71,6 +72,7 @@ func (e *Env) appEnv(node string) []string {
 		"REDIS_ADDR":       fmt.Sprintf("127.0.0.1:%d", redisPort),
 		"TEMPORAL_ADDRESS": fmt.Sprintf("127.0.0.1:%d", temporalPort),
 		"KAFKA_BROKERS":    e.KafkaAddr(),
+		"S3_ENDPOINT":      fmt.Sprintf("http://127.0.0.1:%d", s3Port),
 		"HTTP_ADDR":        apiAddr,
 		"METRICS_ADDR":     metricsAddr,
 		"JWT_SECRET":       e.jwt,

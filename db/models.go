@@ -145,6 +145,23 @@ type ChatRoom struct {
 	Kind          string     `json:"kind"`
 }
 
+type ChatUpload struct {
+	ID          uuid.UUID  `json:"id"`
+	RoomID      uuid.UUID  `json:"room_id"`
+	UploaderID  uuid.UUID  `json:"uploader_id"`
+	ObjectKey   string     `json:"object_key"`
+	Name        string     `json:"name"`
+	Size        int64      `json:"size"`
+	ContentType string     `json:"content_type"`
+	Status      string     `json:"status"`
+	ClientMsgID *string    `json:"client_msg_id"`
+	Width       *int32     `json:"width"`
+	Height      *int32     `json:"height"`
+	Thumbnail   bool       `json:"thumbnail"`
+	CreatedAt   time.Time  `json:"created_at"`
+	AttachedAt  *time.Time `json:"attached_at"`
+}
+
 type CustomerAccount struct {
 	UserID    uuid.UUID  `json:"user_id"`
 	Balance   int64      `json:"balance"`

@@ -42,6 +42,9 @@ type Querier interface {
 	// the given (room, seq) rows that exist; recomputed from all events each
 	// time, so it is idempotent and independent of the order of arrival.
 	ApplyMessageEdits(ctx context.Context, arg ApplyMessageEditsParams) error
+	// AttachUpload marks a pending upload attached by the message @client_msg_id;
+	// no row when it is not pending any more (a concurrent attach won).
+	AttachUpload(ctx context.Context, arg AttachUploadParams) (ChatUpload, error)
 	BlockUser(ctx context.Context, arg BlockUserParams) error
 	// BlockersOf returns those of @user_ids who have blocked @blocked_id.
 	BlockersOf(ctx context.Context, arg BlockersOfParams) ([]uuid.UUID, error)
@@ -71,6 +74,8 @@ type Querier interface {
 	ConsentingUsers(ctx context.Context, arg ConsentingUsersParams) ([]uuid.UUID, error)
 	CountDeadLetters(ctx context.Context, roomID uuid.UUID) (int64, error)
 	CountMessages(ctx context.Context) (int64, error)
+	// CountPendingUploads counts @uploader_id's unattached uploads since @since.
+	CountPendingUploads(ctx context.Context, arg CountPendingUploadsParams) (int64, error)
 	CountRooms(ctx context.Context) (int64, error)
 	CountRoomsCreatedBy(ctx context.Context, createdBy uuid.UUID) (int64, error)
 	// CountSeqCollisions counts batch messages whose (room, seq) already belongs
@@ -122,6 +127,8 @@ type Querier interface {
 	// them, its chat profile and customer account, in one statement. An active
 	// user is never touched; the answer is the number of credentials removed.
 	DeleteStaleSignup(ctx context.Context, id uuid.UUID) (int64, error)
+	// DeleteUpload forgets a pending upload whose object was refused.
+	DeleteUpload(ctx context.Context, id uuid.UUID) error
 	// DeleteUser compensates CreateUser; only a user that never became active
 	// may go. It is the saga's last compensation, so the sign-up's staged
 	// secrets go with it.
@@ -155,6 +162,7 @@ type Querier interface {
 	GetTransactionByKey(ctx context.Context, arg GetTransactionByKeyParams) (CustomerTransaction, error)
 	GetTransfer(ctx context.Context, id uuid.UUID) (CustomerTransfer, error)
 	GetTransferByKey(ctx context.Context, arg GetTransferByKeyParams) (CustomerTransfer, error)
+	GetUpload(ctx context.Context, id uuid.UUID) (ChatUpload, error)
 	GetUserByID(ctx context.Context, id uuid.UUID) (AuthUser, error)
 	GetUserByUsername(ctx context.Context, username string) (AuthUser, error)
 	InsertDeadLetter(ctx context.Context, arg InsertDeadLetterParams) (int64, error)
@@ -170,6 +178,8 @@ type Querier interface {
 	// transfer saga moves the money and records the outcome.
 	// InsertTransfer returns no row when the sender already used the key.
 	InsertTransfer(ctx context.Context, arg InsertTransferParams) (CustomerTransfer, error)
+	// InsertUpload records an upload the api is about to pre-sign.
+	InsertUpload(ctx context.Context, arg InsertUploadParams) (ChatUpload, error)
 	// IsBlocked reports whether @user_id has blocked @blocked_id.
 	IsBlocked(ctx context.Context, arg IsBlockedParams) (bool, error)
 	IsMember(ctx context.Context, arg IsMemberParams) (bool, error)

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs (when missing) and starts the local services chatflow needs, each on
 # a project port with its data under .data/. Idempotent: a running service is
-# left alone. Usage: scripts/services.sh start|stop|status
+# left alone. Usage: scripts/services.sh start|stop|status, or `s3` to start
+# the object store alone.
 #
 # Knobs (environment): CHATFLOW_DATA (data directory, default .data; relative
 # paths are taken from the repository root), PG_PORT (15432), REDIS_PORT
-# (16379), KAFKA_PORT (19092), TEMPORAL_PORT (7233), TEMPORAL_UI_PORT (8233).
+# (16379), KAFKA_PORT (19092), TEMPORAL_PORT (7233), TEMPORAL_UI_PORT (8233),
+# S3_PORT (19000; the object store), S3_ACCESS_KEY / S3_SECRET_KEY (its root
+# keys, dev values by default; the api reads the same variables).
 # The default ports lie below the kernel's ephemeral range (32768-60999), so
 # the client sockets of a load or test run never hold one. A second, separate
 # set of services runs with its own CHATFLOW_DATA and ports; `stop` finds the
@@ -20,6 +23,11 @@ REDIS_PORT=${REDIS_PORT:-16379}
 TEMPORAL_PORT=${TEMPORAL_PORT:-7233}
 TEMPORAL_UI_PORT=${TEMPORAL_UI_PORT:-8233}
 KAFKA_PORT=${KAFKA_PORT:-19092}
+S3_PORT=${S3_PORT:-19000}
+# The dev keys are blob.DevAccessKey / blob.DevSecretKey: keep them in step.
+S3_ACCESS_KEY=${S3_ACCESS_KEY:-chatflow-dev}
+S3_SECRET_KEY=${S3_SECRET_KEY:-chatflow-dev-secret-key}
+VERSITYGW_VERSION=v1.8.0
 PG_VERSION=15
 PGBIN=/usr/lib/postgresql/$PG_VERSION/bin
 
@@ -225,6 +233,28 @@ start_kafka() {
   log "kafka dev broker started on :$KAFKA_PORT"
 }
 
+# The object store: Versity's S3 gateway over a directory (posix backend),
+# each bucket a folder under $DATA/s3. Health: any HTTP answer on the port
+# (an unsigned request gets an S3 error document).
+start_s3() {
+  if [[ ! -x bin/versitygw ]]; then
+    log "building versitygw $VERSITYGW_VERSION into bin/ (about 1.5 minutes the first time)"
+    GOBIN=$ROOT/bin go install github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION
+  fi
+  mkdir -p "$DATA/s3/data" "$DATA/logs"
+  local pid
+  if pid=$(pid_of "$DATA/s3/pid" versitygw) && owned "s3 (versitygw)" "$pid" "$S3_PORT"; then
+    log "s3 (versitygw) already running on :$S3_PORT"; return
+  fi
+  ensure_free "$S3_PORT" "s3 (versitygw)"
+  ROOT_ACCESS_KEY=$S3_ACCESS_KEY ROOT_SECRET_KEY=$S3_SECRET_KEY \
+    nohup bin/versitygw --quiet --port "127.0.0.1:$S3_PORT" --cors-allow-origin '*' \
+    posix "$DATA/s3/data" >"$DATA/logs/s3.log" 2>&1 &
+  echo $! >"$DATA/s3/pid"
+  wait_for s3 60 "$(cat "$DATA/s3/pid")" curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/"
+  log "s3 (versitygw) started on :$S3_PORT (bucket folders under $DATA/s3/data)"
+}
+
 stop_pidfile() { # name, pidfile, comm
   local pid
   if pid=$(pid_of "$2" "$3") && kill "$pid" 2>/dev/null; then
@@ -246,8 +276,13 @@ start)
   start_redis
   start_kafka
   start_temporal
+  start_s3
+  ;;
+s3)
+  start_s3
   ;;
 stop)
+  stop_pidfile "s3 (versitygw)" "$DATA/s3/pid" versitygw
   stop_pidfile kafka "$DATA/kafka/pid" chatflow
   stop_pidfile temporal "$DATA/temporal/pid" temporal
   # SIGTERM: redis fsyncs the AOF and exits (it keeps no RDB: --save "").
@@ -264,8 +299,9 @@ status)
   status_line redis "$(pid_of "$DATA/redis/redis.pid" redis-server || true)"
   status_line "kafka dev broker" "$(pid_of "$DATA/kafka/pid" chatflow || true)"
   status_line temporal "$(pid_of "$DATA/temporal/pid" temporal || true)"
+  status_line "s3 (versitygw)" "$(pid_of "$DATA/s3/pid" versitygw || true)"
   ;;
 *)
-  echo "usage: $0 start|stop|status" >&2; exit 2
+  echo "usage: $0 start|stop|status|s3" >&2; exit 2
   ;;
 esac

@@ -25,17 +25,33 @@ func sub(f fs.FS, dir string) fs.FS {
 	return s
 }
 
-// csp keeps the page to its own origin: no inline script, no third parties.
-const csp = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; " +
-	"style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+// csp keeps the page to its own origin (and the attachment store's, given
+// as objects: uploads PUT there, previews load from there): no inline
+// script, no third parties.
+func csp(objects string) string {
+	if objects != "" {
+		objects = " " + objects
+	}
+	return "default-src 'self'; connect-src 'self' ws: wss:" + objects + "; img-src 'self' data:" + objects + "; " +
+		"style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+}
 
 // Index serves index.html; mount it with app.Get("/", web.Index).
-func Index(c *fiber.Ctx) error {
+func Index(c *fiber.Ctx) error { return serveIndex(c, csp("")) }
+
+// IndexFor is Index for a page that may also reach the object store at
+// origin (scheme://host[:port]; empty: none).
+func IndexFor(origin string) fiber.Handler {
+	policy := csp(origin)
+	return func(c *fiber.Ctx) error { return serveIndex(c, policy) }
+}
+
+func serveIndex(c *fiber.Ctx, policy string) error {
 	b, err := fs.ReadFile(FS, "index.html")
 	if err != nil {
 		return err
 	}
-	c.Set(fiber.HeaderContentSecurityPolicy, csp)
+	c.Set(fiber.HeaderContentSecurityPolicy, policy)
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 	c.Type("html", "utf-8")

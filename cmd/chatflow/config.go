@@ -44,6 +44,17 @@ func loadConfig(keys int) (app.Config, error) {
 	str(&c.TemporalNamespace, "TEMPORAL_NAMESPACE")
 	str(&c.KafkaBrokers, "KAFKA_BROKERS")
 	str(&c.LogLevel, "LOG_LEVEL")
+	str(&c.Objects.Endpoint, "S3_ENDPOINT")
+	str(&c.Objects.Bucket, "S3_BUCKET")
+	str(&c.Objects.Region, "S3_REGION")
+	str(&c.Objects.AccessKey, "S3_ACCESS_KEY")
+	str(&c.Objects.SecretKey, "S3_SECRET_KEY")
+	if c.Objects.Endpoint == "aws" { // AWS S3 itself: virtual-hosted addressing for S3_REGION
+		c.Objects.Endpoint = ""
+	}
+	if c.Objects.Bucket == "off" {
+		c.Objects.Bucket = ""
+	}
 	str(&c.Token.Issuer, "JWT_ISSUER")
 	str(&c.Token.Audience, "JWT_AUDIENCE")
 	c.Token.Secret = []byte(os.Getenv("JWT_SECRET"))
@@ -118,6 +129,12 @@ func loadConfig(keys int) (app.Config, error) {
 	parse("MAX_ROOMS_PER_CREATOR", num(&c.RateLimit.RoomsPerCreator))
 	parse("MAX_MEMBERS_PER_CALL", num(&c.RateLimit.MembersPerCall))
 	parse("TRUSTED_PROXIES", func(v string) (e error) { c.RateLimit.TrustedProxies, e = ratelimit.ParsePrefixes(v); return })
+	parse("MAX_UPLOAD_BYTES", func(v string) (e error) { c.Objects.MaxUploadBytes, e = strconv.ParseInt(v, 10, 64); return })
+	parse("S3_URL_TTL", func(v string) (e error) {
+		c.Objects.PutTTL, e = time.ParseDuration(v)
+		c.Objects.GetTTL = c.Objects.PutTTL
+		return
+	})
 	parse("PG_MAX_CONNS", func(v string) error {
 		n, e := strconv.ParseInt(v, 10, 32)
 		c.PGMaxConns = int32(n)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/chatflow/chatflow/activities"
 	"github.com/chatflow/chatflow/api"
+	"github.com/chatflow/chatflow/blob"
 	"github.com/chatflow/chatflow/chat"
 	"github.com/chatflow/chatflow/events"
 	"github.com/chatflow/chatflow/postgres"
@@ -55,6 +56,9 @@ type Config struct {
 	Workers   workers.Config
 	// Activities tunes message persistence on the workers.
 	Activities activities.Config
+	// Objects is the attachment store (S3); an empty Bucket turns
+	// attachments off.
+	Objects blob.Config
 }
 
 // DefaultConfig matches the local services started by `make dev`. The JWT
@@ -79,6 +83,7 @@ func DefaultConfig() Config {
 		RateLimit:         ratelimit.DefaultConfig(),
 		Workers:           workers.DefaultConfig(),
 		Activities:        activities.DefaultConfig(),
+		Objects:           blob.DefaultConfig(),
 	}
 }
 
@@ -153,14 +158,31 @@ func (m *Main) NewNode() (*Node, error) {
 	tokens.OnRevoke(core.SessionRevoked) // logout, refresh reuse, RevokeUser close the family's sockets
 	limits := ratelimit.New(m.Cfg.RateLimit, m.Redis)
 	rt.SetSendGate(limits.WSSend)
-	srv, err := api.New(api.Deps{
+	deps := api.Deps{
 		Pool: m.Pool, Redis: m.Redis, Temporal: m.Temporal, Tokens: tokens,
 		Chat: core, Realtime: rt, Log: m.Log, Ready: m.readiness(), Limits: limits,
-	}, m.Cfg.API)
+	}
+	if m.Cfg.Objects.Bucket != "" {
+		deps.Objects = m.objectStore()
+	}
+	srv, err := api.New(deps, m.Cfg.API)
 	if err != nil {
 		return nil, err
 	}
 	return &Node{Chat: core, Realtime: rt, API: srv, log: m.Log}, nil
+}
+
+// objectStore builds the attachment store and creates its bucket if
+// missing. A store that does not answer yet is not fatal: chat works
+// without it, and the store retries the bucket on each use until it is up.
+func (m *Main) objectStore() *blob.Store {
+	store := blob.New(m.Cfg.Objects)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := store.EnsureBucket(ctx); err != nil {
+		m.Log.Warn("object store not ready; attachments answer 503 until it is", "endpoint", m.Cfg.Objects.Endpoint, "error", err)
+	}
+	return store
 }
 
 // readiness lists what /readyz checks: every service the system needs.

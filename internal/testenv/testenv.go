@@ -73,6 +73,9 @@ func Config() app.Config {
 	c.RedisAddr = getenv("REDIS_ADDR", c.RedisAddr)
 	c.TemporalAddress = getenv("TEMPORAL_ADDRESS", c.TemporalAddress)
 	c.KafkaBrokers = getenv("KAFKA_BROKERS", c.KafkaBrokers)
+	c.Objects.Endpoint = getenv("S3_ENDPOINT", c.Objects.Endpoint)
+	c.Objects.AccessKey = getenv("S3_ACCESS_KEY", c.Objects.AccessKey)
+	c.Objects.SecretKey = getenv("S3_SECRET_KEY", c.Objects.SecretKey)
 	c.Token.Secret = []byte(Secret)
 	c.Token.RefreshTTL = time.Hour
 	c.API.SignupTaskQueue, c.Workers.SignupTaskQueue = SignupTaskQueue, SignupTaskQueue

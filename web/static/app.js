@@ -678,6 +678,7 @@
       el('time', { class: 'time', text: m.sent_at ? fmtTime(m.sent_at) : '' })),
     el('div', { class: 'body', 'data-testid': 'message-body', text: messageText(m) }));
     if (m.kind) li.classList.add(`kind-${m.kind}`);
+    if (m.kind === 'file') fileView(li.querySelector('.body'), m);
     if (mine) li.append(el('div', { class: 'msg-status', 'data-testid': 'msg-status' }));
     if (!m.kind) {
       li.dataset.body = m.body || '';
@@ -742,9 +743,10 @@
   // server posts (system events, transfers) a sentence built from the JSON
   // body. Unknown kinds show their raw body.
   function messageText(m) {
-    if (m.kind !== 'system' && m.kind !== 'transfer') return m.body;
+    if (m.kind !== 'system' && m.kind !== 'transfer' && m.kind !== 'file') return m.body;
     let b;
     try { b = JSON.parse(m.body); } catch { return m.body; }
+    if (m.kind === 'file') return `📎 ${b.name} (${fmtSize(b.size)})`;
     if (m.kind === 'transfer') {
       const memo = b.memo ? ` — ${b.memo}` : '';
       return `💸 ${nameOf(b.from_user_id)} sent ${Number(b.amount).toLocaleString()} to ${nameOf(b.to_user_id)}${memo}`;
@@ -759,6 +761,63 @@
     if (b.event === 'member_removed') return `${nameOf(b.by_user_id)} removed ${nameOf(b.user_id)}`;
     if (b.event === 'room_renamed') return `${nameOf(b.user_id)} renamed the room to “${b.name}”`;
     return b.event || m.body;
+  }
+
+  function fmtSize(n) {
+    if (n < 1024) return `${n} B`;
+    if (n < 1 << 20) return `${(n / 1024).toFixed(1)} KiB`;
+    return `${(n / (1 << 20)).toFixed(1)} MiB`;
+  }
+
+  // fileView turns a file message's body into a link (and, for images, a
+  // preview). The file URL is a short-lived pre-signed one the api hands
+  // out per request (?redirect=false), so it is asked for when shown.
+  function fileView(body, m) {
+    let b;
+    try { b = JSON.parse(m.body); } catch { return; }
+    const path = `/rooms/${m.room_id}/files/${b.upload_id}?redirect=false`;
+    const open = async () => {
+      try { window.open((await api('GET', path)).url, '_blank', 'noopener'); } catch (e) { showError(e.message || 'download failed'); }
+    };
+    body.textContent = '';
+    body.append(el('a', { class: 'file-link', 'data-testid': 'file-link', onclick: open, text: messageText(m) }));
+    if (/^image\/(png|jpeg|gif|webp)$/.test(b.content_type)) {
+      const img = el('img', { class: 'file-preview', 'data-testid': 'file-preview', alt: b.name, onclick: open });
+      body.append(img);
+      api('GET', b.thumbnail ? `${path}&variant=thumb` : path).then((r) => { img.src = r.url; }).catch(() => img.remove());
+    }
+  }
+
+  // onAttach uploads the chosen file straight to the object store with the
+  // pre-signed PUT, then posts it into the room as a file message.
+  async function onAttach() {
+    const input = $('attach-input');
+    const file = input.files && input.files[0];
+    input.value = '';
+    const roomId = state.current;
+    if (!file || !roomId) return;
+    try {
+      const up = await api('POST', `/rooms/${roomId}/uploads`, {
+        name: file.name, size: file.size, content_type: file.type || 'application/octet-stream',
+      });
+      const res = await fetch(up.url, { method: 'PUT', headers: up.headers, body: file });
+      if (!res.ok) throw new Error(`upload refused by the store (${res.status})`);
+      const dims = await imageSize(file);
+      await api('POST', `/rooms/${roomId}/messages/files`, { upload_id: up.upload_id, client_msg_id: uuid(), ...dims });
+    } catch (e) {
+      showError(e.message || 'upload failed', e.code);
+    }
+  }
+
+  function imageSize(file) {
+    if (!/^image\//.test(file.type)) return Promise.resolve({});
+    return new Promise((resolve) => {
+      const img = new Image();
+      const url = URL.createObjectURL(file);
+      img.onload = () => { URL.revokeObjectURL(url); resolve({ width: img.naturalWidth, height: img.naturalHeight }); };
+      img.onerror = () => { URL.revokeObjectURL(url); resolve({}); };
+      img.src = url;
+    });
   }
 
   function setStatus(li, status) {
@@ -1253,6 +1312,8 @@
     });
     $('add-friend-form').addEventListener('submit', onAddFriend);
     $('composer').addEventListener('submit', onSend);
+    $('attach-btn').addEventListener('click', () => $('attach-input').click());
+    $('attach-input').addEventListener('change', onAttach);
     $('composer-input').addEventListener('input', onComposerInput);
     $('composer-input').addEventListener('keydown', (e) => {
       if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
