@@ -243,6 +243,14 @@ type Querier interface {
 	RoomMembers(ctx context.Context, roomID uuid.UUID) ([]RoomMembersRow, error)
 	// RoomsToPublish finds rooms whose persisted messages are not all in Kafka yet.
 	RoomsToPublish(ctx context.Context, arg RoomsToPublishParams) ([]RoomsToPublishRow, error)
+	// SearchMessages is one page of the text messages matching q in the rooms
+	// the user is a member of (one room when room_id is set), best rank first;
+	// the page after (after_rank, after_room, after_seq) when after_rank is set.
+	// The snippet is ts_headline's, on the body with < > & swapped for control
+	// characters (bodies cannot hold them): its parser drops what looks like
+	// HTML tags and entities, and a snippet must show the body as written.
+	// kind = 'text' repeats the partial index's predicate so the index is used.
+	SearchMessages(ctx context.Context, arg SearchMessagesParams) ([]SearchMessagesRow, error)
 	// SearchProfiles matches a username or display-name prefix, keyset paged by username.
 	SearchProfiles(ctx context.Context, arg SearchProfilesParams) ([]ChatProfile, error)
 	// SetDeletionStep records the step a running deletion is at.
