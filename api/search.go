@@ -137,4 +137,3 @@ func decodeSearchCursor(cur string) (*float32, uuid.UUID, int64, error) {
 	rank := float32(f)
 	return &rank, room, seq, nil
 }
-
