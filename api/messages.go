@@ -26,15 +26,9 @@ func (s *Server) history(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	limit, hasLimit, err := queryInt(c, "limit")
+	limit, err := pageLimit(c, chatflow.DefaultHistLimit, chatflow.MaxHistoryLimit)
 	if err != nil {
 		return err
-	}
-	if !hasLimit {
-		limit = chatflow.DefaultHistLimit
-	}
-	if limit < 1 || limit > chatflow.MaxHistoryLimit {
-		return chatflow.Errorf(chatflow.ECodeValidation, "limit must be 1-%d", chatflow.MaxHistoryLimit)
 	}
 	if hasBefore && hasAfter {
 		return chatflow.Errorf(chatflow.ECodeValidation, "use before_seq or after_seq, not both")

@@ -46,15 +46,9 @@ func (s *Server) searchMessages(c *fiber.Ctx) error {
 	if err := chatflow.ValidSearchQuery(q); err != nil {
 		return err
 	}
-	limit, has, err := queryInt(c, "limit")
+	limit, err := pageLimit(c, defaultSearchLimit, MaxSearchLimit)
 	if err != nil {
 		return err
-	}
-	if !has {
-		limit = defaultSearchLimit
-	}
-	if limit < 1 || limit > MaxSearchLimit {
-		return chatflow.Errorf(chatflow.ECodeValidation, "limit must be 1-%d", MaxSearchLimit)
 	}
 	cur := c.Query("cursor")
 	if err := chatflow.ValidCursor("cursor", cur); err != nil {
