@@ -212,6 +212,10 @@ type Querier interface {
 	// MessagesInRanges reads several rooms' seq ranges in one statement.
 	MessagesInRanges(ctx context.Context, arg MessagesInRangesParams) ([]ChatMessage, error)
 	OpenAccount(ctx context.Context, userID uuid.UUID) error
+	// OwnUnread counts, per room, the user's own persisted messages after
+	// the user's read marker: unread_count leaves them out (nobody has their
+	// own messages to read). An index range scan of the unread seqs.
+	OwnUnread(ctx context.Context, arg OwnUnreadParams) ([]OwnUnreadRow, error)
 	// PendingInvitationsFor lists the pending invitations of some users to a room.
 	PendingInvitationsFor(ctx context.Context, arg PendingInvitationsForParams) ([]ChatInvitation, error)
 	// ProfilesExist counts the users of @ids who exist and are not deleted.
