@@ -120,6 +120,9 @@ type Querier interface {
 	// DisableUser moves an active user to disabled; no row means the user is
 	// absent or in another status (the caller reads which).
 	DisableUser(ctx context.Context, id uuid.UUID) (AuthUser, error)
+	// DisplayNames returns the display names of the given users (the senders
+	// of a history page).
+	DisplayNames(ctx context.Context, userIds []uuid.UUID) ([]DisplayNamesRow, error)
 	EnableUser(ctx context.Context, id uuid.UUID) (AuthUser, error)
 	EnsurePublishCursors(ctx context.Context, roomIds []uuid.UUID) error
 	// FailDeletion ends a running deletion as failed, with the step it stopped at.

@@ -11,6 +11,37 @@ import (
 	"github.com/google/uuid"
 )
 
+const displayNames = `-- name: DisplayNames :many
+SELECT user_id, display_name FROM chat.profiles WHERE user_id = ANY($1::uuid[])
+`
+
+type DisplayNamesRow struct {
+	UserID      uuid.UUID `json:"user_id"`
+	DisplayName string    `json:"display_name"`
+}
+
+// DisplayNames returns the display names of the given users (the senders
+// of a history page).
+func (q *Queries) DisplayNames(ctx context.Context, userIds []uuid.UUID) ([]DisplayNamesRow, error) {
+	rows, err := q.db.Query(ctx, displayNames, userIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DisplayNamesRow
+	for rows.Next() {
+		var i DisplayNamesRow
+		if err := rows.Scan(&i.UserID, &i.DisplayName); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const ownUnread = `-- name: OwnUnread :many
 SELECT m.room_id, count(*)::bigint AS n
 FROM chat.members mb

@@ -7,3 +7,8 @@ FROM chat.members mb
 JOIN chat.messages m ON m.room_id = mb.room_id AND m.seq > mb.last_read_seq
 WHERE mb.user_id = @user_id::uuid AND mb.room_id = ANY(@room_ids::uuid[]) AND m.sender_id = @user_id::uuid
 GROUP BY m.room_id;
+
+-- name: DisplayNames :many
+-- DisplayNames returns the display names of the given users (the senders
+-- of a history page).
+SELECT user_id, display_name FROM chat.profiles WHERE user_id = ANY(@user_ids::uuid[]);
