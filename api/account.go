@@ -56,12 +56,9 @@ func (s *Server) me(c *fiber.Ctx) error {
 }
 
 func (s *Server) transactions(c *fiber.Ctx) error {
-	limit, has, err := queryInt(c, "limit")
+	limit, err := pageLimit(c, 50, 200)
 	if err != nil {
 		return err
-	}
-	if !has || limit == 0 || limit > 200 {
-		limit = 50
 	}
 	before := int64(math.MaxInt64)
 	if err := chatflow.ValidCursor("cursor", c.Query("cursor")); err != nil {

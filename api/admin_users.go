@@ -54,12 +54,9 @@ func (s *Server) adminUsers(c *fiber.Ctx) error {
 	if err := chatflow.ValidCursor("cursor", c.Query("cursor")); err != nil {
 		return err
 	}
-	limit, has, err := queryInt(c, "limit")
+	limit, err := pageLimit(c, 50, 200)
 	if err != nil {
 		return err
-	}
-	if !has || limit == 0 || limit > 200 {
-		limit = 50
 	}
 	// Before every user: the far future and the greatest id.
 	beforeAt, beforeID := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), uuid.Max

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 
 	"github.com/chatflow/chatflow"
 )
@@ -26,15 +27,9 @@ func (s *Server) history(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	limit, hasLimit, err := queryInt(c, "limit")
+	limit, err := pageLimit(c, chatflow.DefaultHistLimit, chatflow.MaxHistoryLimit)
 	if err != nil {
 		return err
-	}
-	if !hasLimit {
-		limit = chatflow.DefaultHistLimit
-	}
-	if limit < 1 || limit > chatflow.MaxHistoryLimit {
-		return chatflow.Errorf(chatflow.ECodeValidation, "limit must be 1-%d", chatflow.MaxHistoryLimit)
 	}
 	if hasBefore && hasAfter {
 		return chatflow.Errorf(chatflow.ECodeValidation, "use before_seq or after_seq, not both")
@@ -68,7 +63,43 @@ func (s *Server) history(c *fiber.Ctx) error {
 	}
 	msgs := make([]json.RawMessage, len(frames))
 	copy(msgs, frames)
-	return c.JSON(fiber.Map{"messages": msgs, "has_more": more})
+	senders, err := s.senderNames(ctx, frames)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"messages": msgs, "has_more": more, "senders": senders})
+}
+
+// senderNames maps the senders of the frames to their display names, so a
+// client shows a page without looking each sender up. The names ride on the
+// page, not in each message frame: live frames stay as they are.
+func (s *Server) senderNames(ctx context.Context, frames []json.RawMessage) (map[string]string, error) {
+	seen := map[uuid.UUID]bool{}
+	var ids []uuid.UUID
+	for _, f := range frames {
+		var m struct {
+			SenderID string `json:"sender_id"`
+		}
+		if json.Unmarshal(f, &m) != nil {
+			continue
+		}
+		if id, err := uuid.Parse(m.SenderID); err == nil && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	out := make(map[string]string, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := s.Queries.DisplayNames(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		out[r.UserID.String()] = r.DisplayName
+	}
+	return out, nil
 }
 
 // restSendTimeout bounds a REST send, as handleFrame bounds a WebSocket one.

@@ -76,3 +76,19 @@ func queryInt(c *fiber.Ctx, name string) (n int64, has bool, err error) {
 
 // isNotFound reports a query that found no row.
 func isNotFound(err error) bool { return err != nil && errors.Is(err, pgx.ErrNoRows) }
+
+// pageLimit reads the limit of a paged list with the one rule every list
+// follows: absent means def; 1..max is used as is; anything else (0, above
+// max, not a number) is validation_failed naming the max. A limit above the
+// max is refused rather than clamped, so a client never mistakes a short
+// page for the end of the list.
+func pageLimit(c *fiber.Ctx, def, max int64) (int64, error) {
+	n, has, err := queryInt(c, "limit")
+	if err != nil || (has && (n < 1 || n > max)) {
+		return 0, chatflow.Errorf(chatflow.ECodeValidation, "limit must be 1-%d", max)
+	}
+	if !has {
+		return def, nil
+	}
+	return n, nil
+}

@@ -154,13 +154,32 @@ func (s *Server) roomView(ctx context.Context, room db.ChatRoom, caller uuid.UUI
 	st := live[room.ID]
 	v.LastSeq = max(st.Seq, room.LastSeq)
 	v.LastMessage = st.Last
-	v.UnreadCount = max(v.LastSeq-lastRead, 0)
+	own, err := s.ownUnread(ctx, caller, []uuid.UUID{room.ID})
+	if err != nil {
+		return roomView{}, err
+	}
+	v.UnreadCount = max(v.LastSeq-lastRead-own[room.ID], 0)
 	muted, err := s.Queries.MemberMuted(ctx, db.MemberMutedParams{RoomID: room.ID, UserID: caller})
 	if err != nil && !isNotFound(err) {
 		return roomView{}, err
 	}
 	v.roomAdminView = adminView(room.CreatedBy, room.Kind, caller, muted, int64(len(rows)), otherNames(rows, caller))
 	return v, nil
+}
+
+// ownUnread counts the caller's own messages after their read marker in
+// each room, which unread_count leaves out. It reads Postgres, so an own
+// message the batcher has not written yet still counts for a moment.
+func (s *Server) ownUnread(ctx context.Context, caller uuid.UUID, rooms []uuid.UUID) (map[uuid.UUID]int64, error) {
+	rows, err := s.Queries.OwnUnread(ctx, db.OwnUnreadParams{UserID: caller, RoomIds: rooms})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uuid.UUID]int64, len(rows))
+	for _, r := range rows {
+		out[r.RoomID] = r.N
+	}
+	return out, nil
 }
 
 func (s *Server) listRooms(c *fiber.Ctx) error {
@@ -177,13 +196,17 @@ func (s *Server) listRooms(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	own, err := s.ownUnread(ctx, userID(c), ids)
+	if err != nil {
+		return err
+	}
 	out := make([]roomView, len(rows))
 	for i, r := range rows {
 		st := live[r.ID]
 		last := max(st.Seq, r.LastSeq)
 		out[i] = roomView{
 			RoomID: r.ID.String(), Name: r.Name, CreatedAt: r.CreatedAt.UTC(), LastSeq: last,
-			UnreadCount: max(last-r.LastReadSeq, 0), LastMessage: st.Last, LastReadSeq: r.LastReadSeq,
+			UnreadCount: max(last-r.LastReadSeq-own[r.ID], 0), LastMessage: st.Last, LastReadSeq: r.LastReadSeq,
 		}
 		out[i].roomAdminView = adminView(r.CreatedBy, r.Kind, userID(c), false, 0, []string{})
 	}

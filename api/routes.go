@@ -42,6 +42,7 @@ func (s *Server) routes() {
 	v1.Get("/transfers/:transfer_id", auth, s.transferStatus)
 	v1.Post("/me/password", auth, s.changePassword)
 	v1.Get("/users", auth, s.searchUsers)
+	v1.Get("/search", auth, s.searchMessages)
 	v1.Get("/friends", auth, s.listFriends)
 	v1.Post("/friends", auth, s.sendFriendRequest) // deprecated alias of POST /friends/requests
 	v1.Delete("/friends/:user_id", auth, s.removeFriend)

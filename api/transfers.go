@@ -234,12 +234,9 @@ func (s *Server) awaitTransfer(ctx context.Context, t db.CustomerTransfer, d tim
 // myTransfers lists the transfers the caller sent or received, newest
 // first, cursor paged.
 func (s *Server) myTransfers(c *fiber.Ctx) error {
-	limit, has, err := queryInt(c, "limit")
+	limit, err := pageLimit(c, 50, 200)
 	if err != nil {
 		return err
-	}
-	if !has || limit == 0 || limit > 200 {
-		limit = 50
 	}
 	if err := chatflow.ValidCursor("cursor", c.Query("cursor")); err != nil {
 		return err

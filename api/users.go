@@ -72,12 +72,9 @@ func (s *Server) searchUsers(c *fiber.Ctx) error {
 	if err := chatflow.ValidCursor("after", c.Query("after")); err != nil {
 		return err
 	}
-	limit, has, err := queryInt(c, "limit")
+	limit, err := pageLimit(c, chatflow.MaxUserSearch, chatflow.MaxUserSearch)
 	if err != nil {
 		return err
-	}
-	if !has || limit > chatflow.MaxUserSearch || limit == 0 {
-		limit = chatflow.MaxUserSearch
 	}
 	// LIKE wildcards in the query are literal characters, not patterns.
 	esc := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(q)

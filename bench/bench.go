@@ -95,6 +95,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		err = runChat(ctx, o, r, true)
 	case "history":
 		err = runHistory(ctx, o, r)
+	case "search":
+		err = runSearch(ctx, o, r)
 	case "baseline":
 		err = runBaselines(ctx, o, r)
 	case "idle":

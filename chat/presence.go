@@ -161,8 +161,11 @@ func (s *Service) seen(ctx context.Context, user string) {
 	}
 }
 
+// announce publishes a presence change to the user's rooms. The frame goes to every room of the user, so a socket sharing k rooms
+// with them receives it k times; event_id is the same in every copy, and
+// the hub delivers one copy per socket (realtime Hub.dispatch).
 func (s *Service) announce(ctx context.Context, user string, rooms []string, online bool) {
-	frame, _ := json.Marshal(map[string]any{"type": "presence", "user_id": user, "online": online})
+	frame, _ := json.Marshal(map[string]any{"type": "presence", "user_id": user, "online": online, "event_id": uuid.NewString()})
 	pipe := s.rdb.Pipeline()
 	for _, room := range rooms {
 		pipe.Publish(ctx, RoomChannel(room), frame)

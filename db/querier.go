@@ -136,6 +136,9 @@ type Querier interface {
 	// DisableUser moves an active user to disabled; no row means the user is
 	// absent or in another status (the caller reads which).
 	DisableUser(ctx context.Context, id uuid.UUID) (AuthUser, error)
+	// DisplayNames returns the display names of the given users (the senders
+	// of a history page).
+	DisplayNames(ctx context.Context, userIds []uuid.UUID) ([]DisplayNamesRow, error)
 	EnableUser(ctx context.Context, id uuid.UUID) (AuthUser, error)
 	EnsurePublishCursors(ctx context.Context, roomIds []uuid.UUID) error
 	// FailDeletion ends a running deletion as failed, with the step it stopped at.
@@ -242,6 +245,10 @@ type Querier interface {
 	// MessagesInRanges reads several rooms' seq ranges in one statement.
 	MessagesInRanges(ctx context.Context, arg MessagesInRangesParams) ([]ChatMessage, error)
 	OpenAccount(ctx context.Context, userID uuid.UUID) error
+	// OwnUnread counts, per room, the user's own persisted messages after
+	// the user's read marker: unread_count leaves them out (nobody has their
+	// own messages to read). An index range scan of the unread seqs.
+	OwnUnread(ctx context.Context, arg OwnUnreadParams) ([]OwnUnreadRow, error)
 	// PendingInvitationsFor lists the pending invitations of some users to a room.
 	PendingInvitationsFor(ctx context.Context, arg PendingInvitationsForParams) ([]ChatInvitation, error)
 	// ProfilesExist counts the users of @ids who exist and are not deleted.
@@ -280,6 +287,14 @@ type Querier interface {
 	RoomSummaries(ctx context.Context, arg RoomSummariesParams) ([]RoomSummariesRow, error)
 	// RoomsToPublish finds rooms whose persisted messages are not all in Kafka yet.
 	RoomsToPublish(ctx context.Context, arg RoomsToPublishParams) ([]RoomsToPublishRow, error)
+	// SearchMessages is one page of the text messages matching q in the rooms
+	// the user is a member of (one room when room_id is set), best rank first;
+	// the page after (after_rank, after_room, after_seq) when after_rank is set.
+	// The snippet is ts_headline's, on the body with < > & swapped for control
+	// characters (bodies cannot hold them): its parser drops what looks like
+	// HTML tags and entities, and a snippet must show the body as written.
+	// kind = 'text' repeats the partial index's predicate so the index is used.
+	SearchMessages(ctx context.Context, arg SearchMessagesParams) ([]SearchMessagesRow, error)
 	// SearchProfiles matches a username or display-name prefix, keyset paged by username.
 	SearchProfiles(ctx context.Context, arg SearchProfilesParams) ([]ChatProfile, error)
 	// SetDeletionStep records the step a running deletion is at.

@@ -70,6 +70,26 @@ type Conn struct {
 
 	tokens float64
 	last   time.Time
+
+	// presenceSeen holds the event_ids of the last presence frames this
+	// socket got, so the copies a presence change sends to each shared room
+	// reach it once. Touched only by the hub's dispatch goroutine.
+	presenceSeen [8]string
+	presenceNext int
+}
+
+// firstPresence records a presence event for the socket and reports
+// whether it is the first copy the socket sees. The copies of one event are
+// published back to back, so a short memory suffices.
+func (c *Conn) firstPresence(id string) bool {
+	for _, s := range c.presenceSeen {
+		if s == id {
+			return false
+		}
+	}
+	c.presenceSeen[c.presenceNext] = id
+	c.presenceNext = (c.presenceNext + 1) % len(c.presenceSeen)
+	return true
 }
 
 func newConn(n *Node, ws *websocket.Conn, s Session) *Conn {

@@ -19,12 +19,14 @@ const frameTimeout = 10 * time.Second
 
 // inFrame is any client→server frame.
 type inFrame struct {
-	Type        string           `json:"type"`
-	RoomID      string           `json:"room_id"`
-	ClientMsgID string           `json:"client_msg_id"`
-	Body        string           `json:"body"`
-	Seq         int64            `json:"seq"`
-	Rooms       map[string]int64 `json:"rooms"`
+	Type        string `json:"type"`
+	RoomID      string `json:"room_id"`
+	ClientMsgID string `json:"client_msg_id"`
+	Body        string `json:"body"`
+	// Seq is a pointer so a read frame without one is refused rather
+	// than read as seq 0.
+	Seq   *int64           `json:"seq"`
+	Rooms map[string]int64 `json:"rooms"`
 	// AccessToken is a fresh access token ("auth" frames); never echoed.
 	AccessToken string `json:"access_token"`
 }
@@ -223,11 +225,11 @@ func (c *Conn) handleAuth(ctx context.Context, f inFrame) {
 
 func (c *Conn) handleRead(ctx context.Context, f inFrame) {
 	room, err := uuid.Parse(f.RoomID)
-	if err != nil || f.Seq < 0 {
+	if err != nil || f.Seq == nil || *f.Seq < 0 {
 		c.sendError(chatflow.ECodeValidation, "read needs a room_id and a seq >= 0", f.RoomID)
 		return
 	}
-	if _, err := c.node.chat.MarkRead(ctx, c.uid, room, f.Seq); err != nil {
+	if _, err := c.node.chat.MarkRead(ctx, c.uid, room, *f.Seq); err != nil {
 		c.sendError(chatflow.ErrorCode(err), chatflow.ErrorDetail(err), f.RoomID)
 	}
 }

@@ -104,6 +104,16 @@ func (h *Hub) dispatch(channel string, frame []byte) {
 		room := id
 		seq, isMsg := chat.FrameSeq(frame)
 		typing := bytes.HasPrefix(frame, []byte(`{"type":"typing"`))
+		var presenceID string
+		if !isMsg && !typing && bytes.Contains(frame, []byte(`"type":"presence"`)) {
+			var p struct {
+				Type    string `json:"type"`
+				EventID string `json:"event_id"`
+			}
+			if json.Unmarshal(frame, &p) == nil && p.Type == "presence" {
+				presenceID = p.EventID
+			}
+		}
 		h.mu.RLock()
 		for c := range h.rooms[room] {
 			switch {
@@ -111,6 +121,10 @@ func (h *Hub) dispatch(channel string, frame []byte) {
 				c.deliverMessage(room, seq, frame)
 			case typing:
 				c.writeDroppable(frame)
+			case presenceID != "":
+				if c.firstPresence(presenceID) {
+					c.Write(frame)
+				}
 			default:
 				c.Write(frame)
 			}

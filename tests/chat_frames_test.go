@@ -57,6 +57,14 @@ func TestChatBadFrames(t *testing.T) {
 		expectError(t, wc, "not_found", "nowhere-1", "send to an unknown room")
 		wc.alive("refused sends")
 	})
+	t.Run("read without seq", func(t *testing.T) {
+		// a missing seq is an error, not a read marker moved to 0
+		wa.send(map[string]any{"type": "read", "room_id": room})
+		expectError(t, wa, "validation_failed", room, "read without seq")
+		wa.send(map[string]any{"type": "read", "room_id": room, "seq": nil})
+		expectError(t, wa, "validation_failed", room, "read with a null seq")
+		wa.alive("reads without seq")
+	})
 	t.Run("body limits", func(t *testing.T) {
 		wa.sendMsg(room, "big-1", strings.Repeat("x", 4001))
 		expectError(t, wa, "validation_failed", "big-1", "4001-char body")

@@ -14,7 +14,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	var o bench.Options
 	urls := fs.String("url", "http://127.0.0.1:8080", "api node base URLs, comma-separated (clients spread round-robin)")
-	fs.StringVar(&o.Scenario, "scenario", "chat", "signup | chat | reconnect | history | idle | baseline")
+	fs.StringVar(&o.Scenario, "scenario", "chat", "signup | chat | reconnect | history | search | idle | baseline")
 	fs.IntVar(&o.Signups, "signups", 200, "signup: concurrent sign-ups")
 	fs.IntVar(&o.Clients, "clients", 100, "chat: WebSocket clients (users)")
 	fs.IntVar(&o.RoomSize, "room-size", 5, "chat: members per room")
