@@ -114,87 +114,26 @@ func reconnectStorm(ctx context.Context, o Options, r *Result, clients []*wsClie
 
 // runHistory has readers page through room history with random cursors.
 func runHistory(ctx context.Context, o Options, r *Result) error {
-	o.Clients, o.RoomSize = max(o.RoomSize, 2)*4, max(o.RoomSize, 2)
-	users, err := signupUsers(ctx, o, o.Clients, r, "setup_signup")
+	rs, err := setupReadRooms(ctx, o, r, "hist")
 	if err != nil {
 		return err
 	}
+	const perRoom = 1000
+	fillRooms(ctx, o, rs, perRoom, "h", func(n int) string { return "history message " + strconv.Itoa(n) })
 	hc := newHTTPClient()
-	type room struct {
-		id   string
-		user user
-		max  int64
-	}
-	var rs []room
-	for i := 0; i+o.RoomSize <= len(users); i += o.RoomSize {
-		var rm struct {
-			RoomID string `json:"room_id"`
+	lat, fails := readLoop(o, "history", func(i int) bool {
+		rm := rs[rand.IntN(len(rs))]
+		before := rand.Int64N(perRoom) + 2
+		var page struct {
+			Messages []json.RawMessage `json:"messages"`
 		}
-		if err := consentTo(ctx, hc, o.URLs[0], users[i], users[i+1:i+2]); err != nil {
-			return err
-		}
-		if _, err := httpJSON(ctx, hc, "POST", o.URLs[0]+"/api/v1/rooms", users[i].Access, map[string]any{"name": "hist", "member_ids": []string{users[i+1].ID}}, &rm); err != nil {
-			return err
-		}
-		rs = append(rs, room{id: rm.RoomID, user: users[i]})
-	}
-	// fill each room with 1000 messages over REST, 8 in flight
-	for i := range rs {
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, 8)
-		for n := 0; n < 1000; n++ {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func(n int) {
-				defer wg.Done()
-				defer func() { <-sem }()
-				_, _ = httpJSON(ctx, hc, "POST", o.URLs[n%len(o.URLs)]+"/api/v1/rooms/"+rs[i].id+"/messages", rs[i].user.Access,
-					map[string]string{"client_msg_id": "h" + strconv.Itoa(n), "body": "history message " + strconv.Itoa(n)}, nil)
-			}(n)
-		}
-		wg.Wait()
-		rs[i].max = 1000
-	}
-	var reqs, fails atomic.Int64
-	var lat []time.Duration
-	var mu sync.Mutex
-	start := time.Now()
-	endProgress := progress(func() string {
-		return fmt.Sprintf("[history] %d reads (%.0f/s) failed %d", reqs.Load(), float64(reqs.Load())/time.Since(start).Seconds(), fails.Load())
+		_, err := httpJSON(ctx, hc, "GET", fmt.Sprintf("%s/api/v1/rooms/%s/messages?before_seq=%d&limit=50", o.URLs[i%len(o.URLs)], rm.id, before), rm.user.Access, nil, &page)
+		return err != nil || len(page.Messages) == 0
 	})
-	deadline := start.Add(o.Duration)
-	var wg sync.WaitGroup
-	for i := 0; i < o.Readers; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			var local []time.Duration
-			for time.Now().Before(deadline) {
-				rm := rs[rand.IntN(len(rs))]
-				before := rand.Int64N(rm.max) + 2
-				t0 := time.Now()
-				var page struct {
-					Messages []json.RawMessage `json:"messages"`
-				}
-				_, err := httpJSON(ctx, hc, "GET", fmt.Sprintf("%s/api/v1/rooms/%s/messages?before_seq=%d&limit=50", o.URLs[i%len(o.URLs)], rm.id, before), rm.user.Access, nil, &page)
-				if err != nil || len(page.Messages) == 0 {
-					fails.Add(1)
-					continue
-				}
-				local = append(local, time.Since(t0))
-				reqs.Add(1)
-			}
-			mu.Lock()
-			lat = append(lat, local...)
-			mu.Unlock()
-		}(i)
-	}
-	wg.Wait()
-	endProgress()
-	r.Metrics["history_reads_per_s"] = float64(reqs.Load()) / o.Duration.Seconds()
-	r.Metrics["history_failed"] = float64(fails.Load())
+	r.Metrics["history_reads_per_s"] = float64(len(lat)) / o.Duration.Seconds()
+	r.Metrics["history_failed"] = float64(fails)
 	r.Latency["history_page"] = Summarize(lat)
-	r.check("history", fails.Load() == 0, fmt.Sprintf("%d pages read, %d failed", reqs.Load(), fails.Load()))
+	r.check("history", fails == 0, fmt.Sprintf("%d pages read, %d failed", len(lat), fails))
 	return nil
 }
 
