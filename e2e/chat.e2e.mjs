@@ -125,6 +125,8 @@ async function logIn(page, user) {
 }
 
 const messageWith = (page, text) => page.locator(tid('message'), { hasText: text });
+// textMessages are the message lines other than system events (joins, leaves).
+const textMessages = (page) => page.locator(`${tid('message')}:not(.kind-system)`);
 
 async function main() {
   mkdirSync(SHOTS, { recursive: true });
@@ -222,7 +224,8 @@ async function main() {
     const atB = messageWith(pb, text1);
     await atB.waitFor();
     await pa.locator(`${tid('message')}[data-status="sent"]`, { hasText: text1 }).waitFor();
-    assert(await mineA.getAttribute('data-seq') === '1', 'first message has seq 1');
+    // seq 1 is the system event "B joined" (accepting the invitation, issue 12)
+    assert(await mineA.getAttribute('data-seq') === '2', 'first message has seq 2');
     assert((await atB.locator(tid('message-sender')).textContent()) === ua.display, 'B sees A as sender');
     const bodyB = atB.locator(tid('message-body'));
     assert((await bodyB.textContent()) === text1, 'body is shown verbatim');
@@ -235,9 +238,10 @@ async function main() {
     await pb.click(tid('send'));
     await messageWith(pa, text2).waitFor();
     await pb.locator(`${tid('message')}[data-status="sent"]`, { hasText: text2 }).waitFor();
-    assert(await messageWith(pa, text2).getAttribute('data-seq') === '2', 'reply has seq 2');
-    assert((await pa.locator(tid('message')).count()) === 2, 'A shows exactly two messages (no duplicates)');
-    assert((await pb.locator(tid('message')).count()) === 2, 'B shows exactly two messages (no duplicates)');
+    assert(await messageWith(pa, text2).getAttribute('data-seq') === '3', 'reply has seq 3');
+    assert((await textMessages(pa).count()) === 2, 'A shows exactly two messages (no duplicates)');
+    assert((await pa.locator(`${tid('message')}.kind-system`).count()) === 1, 'A shows the join event');
+    assert((await textMessages(pb).count()) === 2, 'B shows exactly two messages (no duplicates)');
 
     log('read receipts appear on both sides');
     await pa.locator(tid('read-receipt'), { hasText: `Read by ${ub.display}` }).waitFor();
@@ -271,10 +275,11 @@ async function main() {
     await pb.locator(`${tid('conn-status')}[data-state="online"]`).waitFor();
     await messageWith(pb, text3).waitFor();
     const syncs = framesFromB.map((f) => JSON.parse(f)).filter((f) => f.type === 'sync');
-    // seq 3 is the system event "B added C" (issue 12)
-    assert(syncs.some((f) => f.rooms && f.rooms[roomId] === 3), `B synced room from seq 3: ${JSON.stringify(syncs)}`);
-    assert((await pb.locator(tid('message')).count()) === 4, 'B shows four messages after the reconnect (no gap, no duplicate)');
-    assert(await messageWith(pb, text3).getAttribute('data-seq') === '4', 'the missed message has seq 4');
+    // seq 4 is the system event "B added C" (issue 12)
+    assert(syncs.some((f) => f.rooms && f.rooms[roomId] === 4), `B synced room from seq 4: ${JSON.stringify(syncs)}`);
+    assert((await textMessages(pb).count()) === 3, 'B shows three messages after the reconnect (no gap, no duplicate)');
+    assert((await pb.locator(`${tid('message')}.kind-system`).count()) === 2, 'B shows both join events once');
+    assert(await messageWith(pb, text3).getAttribute('data-seq') === '5', 'the missed message has seq 5');
 
     const room2 = `e2e history ${suffix}`;
     log(`B and A become friends; A creates "${room2}" with B in it and posts 60 messages; B sees an unread badge`);
@@ -329,7 +334,7 @@ async function main() {
     await pa.locator(tid('room-item'), { hasText: room }).click();
     await messageWith(pa, text2).waitFor();
     await messageWith(pa, text1).waitFor();
-    assert((await pa.locator(tid('message')).count()) === 3, 'history shows three messages after reload');
+    assert((await textMessages(pa).count()) === 3, 'history shows three messages after reload');
     await pa.locator(tid('read-receipt'), { hasText: `Read by ${ub.display}` }).waitFor();
     const refreshAfter = await pa.evaluate(() => localStorage.getItem('chatflow.refresh_token'));
     assert(refreshAfter && refreshAfter !== refreshBefore, 'the refresh token was rotated');
