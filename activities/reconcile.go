@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/chatflow/chatflow"
+	"github.com/chatflow/chatflow/chat"
 	"github.com/chatflow/chatflow/db"
 	"github.com/chatflow/chatflow/events"
 	"github.com/chatflow/chatflow/roomlog"
@@ -267,8 +268,7 @@ func (a *Activities) publishRooms(ctx context.Context, rooms []uuid.UUID) (int, 
 			if r.Kind == chatflow.KindGap {
 				continue
 			}
-			m := chatflow.Message{MessageID: r.ID.String(), RoomID: r.RoomID.String(), Seq: r.Seq, SenderID: r.SenderID.String(),
-				ClientMsgID: r.ClientMsgID, Body: r.Body, SentAt: r.SentAt.UTC()}
+			m := chat.FromRow(r) // with its kind: consumers tell edits, transfers and system events from text
 			v, err := json.Marshal(m)
 			if err != nil {
 				return err

@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -161,15 +162,25 @@ func TestDeletionSagaDeletesTheAccount(t *testing.T) {
 
 	// 2. rooms: a member_left system message in each, seen live and in
 	// history, and a is no member any more; a's own message stays
+	// The saga leaves the rooms in no set order, and waiting for one frame
+	// skips the others: wait for both rooms' frames in one pass.
+	leftSeq := map[string]int64{}
 	for _, room := range []string{mine, theirs} {
 		msgs := roomMessages(t, n, b, room)
 		m, ok := memberLeft(msgs, a.ID)
 		if !ok {
 			t.Fatalf("room %s has no member_left message of %s: %+v", room, a.ID, msgs)
 		}
-		wb.must(10*time.Second, func(f testenv.Frame) bool {
-			return f.Type() == "message" && f.Str("room_id") == room && f.Int("seq") == m.Seq && f.Str("kind") == chatflow.KindSystem
-		}, "live member_left in "+room)
+		leftSeq[room] = m.Seq
+	}
+	for len(leftSeq) > 0 {
+		f := wb.must(10*time.Second, func(f testenv.Frame) bool {
+			seq, ok := leftSeq[f.Str("room_id")]
+			return ok && f.Type() == "message" && f.Int("seq") == seq && f.Str("kind") == chatflow.KindSystem
+		}, fmt.Sprintf("live member_left in %v", leftSeq))
+		delete(leftSeq, f.Str("room_id"))
+	}
+	for _, room := range []string{mine, theirs} {
 		var rv struct {
 			Members []struct {
 				UserID string `json:"user_id"`
