@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -22,9 +23,24 @@ import (
 // and a retry finds the same membership); a join posts after it is in.
 // The live "room" events stay as they were: clients follow them.
 
-// postSystem posts one system event into room as sender.
+// postSystem posts one system event into room as sender. A room whose
+// cached state is being rebuilt by a concurrent membership change answers
+// unavailable for a moment; the event is retried a few times (the cmid
+// makes a retry safe) so that a leave racing sends does not fail on it.
 func (s *Server) postSystem(ctx context.Context, sender, room uuid.UUID, cmid string, ev chatflow.SystemEvent) error {
-	_, err := s.chat.AcceptKind(ctx, sender, room.String(), cmid, chatflow.KindSystem, ev.Body())
+	var err error
+	for attempt := range 6 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(time.Duration(10<<attempt) * time.Millisecond):
+			}
+		}
+		if _, err = s.chat.AcceptKind(ctx, sender, room.String(), cmid, chatflow.KindSystem, ev.Body()); chatflow.ErrorCode(err) != chatflow.ECodeUnavailable {
+			return err
+		}
+	}
 	return err
 }
 
