@@ -156,7 +156,7 @@ func (s *Service) IssueAfter(ctx context.Context, checkedAt time.Time, userID, u
 			return Pair{}, fmt.Errorf("record session: %w", err)
 		}
 		if res >= checkedAt.UnixMilli() {
-			s.revokeFamilies(ctx, userID, []string{family})
+			// nothing was signed for the family: refusing is enough
 			return Pair{}, chatflow.Errorf(chatflow.ECodeInvalidCredentials, "the account's sessions were revoked while logging in; log in again")
 		}
 	}
