@@ -128,6 +128,11 @@ func (s *Server) setAvatar(c *fiber.Ctx) error {
 	}
 	jpg, err := s.avatarImage(ctx, store, up)
 	if err != nil {
+		// A concurrent set of the same upload may have taken it and deleted
+		// the original under this one: that is a conflict, not a bad image.
+		if cur, gerr := s.Queries.GetAvatarUpload(ctx, id); gerr == nil && cur.Status != "pending" {
+			return chatflow.Errorf(chatflow.ECodeConflict, "avatar upload %s was already used", id)
+		}
 		return err
 	}
 	key := up.ObjectKey + ".jpg"
@@ -215,6 +220,9 @@ func (s *Server) avatarImage(ctx context.Context, store ObjectStore, up db.ChatA
 func (s *Server) squareJPEG(ctx context.Context, store ObjectStore, key string) ([]byte, error) {
 	notImage := chatflow.Errorf(chatflow.ECodeValidation, "the uploaded object is not a PNG, JPEG, GIF or WebP image")
 	r, err := store.Open(ctx, key)
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil, chatflow.Errorf(chatflow.ECodeValidation, "the uploaded object is gone")
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"image/png"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -308,5 +309,42 @@ func TestAvatarClearedByAccountDeletion(t *testing.T) {
 	var key *string
 	if err := env.Pool.QueryRow(context.Background(), `SELECT avatar_key FROM chat.profiles WHERE user_id = $1`, a.ID).Scan(&key); err != nil || key != nil {
 		t.Fatalf("deleted user's profile keeps avatar_key %v (%v)", key, err)
+	}
+}
+
+// Concurrent sets of one upload: one takes it, the others are told it was
+// used (never a 5xx, even when the winner has deleted the original under
+// them).
+func TestAvatarSetRace(t *testing.T) {
+	requireS3(t)
+	env := testenv.Open(t)
+	env.Worker(t, nil)
+	n := env.StartNode(t, testenv.NodeConfig{})
+	a := n.SignUp(t, "avr")
+	for round := 0; round < 4; round++ {
+		id := uploadAvatar(t, n, a, "image/png", solidPNG(t, 400, 400, color.RGBA{G: 200, A: 255}))
+		const k = 6
+		statuses := make(chan int, k)
+		var wg sync.WaitGroup
+		for i := 0; i < k; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// staggered: later sets land while the first is taking the
+				// upload, and after it deleted the original
+				time.Sleep(time.Duration(i) * 8 * time.Millisecond)
+				st, _ := setAvatar(t, n, a, id)
+				statuses <- st
+			}()
+		}
+		wg.Wait()
+		close(statuses)
+		count := map[int]int{}
+		for st := range statuses {
+			count[st]++
+		}
+		if count[200] != 1 || count[409] != k-1 {
+			t.Fatalf("round %d: %d concurrent sets of one upload answered %v; want one 200, the rest 409", round, k, count)
+		}
 	}
 }
