@@ -296,15 +296,16 @@ func TestAvatarClearedByAccountDeletion(t *testing.T) {
 	if st, m := setAvatar(t, n, a, uploadAvatar(t, n, a, "image/png", solidPNG(t, 50, 50, color.White))); st != 200 || m.AvatarURL == "" {
 		t.Fatalf("set: %d %+v", st, m)
 	}
-	if st, _ := avatarLocation(t, n, b, a.ID); st != 302 {
-		t.Fatalf("avatar before deletion: %d", st)
-	}
+	_, loc := fetchAvatar(t, n, b, a.ID) // a pre-signed GET still valid after the deletion
 	d := startDeletion(t, n, a)
 	if got := waitDeletion(t, n, d.StatusURL, 60*time.Second); got.Status != chatflow.StatusCompleted {
 		t.Fatalf("deletion: %+v", got)
 	}
 	if st, _ := avatarLocation(t, n, b, a.ID); st != 404 {
 		t.Fatalf("deleted user's avatar: %d", st)
+	}
+	if st, _, _ := fetch(t, loc); st != 404 {
+		t.Fatalf("the deleted user's avatar object is still in the store: %d", st)
 	}
 	var key *string
 	if err := env.Pool.QueryRow(context.Background(), `SELECT avatar_key FROM chat.profiles WHERE user_id = $1`, a.ID).Scan(&key); err != nil || key != nil {
