@@ -39,6 +39,7 @@ type Options struct {
 	Concurrency int           // parallel sign-ups during setup
 	Out         string        // JSON result file
 	UsersFile   string        // reuse the users created by earlier runs
+	Preload     int           // history/search: stored messages to have in Postgres first
 	Label       string
 }
 

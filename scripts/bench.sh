@@ -3,6 +3,9 @@
 # curve: services, one worker process, one or two api processes, then
 # `chatflow bench` scenarios. Results: bench/results/*.json, bench/results/*.png.
 # Usage: scripts/bench.sh [quick]
+#        scripts/bench.sh reads [N]   history and search with an empty table, then
+#                                     with N (default 1,000,000) stored messages,
+#                                     in a database of their own (chatflow_reads)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=bench/results
@@ -36,6 +39,24 @@ urls() { local u=""; for i in $(seq 1 "$1"); do u+="${u:+,}http://127.0.0.1:$((1
 # Users signed up by earlier runs are reused (the sign-up storm is its own scenario).
 U=(-users-file "$OUT/users.json")
 bench() { echo "+ chatflow bench $*" >&2; bin/chatflow bench "$@"; }
+
+if [[ ${1:-} == reads ]]; then
+  n=${2:-1000000}
+  db=postgres://postgres@127.0.0.1:${PG_PORT:-15432}/chatflow_reads?sslmode=disable
+  # a fresh database each time, so the first pass really reads an empty table
+  dropdb -h 127.0.0.1 -p "${PG_PORT:-15432}" -U postgres --if-exists chatflow_reads
+  createdb -h 127.0.0.1 -p "${PG_PORT:-15432}" -U postgres chatflow_reads
+  rm -f "$OUT/users-reads.json"
+  export DATABASE_URL=$db
+  bin/chatflow migrate >/dev/null
+  start_system 1 4
+  R=(-users-file "$OUT/users-reads.json" -url "$(urls 1)" -readers 32 -duration 15s)
+  for p in 0 "$n"; do
+    bench -scenario history "${R[@]}" -preload "$p" -label "history-$p" -out "$OUT/history-$p.json"
+    bench -scenario search "${R[@]}" -preload "$p" -label "search-$p" -out "$OUT/search-$p.json"
+  done
+  exit 0
+fi
 
 start_system 1 10
 bench -scenario baseline -out $OUT/baseline.json
