@@ -7,8 +7,9 @@
 #                                     with N (default 1,000,000) stored messages,
 #                                     in a database of their own (chatflow_reads)
 #        scripts/bench.sh lowload     1,000 msg/s, where the tail comes from: the same
-#                                     run with Redis appendfsync everysec and with the
-#                                     api at GOGC=400, alternated REPS (2) times
+#                                     run with Redis appendfsync everysec, with the api
+#                                     at GOGC=400 and with BATCH_LINGER=300ms (a third
+#                                     of the batch workflows), alternated REPS (2) times
 #        scripts/bench.sh profile     CPU, mutex and block profiles of api and worker
 #                                     at 1,000 and 5,000 msg/s (bench/results/pprof/)
 #        scripts/bench.sh largeroom   one room of 1,000 members, 50 msg/s
@@ -63,6 +64,8 @@ if [[ ${1:-} == lowload ]]; then
     rcli config set appendfsync always >/dev/null
     API_ENV=GOGC=400 start_system 1 4
     chat1k "lowload-gogc400-r$rep"
+    API_ENV=BATCH_LINGER=300ms start_system 1 4
+    chat1k "lowload-linger300-r$rep"
   done
   exit 0
 fi
