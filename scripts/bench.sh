@@ -82,6 +82,10 @@ if [[ ${1:-} == profile ]]; then
       n=${who%%:*} port=${who##*:}
       curl -fs "127.0.0.1:$port/debug/pprof/profile?seconds=12" -o "$P/$n-cpu-$3.pb.gz" &
     done
+    # the Temporal dev server is not ours to instrument: sample it with perf
+    if command -v perf >/dev/null && [ -f "${CHATFLOW_DATA:-.data}/temporal/pid" ]; then
+      perf record -q -F 199 -o "$P/temporal-$3.perf" -p "$(cat "${CHATFLOW_DATA:-.data}/temporal/pid")" -- sleep 12 >/dev/null 2>&1 &
+    fi
     sleep 13
     for who in api:18281 worker:18280; do
       n=${who%%:*} port=${who##*:}
@@ -89,6 +93,10 @@ if [[ ${1:-} == profile ]]; then
       curl -fs "127.0.0.1:$port/debug/pprof/block" -o "$P/$n-block-$3.pb.gz"
     done
     wait $b || true
+    if [ -f "$P/temporal-$3.perf" ]; then
+      perf report -i "$P/temporal-$3.perf" --stdio --no-children --sort symbol 2>/dev/null | grep -v '^#' | grep -v '^$' | head -40 >"$P/temporal-cpu-$3.top.txt" || true
+      rm -f "$P/temporal-$3.perf"
+    fi
     for f in "$P"/*-"$3".pb.gz; do
       go tool pprof -top -nodecount=25 bin/chatflow "$f" >"${f%.pb.gz}.top.txt" 2>/dev/null || true
     done
