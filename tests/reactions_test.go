@@ -221,3 +221,116 @@ func reactionsEqual(a, b []chatflow.Reaction) bool {
 		return x.Emoji == y.Emoji && x.Count == y.Count && slices.Equal(x.UserIDs, y.UserIDs)
 	})
 }
+
+// Twenty members adding the same emoji at once (on two nodes) count twenty;
+// ten of them removing it at once leave ten. One user's concurrent adds and
+// removes end, in history from the log and from Postgres, in the state the
+// last of their events says.
+func TestReactionsConcurrent(t *testing.T) {
+	env := testenv.Open(t)
+	env.Worker(t, nil)
+	na, nb := env.StartNode(t, testenv.NodeConfig{}), env.StartNode(t, testenv.NodeConfig{})
+	owner := na.SignUp(t, "xco")
+	const n = 20
+	users := make([]testenv.User, n)
+	for i := range users {
+		users[i] = na.SignUp(t, fmt.Sprintf("xc%d", i))
+	}
+	room := na.CreateRoom(t, owner, users...)
+	restSend(t, na, owner, room, "xc-1", "popular")
+
+	type res struct {
+		st  int
+		ans reactionAnswer
+	}
+	out := make(chan res, n)
+	burst := func(method string, who []testenv.User) {
+		for i, u := range who {
+			node := na
+			if i%2 == 1 {
+				node = nb
+			}
+			go func() {
+				var a reactionAnswer
+				st := node.Call(t, method, reactionPath(room, 1, "👍"), u.Access, nil, &a)
+				out <- res{st, a}
+			}()
+		}
+		for range who {
+			if r := <-out; r.st != 200 || r.ans.Event == nil {
+				t.Fatalf("concurrent %s: %d %+v", method, r.st, r.ans)
+			}
+		}
+	}
+	countOf := func(rs []chatflow.Reaction) (int, []string) {
+		for _, r := range rs {
+			if r.Emoji == "👍" {
+				return r.Count, r.UserIDs
+			}
+		}
+		return 0, nil
+	}
+	burst("PUT", users)
+	if c, ids := countOf(pageOf(t, nb, owner, room)[0].Reactions); c != n || len(ids) != n {
+		t.Fatalf("after %d concurrent adds: count %d, %d users", n, c, len(ids))
+	}
+	burst("DELETE", users[:n/2])
+	c, ids := countOf(pageOf(t, na, owner, room)[0].Reactions)
+	if c != n/2 {
+		t.Fatalf("after %d concurrent removes: count %d", n/2, c)
+	}
+	for _, u := range users[n/2:] {
+		if !slices.Contains(ids, u.ID) {
+			t.Fatalf("%s's reaction is gone: %v", u.Username, ids)
+		}
+	}
+
+	// one user's add/remove race on 🔥
+	me := users[0]
+	const k = 16
+	done := make(chan int, k)
+	for i := range k {
+		node, method := na, "PUT"
+		if i%2 == 1 {
+			node, method = nb, "DELETE"
+		}
+		go func() { done <- node.Call(t, method, reactionPath(room, 1, "🔥"), me.Access, nil, nil) }()
+	}
+	for range k {
+		if st := <-done; st != 200 {
+			t.Fatalf("add/remove race: %d", st)
+		}
+	}
+	// the state must be what the last 🔥 event of me says
+	h := pageOf(t, nb, owner, room)
+	var lastOp string
+	for _, m := range h {
+		if m.Kind == "reaction" && m.SenderID == me.ID {
+			if ev := reactionEvent(t, m.Body); ev.Emoji == "🔥" && ev.TargetSeq == 1 {
+				lastOp = ev.Op
+			}
+		}
+	}
+	if lastOp == "" {
+		t.Fatal("no 🔥 event posted")
+	}
+	check := func(when string) {
+		t.Helper()
+		msgs := pageOf(t, nb, owner, room)
+		has := chatflow.Reacted(msgs[0].Reactions, me.ID, "🔥")
+		if has != (lastOp == "add") {
+			t.Fatalf("%s: %s in 🔥 = %v, but the last event is %q (%+v)", when, me.Username, has, lastOp, msgs[0].Reactions)
+		}
+		if c, _ := countOf(msgs[0].Reactions); c != n/2 {
+			t.Fatalf("%s: 👍 count %d, want %d", when, c, n/2)
+		}
+	}
+	check("from the log")
+	total := h[len(h)-1].Seq
+	waitPersisted(t, env, room, total, 30*time.Second)
+	if err := env.Redis.Del(context.Background(), roomlog.StreamKey(room)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	check("from Postgres")
+	t.Logf("%d events for %d + %d + %d requests; 🔥 ends %q", total-1, n, n/2, k, lastOp)
+}
