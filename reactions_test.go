@@ -14,7 +14,7 @@ func TestFoldReactions(t *testing.T) {
 		add(10, "u1", "👍"),
 		add(11, "u2", "👍"),
 		add(12, "u1", "❤️"),
-		rm(13, "u1", "👍"),  // u1 takes 👍 back
+		rm(13, "u1", "👍"), // u1 takes 👍 back
 		add(14, "u3", "🎉"),
 		rm(15, "u3", "🎉"),  // 🎉 is gone entirely
 		add(16, "u1", "👍"), // and u1 puts 👍 back, now after u2
