@@ -254,7 +254,7 @@ type Querier interface {
 	OpenAccount(ctx context.Context, userID uuid.UUID) error
 	// OwnUnread counts, per room, the user's own persisted messages after
 	// the user's read marker: unread_count leaves them out (nobody has their
-	// own messages to read), and reaction events, which change an earlier
+	// own messages to read), and reaction, edit and delete events, which change an earlier
 	// message rather than bring a new one. An index range scan of the unread seqs.
 	OwnUnread(ctx context.Context, arg OwnUnreadParams) ([]OwnUnreadRow, error)
 	// PendingInvitationsFor lists the pending invitations of some users to a room.
