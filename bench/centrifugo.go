@@ -67,7 +67,7 @@ func (c CentrifugoConfig) Render() ([]byte, error) {
 			"allow_subscribe_for_client":   true,
 			"allow_publish_for_subscriber": true,
 		}}},
-		"health":   map[string]any{"enabled": true}, // the script waits on /health
+		"health":   map[string]any{"enabled": true},  // the script waits on /health
 		"http_api": map[string]any{"disabled": true}, // the generator needs no server API
 		"admin":    map[string]any{"enabled": false},
 	}
