@@ -44,6 +44,7 @@ type Options struct {
 	// (chat and idle scenarios; URLs are then its WebSocket endpoints).
 	Target           string
 	CentrifugoSecret string // HMAC key for Centrifugo connection tokens
+	ServerPID        int    // idle: the server process to measure (0: find the one running)
 }
 
 // Result is one run's measurements.

@@ -130,7 +130,7 @@ type centrifugoTarget struct{ secret, run string }
 
 func (t *centrifugoTarget) setup(_ context.Context, o Options, _ *Result) ([]*wsClient, map[string][]*wsClient, error) {
 	if t.secret == "" {
-		return nil, nil, fmt.Errorf("centrifugo: -centrifugo-secret (or CENTRIFUGO_HMAC_SECRET) is required to sign connection tokens")
+		return nil, nil, fmt.Errorf("centrifugo: -centrifugo-secret (or BENCH_CENTRIFUGO_SECRET) is required to sign connection tokens")
 	}
 	rooms := map[string][]*wsClient{}
 	var clients []*wsClient

@@ -25,7 +25,7 @@ func runIdle(ctx context.Context, o Options, r *Result) error {
 		procName = "centrifugo"
 		t := newCentrifugoTarget(o)
 		if t.secret == "" {
-			return fmt.Errorf("centrifugo: -centrifugo-secret (or CENTRIFUGO_HMAC_SECRET) is required to sign connection tokens")
+			return fmt.Errorf("centrifugo: -centrifugo-secret (or BENCH_CENTRIFUGO_SECRET) is required to sign connection tokens")
 		}
 		size := max(1, o.RoomSize)
 		dial = func(i int) (*websocket.Conn, error) {
@@ -33,9 +33,12 @@ func runIdle(ctx context.Context, o Options, r *Result) error {
 			return cfDial(o.URLs[i%len(o.URLs)], t.secret, c, 256)
 		}
 	}
-	pid, err := serverPID(procName)
-	if err != nil {
-		return err
+	pid := o.ServerPID
+	if pid == 0 {
+		var err error
+		if pid, err = serverPID(procName); err != nil {
+			return err
+		}
 	}
 	if dial == nil {
 		users, err := signupUsers(ctx, o, max(1, o.Clients), r, "setup_signup")

@@ -36,8 +36,16 @@ LOGS=${CHATFLOW_DATA:-.data}/logs
 mkdir -p "$OUT" "$LOGS" bin
 
 [[ ${SERVICES:-} == skip ]] || make -s services >/dev/null
+# Server cores are summed by process name: another chatflow api, worker or dev
+# process, or another Centrifugo, on the machine would be counted as ours.
+if others=$(pgrep -a -x 'chatflow|centrifugo' | grep -v ' kafka-broker'); then
+  echo "warning: other chatflow/centrifugo processes are running; their CPU will count as the system's:" >&2
+  echo "$others" >&2
+fi
 go build -o bin/chatflow ./cmd/chatflow
-if [[ ! -x bin/centrifugo ]]; then
+# Installed once; `centrifugo version` of a `go install` build says v0.0.0,
+# so the module version is read from the binary instead.
+if ! go version -m bin/centrifugo 2>/dev/null | grep -q "centrifugo/v6[[:space:]]*$CF_VERSION"; then
   echo "+ installing Centrifugo $CF_VERSION into bin/ (first time: a few minutes)" >&2
   GOBIN=$PWD/bin go install "github.com/centrifugal/centrifugo/v6@$CF_VERSION"
 fi
@@ -51,11 +59,12 @@ bench() { echo "+ chatflow bench $*" >&2; bin/chatflow bench "$@"; }
 
 # --- Centrifugo + Redis -------------------------------------------------------
 CF_DIR=$(mktemp -d)
-export CENTRIFUGO_HMAC_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+# Not CENTRIFUGO_*: Centrifugo reads (and warns about) every variable so named.
+export BENCH_CENTRIFUGO_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 bin/chatflow bench -write-centrifugo-config "$CF_DIR/config.json" -centrifugo-port "$CF_PORT" \
   -centrifugo-redis "127.0.0.1:$REDIS_PORT" -centrifugo-redis-db "$CF_REDIS_DB" -centrifugo-history-size 100 -centrifugo-history-ttl 300s
 bin/centrifugo checkconfig --config "$CF_DIR/config.json" >/dev/null
-bin/centrifugo --config "$CF_DIR/config.json" >"$LOGS/peer-centrifugo.log" 2>&1 & pids+=($!)
+bin/centrifugo --config "$CF_DIR/config.json" >"$LOGS/peer-centrifugo.log" 2>&1 & pids+=($!); cf_pid=$!
 wait_http "127.0.0.1:$CF_PORT/health"
 CF_URL=ws://127.0.0.1:$CF_PORT/connection/websocket
 for rate in $RATES; do
@@ -63,7 +72,7 @@ for rate in $RATES; do
     -duration "${DURATION}s" -label "centrifugo-$rate" -out "$OUT/centrifugo-$rate.json" || true
 done
 if (( IDLE_CONNS > 0 )); then
-  bench -target centrifugo -scenario idle -url "$CF_URL" -conns "$IDLE_CONNS" -label idle-centrifugo -out "$OUT/idle-centrifugo.json" || true
+  bench -target centrifugo -scenario idle -pid "$cf_pid" -url "$CF_URL" -conns "$IDLE_CONNS" -label idle-centrifugo -out "$OUT/idle-centrifugo.json" || true
 fi
 cleanup
 rm -rf "$CF_DIR"
@@ -73,7 +82,7 @@ rm -rf "$CF_DIR"
 # per-user abuse limits: lift them (RATE_LIMITS=off), as scripts/bench.sh does.
 export JWT_SECRET=bench-peer-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n') LOG_LEVEL=warn BCRYPT_COST=4 RATE_LIMITS=off
 METRICS_ADDR=127.0.0.1:$((API_PORT + 9)) NODE_ID=peer-worker bin/chatflow worker >"$LOGS/peer-worker.log" 2>&1 & pids+=($!)
-HTTP_ADDR=127.0.0.1:$API_PORT METRICS_ADDR=127.0.0.1:$((API_PORT + 10)) NODE_ID=peer-api bin/chatflow api >"$LOGS/peer-api.log" 2>&1 & pids+=($!)
+HTTP_ADDR=127.0.0.1:$API_PORT METRICS_ADDR=127.0.0.1:$((API_PORT + 10)) NODE_ID=peer-api bin/chatflow api >"$LOGS/peer-api.log" 2>&1 & pids+=($!); api_pid=$!
 wait_http "127.0.0.1:$API_PORT/readyz"
 API_URL=http://127.0.0.1:$API_PORT
 U=(-users-file "${USERS_FILE:-bench/results/users.json}")
@@ -82,7 +91,7 @@ for rate in $RATES; do
     -duration "${DURATION}s" -label "chatflow-$rate" -out "$OUT/chatflow-$rate.json" || true
 done
 if (( IDLE_CONNS > 0 )); then
-  bench -scenario idle "${U[@]}" -url "$API_URL" -clients 100 -conns "$IDLE_CONNS" -label idle-chatflow -out "$OUT/idle-chatflow.json" || true
+  bench -scenario idle -pid "$api_pid" "${U[@]}" -url "$API_URL" -clients 100 -conns "$IDLE_CONNS" -label idle-chatflow -out "$OUT/idle-chatflow.json" || true
 fi
 cleanup
 

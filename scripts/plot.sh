@@ -30,6 +30,7 @@ set ylabel "latency (ms, log scale)"
 set logscale y
 set y2label "accepted messages/s"
 set y2tics
+set y2range [0:*]
 set key left top
 set grid
 plot "$c" u 1:3 w lp lw 2 lc rgb "#1f77b4" dt 2 t "Centrifugo deliver p50", \

@@ -30,7 +30,8 @@ func runBench(ctx context.Context, args []string) error {
 	fs.StringVar(&o.DatabaseURL, "db", env("DATABASE_URL", "postgres://postgres@127.0.0.1:15432/chatflow?sslmode=disable"), "Postgres, for the loss check and COPY baseline")
 	fs.StringVar(&o.RedisPort, "redis-port", "16379", "Redis port, for the PUBLISH baseline")
 	fs.StringVar(&o.Target, "target", "chatflow", "chatflow | centrifugo (chat and idle scenarios; -url is then Centrifugo's WebSocket endpoint, e.g. ws://127.0.0.1:18000/connection/websocket)")
-	fs.StringVar(&o.CentrifugoSecret, "centrifugo-secret", env("CENTRIFUGO_HMAC_SECRET", ""), "HMAC key that signs Centrifugo connection tokens")
+	fs.StringVar(&o.CentrifugoSecret, "centrifugo-secret", env("BENCH_CENTRIFUGO_SECRET", ""), "HMAC key that signs Centrifugo connection tokens")
+	fs.IntVar(&o.ServerPID, "pid", 0, "idle: pid of the server process to measure (default: the single chatflow api/dev, or centrifugo, running)")
 	peerTable := fs.String("peer-table", "", "print the peer comparison table from this bench-peer results directory and exit")
 	cfConfig := fs.String("write-centrifugo-config", "", "write a Centrifugo v6 config for the peer run to this path and exit")
 	var cc bench.CentrifugoConfig
