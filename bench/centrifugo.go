@@ -27,7 +27,7 @@ import (
 // CentrifugoConfig is what the peer run needs from a Centrifugo v6 config.
 type CentrifugoConfig struct {
 	Port        int    // HTTP/WebSocket port
-	RedisAddr   string // host:port of the Redis shared with chatflow
+	RedisAddr   string // host:port of its Redis (scripts/bench-peer.sh starts one of its own)
 	RedisDB     int    // a database index of its own
 	RedisPrefix string // and a key prefix of its own
 	HMACSecret  string // connection tokens are HS256 JWTs signed with it

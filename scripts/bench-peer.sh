@@ -27,7 +27,8 @@ ROOM_SIZE=5
 IDLE_CONNS=${IDLE_CONNS:-10000}
 CF_VERSION=v6.9.1
 CF_PORT=${CF_PORT:-18000}
-CF_REDIS_DB=${CF_REDIS_DB:-2}
+CF_REDIS_DB=${CF_REDIS_DB:-0}
+CF_REDIS_PORT=${CF_REDIS_PORT:-16390}
 API_PORT=${API_PORT:-18181}
 REDIS_PORT=${REDIS_PORT:-16379}
 OUT=${OUT:-bench/results/peer}
@@ -59,10 +60,16 @@ bench() { echo "+ chatflow bench $*" >&2; bin/chatflow bench "$@"; }
 
 # --- Centrifugo + Redis -------------------------------------------------------
 CF_DIR=$(mktemp -d)
+# Centrifugo gets a Redis of its own, as it is deployed: Redis' default
+# persistence for an engine whose history is a cache (no AOF, no fsync),
+# not chatflow's `appendfsync always`, which would slow it for nothing.
+redis-server --port "$CF_REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$CF_DIR" \
+  --logfile "$LOGS/peer-redis.log" & pids+=($!)
+for _ in $(seq 50); do redis-cli -p "$CF_REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 # Not CENTRIFUGO_*: Centrifugo reads (and warns about) every variable so named.
 export BENCH_CENTRIFUGO_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 bin/chatflow bench -write-centrifugo-config "$CF_DIR/config.json" -centrifugo-port "$CF_PORT" \
-  -centrifugo-redis "127.0.0.1:$REDIS_PORT" -centrifugo-redis-db "$CF_REDIS_DB" -centrifugo-history-size 100 -centrifugo-history-ttl 300s
+  -centrifugo-redis "127.0.0.1:$CF_REDIS_PORT" -centrifugo-redis-db "$CF_REDIS_DB" -centrifugo-history-size 100 -centrifugo-history-ttl 300s
 bin/centrifugo checkconfig --config "$CF_DIR/config.json" >/dev/null
 bin/centrifugo --config "$CF_DIR/config.json" >"$LOGS/peer-centrifugo.log" 2>&1 & pids+=($!); cf_pid=$!
 wait_http "127.0.0.1:$CF_PORT/health"
@@ -101,7 +108,7 @@ cleanup
   echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), generator and every service on the same machine."
   echo "\`RATES=\"$RATES\" DURATION=$DURATION PER_CLIENT=$PER_CLIENT IDLE_CONNS=$IDLE_CONNS scripts/bench-peer.sh\`: rooms of $ROOM_SIZE,"
   echo "$PER_CLIENT msg/s per client, ${DURATION} s per rate; Centrifugo $CF_VERSION with the Redis engine (history 100, TTL 300 s, forced recovery)"
-  echo "on the project's Redis (db $CF_REDIS_DB, its own prefix; \`appendfsync\` $(redis-cli -p "$REDIS_PORT" config get appendfsync | tail -1)). Ratios are chatflow ÷ Centrifugo."
+  echo "on a Redis of its own (no AOF, no fsync: a cache, as Centrifugo deploys it); chatflow's Redis runs \`appendfsync $(redis-cli -p "$REDIS_PORT" config get appendfsync | tail -1)\`. Ratios are chatflow ÷ Centrifugo."
   echo "Centrifugo has no durable ack: its ack column is the publish reply."
   echo
   bin/chatflow bench -peer-table "$OUT"
