@@ -39,7 +39,13 @@ type Options struct {
 	Concurrency int           // parallel sign-ups during setup
 	Out         string        // JSON result file
 	UsersFile   string        // reuse the users created by earlier runs
+	Preload     int           // history/search: stored messages to have in Postgres first
 	Label       string
+	// Target is the system driven: "chatflow" (default) or "centrifugo"
+	// (chat and idle scenarios; URLs are then its WebSocket endpoints).
+	Target           string
+	CentrifugoSecret string // HMAC key for Centrifugo connection tokens
+	ServerPID        int    // idle: the server process to measure (0: find the one running)
 }
 
 // Result is one run's measurements.
@@ -62,7 +68,13 @@ type Summary struct {
 	P95 float64 `json:"p95"`
 	P99 float64 `json:"p99"`
 	Max float64 `json:"max"`
+	// Hist counts the durations up to each of histEdgesMs (the last bucket
+	// is everything above), to see the shape of a tail, not only its p99.
+	Hist []int `json:"hist,omitempty"`
 }
+
+// histEdgesMs are the upper edges of Summary.Hist's buckets, in ms.
+var histEdgesMs = [...]float64{0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
 
 // Summarize computes percentiles of durations.
 func Summarize(ds []time.Duration) Summary {
@@ -75,7 +87,16 @@ func Summarize(ds []time.Duration) Summary {
 		i = max(0, min(i, len(ds)-1))
 		return float64(ds[i].Microseconds()) / 1000
 	}
-	return Summary{N: len(ds), P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: q(1)}
+	hist := make([]int, len(histEdgesMs)+1)
+	b := 0
+	for _, d := range ds { // sorted
+		ms := float64(d.Microseconds()) / 1000
+		for b < len(histEdgesMs) && ms > histEdgesMs[b] {
+			b++
+		}
+		hist[b]++
+	}
+	return Summary{N: len(ds), P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: q(1), Hist: hist}
 }
 
 // Run executes the scenario and writes the result.
@@ -83,7 +104,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	r := &Result{Label: o.Label, Scenario: o.Scenario, StartedAt: time.Now().UTC(), Metrics: map[string]float64{},
 		Latency: map[string]Summary{}, Checks: map[string]string{}, OK: true,
 		Params: map[string]any{"urls": o.URLs, "signups": o.Signups, "clients": o.Clients, "room_size": o.RoomSize,
-			"rate_per_client": o.Rate, "duration_s": o.Duration.Seconds(), "readers": o.Readers, "conns": o.Conns}}
+			"rate_per_client": o.Rate, "duration_s": o.Duration.Seconds(), "readers": o.Readers, "conns": o.Conns, "target": targetName(o)}}
 	procs := startProcWatch()
 	var err error
 	switch o.Scenario {
@@ -120,6 +141,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return r, nil
 }
 
+func targetName(o Options) string {
+	if isCentrifugo(o) {
+		return "centrifugo"
+	}
+	return "chatflow"
+}
+
 func (r *Result) check(name string, ok bool, detail string) {
 	if ok {
 		r.Checks[name] = "ok: " + detail
@@ -139,6 +167,10 @@ func printTable(w io.Writer, r *Result) {
 		for _, k := range slices.Sorted(maps.Keys(r.Latency)) {
 			s := r.Latency[k]
 			fmt.Fprintf(w, "  %-22s %8d %9.2f %9.2f %9.2f %9.2f\n", k, s.N, s.P50, s.P95, s.P99, s.Max)
+		}
+		fmt.Fprintf(w, "  histogram (count up to ms: %v, then above)\n", histEdgesMs)
+		for _, k := range slices.Sorted(maps.Keys(r.Latency)) {
+			fmt.Fprintf(w, "  %-22s %v\n", k, r.Latency[k].Hist)
 		}
 	}
 	if len(r.Processes) > 0 {
@@ -248,6 +280,8 @@ func watchedPIDs() map[int]string {
 			name = "bench (load generator)"
 		case base == "chatflow" && len(args) > 1:
 			name = "chatflow " + args[1]
+		case base == "centrifugo":
+			name = "centrifugo"
 		case base == "temporal":
 			name = "temporal dev server"
 		case strings.HasPrefix(base, "redis-server"):
