@@ -63,6 +63,7 @@ func (s *Service) AcceptKind(ctx context.Context, sender uuid.UUID, roomID, cmid
 	call := roomlog.Append{
 		Room: roomID, Sender: sender.String(), ClientMsgID: cmid, Prefix: prefix, Suffix: suffix,
 		Channel: RoomChannel(roomID), MaxBacklog: s.cfg.MaxBacklog, DedupeTTL: dedupeTTL, Fence: s.cfg.SeqFence,
+		Sharded: s.sharded,
 	}
 	for attempt := 0; attempt < 5; attempt++ {
 		res, err := s.pipe.call(ctx, call)

@@ -133,3 +133,19 @@ func TestRoomEventsDuringLoadApplyAfterIt(t *testing.T) {
 		t.Error("a leave after the load was not applied")
 	}
 }
+
+// The slots are CLUSTER KEYSLOT's answers (Redis 7.0).
+func TestKeySlot(t *testing.T) {
+	for key, want := range map[string]int{
+		"{r:abc}": 145, "{r:abc}:seq": 145, "{u:zzz}": 7445, "{r:abd}": 12406,
+		"foo": 12182, "{}foo": 9500, "a{}b": 13694, "{user1000}.following": 3443,
+	} {
+		if got := keySlot(key); got != want {
+			t.Errorf("keySlot(%q) = %d, want %d", key, got, want)
+		}
+	}
+	groups := bySlot([]string{"{r:abc}", "{r:abd}", "{r:abc}"})
+	if len(groups) != 2 || len(groups[0]) != 2 || len(groups[1]) != 1 {
+		t.Errorf("bySlot: %v", groups)
+	}
+}

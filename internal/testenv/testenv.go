@@ -32,7 +32,7 @@ import (
 // Env is a connection to the local services.
 type Env struct {
 	Pool         *pgxpool.Pool
-	Redis        *redis.Client
+	Redis        redis.UniversalClient
 	Temporal     client.Client
 	KafkaBrokers string
 	Log          *slog.Logger
@@ -71,6 +71,7 @@ func Config() app.Config {
 	c := app.DefaultConfig()
 	c.DatabaseURL = getenv("DATABASE_URL", c.DatabaseURL)
 	c.RedisAddr = getenv("REDIS_ADDR", c.RedisAddr)
+	c.RedisClusterAddrs = getenv("REDIS_CLUSTER_ADDRS", c.RedisClusterAddrs)
 	c.TemporalAddress = getenv("TEMPORAL_ADDRESS", c.TemporalAddress)
 	c.KafkaBrokers = getenv("KAFKA_BROKERS", c.KafkaBrokers)
 	c.Objects.Endpoint = getenv("S3_ENDPOINT", c.Objects.Endpoint)
@@ -122,7 +123,7 @@ func Open(t testing.TB) *Env {
 		if openErr = postgres.Migrate(ctx, e.Pool); openErr != nil {
 			return
 		}
-		e.Redis = redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, PoolSize: 200})
+		e.Redis = app.NewRedis(cfg, 200, 0)
 		if openErr = e.Redis.Ping(ctx).Err(); openErr != nil {
 			return
 		}
