@@ -324,3 +324,42 @@ func (e *Env) StartNode(t testing.TB, nc NodeConfig) *Node {
 	addr := ln.Addr().String()
 	return &Node{Node: n, URL: "http://" + addr, Addr: addr, MetricsURL: "http://" + mln.Addr().String() + "/metrics", stop: stop}
 }
+
+// Cluster reports whether the tests run on a Redis Cluster
+// (REDIS_CLUSTER_ADDRS), where chatflow uses sharded pub/sub.
+func (e *Env) Cluster() bool { _, ok := e.Redis.(*redis.ClusterClient); return ok }
+
+// NumSub is how many connections subscribe to a pub/sub channel: PUBSUB
+// NUMSUB, or on a Redis Cluster PUBSUB SHARDNUMSUB on the master of the
+// channel's slot.
+func (e *Env) NumSub(ctx context.Context, channel string) int64 {
+	cc, ok := e.Redis.(*redis.ClusterClient)
+	if !ok {
+		return e.Redis.PubSubNumSub(ctx, channel).Val()[channel]
+	}
+	node, err := cc.MasterForKey(ctx, channel)
+	if err != nil {
+		return -1
+	}
+	return node.PubSubShardNumSub(ctx, channel).Val()[channel]
+}
+
+// Keys lists the keys matching pattern, on every master of a Redis Cluster.
+func (e *Env) Keys(ctx context.Context, pattern string) ([]string, error) {
+	var mu sync.Mutex
+	var out []string
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			out = append(out, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
+	}
+	if cc, ok := e.Redis.(*redis.ClusterClient); ok {
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+		return out, err
+	}
+	return out, scan(ctx, e.Redis)
+}
