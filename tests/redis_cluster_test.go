@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,4 +96,94 @@ func TestRedisClusterShardedFanout(t *testing.T) {
 		}
 	}
 	round(2)
+}
+
+// A room's slot moves to another master (a resharding, keys and all): Redis
+// drops the node's subscription of the room's channel on the old master,
+// and the node subscribes it again on the new one; messages keep arriving.
+func TestRedisClusterSlotMove(t *testing.T) {
+	env := testenv.Open(t)
+	cc, ok := env.Redis.(*redis.ClusterClient)
+	if !ok {
+		t.Skip("needs REDIS_CLUSTER_ADDRS (make test-cluster)")
+	}
+	ctx := context.Background()
+	env.Worker(t, nil)
+	na, nb := env.StartNode(t, testenv.NodeConfig{}), env.StartNode(t, testenv.NodeConfig{})
+	a, b := na.SignUp(t, "mva"), nb.SignUp(t, "mvb")
+	room := na.CreateRoom(t, a, b)
+	wb := connect(t, nb, b)
+	if st, _ := restSend(t, na, a, room, "mv-1", "before the move"); st != 201 {
+		t.Fatalf("send: %d", st)
+	}
+	wb.must(5*time.Second, msgIn(room), "message before the move")
+
+	ch := chat.RoomChannel(room)
+	slot := int(cc.ClusterKeySlot(ctx, ch).Val())
+	src, err := cc.MasterForKey(ctx, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dst *redis.Client
+	var all []*redis.Client
+	_ = cc.ForEachMaster(ctx, func(_ context.Context, c *redis.Client) error {
+		all = append(all, redis.NewClient(&redis.Options{Addr: c.Options().Addr}))
+		return nil
+	})
+	for _, c := range all {
+		t.Cleanup(func() { c.Close() }) // after the move back
+		if c.Options().Addr != src.Options().Addr && dst == nil {
+			dst = c
+		}
+	}
+	from := redis.NewClient(&redis.Options{Addr: src.Options().Addr})
+	t.Cleanup(func() { from.Close() })
+	moveSlot(t, slot, from, dst, all)
+	t.Cleanup(func() { moveSlot(t, slot, dst, from, all) })
+
+	for deadline := time.Now().Add(10 * time.Second); dst.PubSubShardNumSub(ctx, ch).Val()[ch] < 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("room channel not subscribed on its new master %s", dst.Options().Addr)
+		}
+	}
+	if st, m := restSend(t, na, a, room, "mv-2", "after the move"); st != 201 || m.Seq != 2 {
+		t.Fatalf("send after the move: %d, seq %d", st, m.Seq)
+	}
+	if f := wb.must(5*time.Second, msgIn(room), "message after the move"); f.Int("seq") != 2 {
+		t.Fatalf("after the move: %v", f)
+	}
+}
+
+// moveSlot moves a hash slot and its keys from one master to another, as
+// redis-cli --cluster reshard does, and tells every master.
+func moveSlot(t *testing.T, slot int, from, to *redis.Client, all []*redis.Client) {
+	t.Helper()
+	ctx := context.Background()
+	fromID, toID := from.Do(ctx, "cluster", "myid").Val(), to.Do(ctx, "cluster", "myid").Val()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("move slot %d: %v", slot, err)
+		}
+	}
+	must(to.Do(ctx, "cluster", "setslot", slot, "importing", fromID).Err())
+	must(from.Do(ctx, "cluster", "setslot", slot, "migrating", toID).Err())
+	for {
+		keys, err := from.ClusterGetKeysInSlot(ctx, slot, 100).Result()
+		must(err)
+		if len(keys) == 0 {
+			break
+		}
+		host, port, _ := strings.Cut(to.Options().Addr, ":")
+		args := []any{"migrate", host, port, "", 0, 5000, "keys"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		must(from.Do(ctx, args...).Err())
+	}
+	must(to.Do(ctx, "cluster", "setslot", slot, "node", toID).Err())
+	must(from.Do(ctx, "cluster", "setslot", slot, "node", toID).Err())
+	for _, c := range all {
+		_ = c.Do(ctx, "cluster", "setslot", slot, "node", toID).Err()
+	}
 }
