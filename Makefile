@@ -23,12 +23,13 @@ dev: services
 	bin/chatflow dev
 
 ## test: start services, then the whole test suite (unit, workflow, integration,
-## a subset of it again on a Redis Cluster, a short fault run on its own services, brief fuzzing, e2e). S3_REQUIRED:
-## the attachment tests fail, not skip, without the object store.
+## the chat test set again on a Redis Cluster, a short fault run on its own
+## services, brief fuzzing, e2e). S3_REQUIRED: the attachment tests fail, not
+## skip, without the object store.
 test: services
 	$(GO) vet ./...
 	S3_REQUIRED=1 $(GO) test -p 2 -count=1 -timeout 20m ./...
-	$(MAKE) test-cluster-short
+	$(MAKE) test-cluster
 	$(MAKE) fuzz FUZZTIME=50000x
 	bin/chatflow chaos -short
 	scripts/e2e.sh
@@ -46,7 +47,8 @@ redis-cluster:
 test-cluster: services redis-cluster
 	REDIS_CLUSTER_ADDRS=$(REDIS_CLUSTER_ADDRS_LOCAL) $(GO) test -p 1 -count=1 -timeout 20m -run '$(CHAT_TESTS)' ./tests
 
-## test-cluster-short: the subset of test-cluster that `make test` runs
+## test-cluster-short: a quick subset of test-cluster (two nodes, leave, fan-out over
+## every master, a dropped subscriber, a slot moved)
 test-cluster-short: services redis-cluster
 	REDIS_CLUSTER_ADDRS=$(REDIS_CLUSTER_ADDRS_LOCAL) $(GO) test -p 1 -count=1 -timeout 5m -run '$(CHAT_TESTS_SHORT)' ./tests
 
