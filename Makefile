@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/bin:$(PATH)
 GO ?= go
 
-.PHONY: dev test services stop build generate vet e2e bench bench-peer clean-data chaos chaos-short fuzz
+.PHONY: dev test test-cluster test-cluster-short redis-cluster services stop build generate vet e2e bench bench-peer clean-data chaos chaos-short fuzz
 
 build:
 	$(GO) build -o bin/chatflow ./cmd/chatflow
@@ -23,14 +23,34 @@ dev: services
 	bin/chatflow dev
 
 ## test: start services, then the whole test suite (unit, workflow, integration,
-## a short fault run on its own services, brief fuzzing, e2e). S3_REQUIRED:
-## the attachment tests fail, not skip, without the object store.
+## the chat test set again on a Redis Cluster, a short fault run on its own
+## services, brief fuzzing, e2e). S3_REQUIRED: the attachment tests fail, not
+## skip, without the object store.
 test: services
 	$(GO) vet ./...
 	S3_REQUIRED=1 $(GO) test -p 2 -count=1 -timeout 20m ./...
+	$(MAKE) test-cluster
 	$(MAKE) fuzz FUZZTIME=50000x
 	bin/chatflow chaos -short
 	scripts/e2e.sh
+
+## test-cluster: the chat test set (rooms, frames, order, two nodes, durability,
+## edits, membership, presence, read markers, sessions, the log) with every
+## process on a local 3-master Redis Cluster (ports 17001-17003) instead of
+## the single Redis; see README "Scaling beyond one machine".
+REDIS_CLUSTER_ADDRS_LOCAL := 127.0.0.1:17001,127.0.0.1:17002,127.0.0.1:17003
+CHAT_TESTS := ^(TestChat.*|TestRedisCluster.*|TestPersistAppliesEdits|TestMessageEdit.*|TestMembership.*|TestPresence.*|TestSession.*|TestRoom.*|TestDirectMessages|TestUnreadExcludesOwnMessages|TestHistorySenders|TestPagingLimitRule|TestLog.*|TestPersistBatchReplayAndCollision|TestLastLoginAndLastSeen|TestLastSeenWhenNodeDies)$$
+CHAT_TESTS_SHORT := ^(TestRedisCluster.*|TestChatCrossNode|TestChatReconnectSync|TestMembershipLeaveRacesSend|TestSessionLogoutDeliversFrame)$$
+redis-cluster:
+	scripts/services.sh redis-cluster
+
+test-cluster: services redis-cluster
+	REDIS_CLUSTER_ADDRS=$(REDIS_CLUSTER_ADDRS_LOCAL) $(GO) test -p 1 -count=1 -timeout 20m -run '$(CHAT_TESTS)' ./tests
+
+## test-cluster-short: a quick subset of test-cluster (two nodes, leave, fan-out over
+## every master, a dropped subscriber, a slot moved)
+test-cluster-short: services redis-cluster
+	REDIS_CLUSTER_ADDRS=$(REDIS_CLUSTER_ADDRS_LOCAL) $(GO) test -p 1 -count=1 -timeout 5m -run '$(CHAT_TESTS_SHORT)' ./tests
 
 ## chaos: the whole fault suite (kills, outages, poison) on its own services; see RELIABILITY.md
 chaos: build bin/temporal

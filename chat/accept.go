@@ -81,6 +81,7 @@ func (s *Service) accept(ctx context.Context, sender uuid.UUID, roomID, cmid, ki
 		Room: roomID, Sender: sender.String(), ClientMsgID: cmid, Prefix: prefix, Suffix: suffix,
 		Channel: RoomChannel(roomID), MaxBacklog: s.cfg.MaxBacklog, DedupeTTL: dedupeTTL, Fence: s.cfg.SeqFence,
 		ReplyTo: replyTo,
+		Sharded: s.sharded,
 	}
 	for attempt := 0; attempt < 5; attempt++ {
 		res, err := s.pipe.call(ctx, call)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -72,7 +73,7 @@ return 1`)
 //
 // KEYS: members, version, seq
 // ARGV: op (add|rem|seed), ttl (s), n, seq if the key is missing, n user ids, then (channel, frame prefix) pairs
-var changeMembers = redis.NewScript(`
+var changeMembers, changeMembersSharded = roomlog.Scripts(`
 redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 local n = tonumber(ARGV[3])
@@ -101,7 +102,7 @@ return tonumber(seq)`)
 
 // checkMember answers whether ARGV[1] is in the cached member set, and
 // publishes ARGV[3] on channel ARGV[2] if so (typing).
-var checkMember = redis.NewScript(`
+var checkMember, checkMemberSharded = roomlog.Scripts(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return -1 end
 if #ARGV >= 3 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
@@ -188,18 +189,28 @@ func (s *Service) changeMembers(ctx context.Context, room uuid.UUID, op string, 
 	for _, u := range users {
 		args = append(args, u.String())
 	}
+	script := changeMembers
+	var after []roomEvent // sharded: events on other slots than the room's
 	for _, e := range events {
+		if s.sharded && e.channel != RoomChannel(r) {
+			after = append(after, e)
+			continue
+		}
 		b, err := json.Marshal(e.ev)
 		if err != nil {
 			return 0, err
 		}
 		args = append(args, e.channel, string(b[:len(b)-1])+`,"seq":`)
 	}
+	if s.sharded {
+		script = changeMembersSharded
+	}
 	keys := []string{roomlog.MembersKey(r), roomlog.MembersVersionKey(r), roomlog.SeqKey(r)}
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		var seq int64
-		if seq, err = changeMembers.Run(ctx, s.rdb, keys, args...).Int64(); err == nil {
+		if seq, err = script.Run(ctx, s.rdb, keys, args...).Int64(); err == nil {
+			s.publishAfter(ctx, after, seq)
 			return seq, nil
 		}
 		if ctx.Err() != nil {
@@ -208,6 +219,32 @@ func (s *Service) changeMembers(ctx context.Context, room uuid.UUID, op string, 
 		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
 	}
 	return 0, unavailable(err)
+}
+
+// publishAfter publishes, on a Redis Cluster, the events of a membership
+// change that the script could not (a script's SPUBLISH must stay on the
+// slot of its keys, and a user's channel is on the user's slot). They go
+// out after the change, so a user's "left" may reach its node after the
+// room's own "left" and the messages sequenced after it; the hub therefore
+// also follows a room's "left" of a local user (Hub.dispatch), which comes
+// before any later message on the room's channel.
+func (s *Service) publishAfter(ctx context.Context, events []roomEvent, seq int64) {
+	for _, e := range events {
+		b, err := json.Marshal(e.ev)
+		if err != nil {
+			continue
+		}
+		frame := string(b[:len(b)-1]) + `,"seq":` + strconv.FormatInt(seq, 10) + `}`
+		for attempt := 0; attempt < 3; attempt++ {
+			if err = s.publish(ctx, s.rdb, e.channel, frame).Err(); err == nil || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
+		}
+		if err != nil {
+			s.log.Warn("membership event: publish", "channel", e.channel, "error", err)
+		}
+	}
 }
 
 // MembersAdded records, after members were added in Postgres, the change in
@@ -267,7 +304,11 @@ func (s *Service) member(ctx context.Context, user, room uuid.UUID, channel stri
 		args = append(args, channel, frame)
 	}
 	for attempt := 0; attempt < 5; attempt++ {
-		n, err := checkMember.Run(ctx, s.rdb, []string{roomlog.MembersKey(room.String())}, args...).Int64()
+		script := checkMember
+		if s.sharded {
+			script = checkMemberSharded
+		}
+		n, err := script.Run(ctx, s.rdb, []string{roomlog.MembersKey(room.String())}, args...).Int64()
 		if err != nil {
 			return unavailable(err)
 		}

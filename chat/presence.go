@@ -168,7 +168,7 @@ func (s *Service) announce(ctx context.Context, user string, rooms []string, onl
 	frame, _ := json.Marshal(map[string]any{"type": "presence", "user_id": user, "online": online, "event_id": uuid.NewString()})
 	pipe := s.rdb.Pipeline()
 	for _, room := range rooms {
-		pipe.Publish(ctx, RoomChannel(room), frame)
+		s.publish(ctx, pipe, RoomChannel(room), frame)
 	}
 	_, _ = pipe.Exec(ctx)
 }

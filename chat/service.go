@@ -108,11 +108,21 @@ type Service struct {
 	// redisFull is set while Redis holds more than RedisMemoryLimit.
 	redisFull atomic.Bool
 	presence  *presence
+	// sharded is set on a Redis Cluster: events go out with SPUBLISH
+	// (sharded pub/sub), each on its channel's slot.
+	sharded bool
+}
+
+// Sharded reports whether rdb is a Redis Cluster client, on which chatflow
+// uses sharded pub/sub (SPUBLISH/SSUBSCRIBE) instead of PUBLISH/SUBSCRIBE.
+func Sharded(rdb redis.UniversalClient) bool {
+	_, ok := rdb.(*redis.ClusterClient)
+	return ok
 }
 
 // New wires the message core; Run starts its background loops.
 func New(cfg Config, rdb redis.UniversalClient, store Store, starter WorkflowStarter, log *slog.Logger) *Service {
-	s := &Service{cfg: cfg, rdb: rdb, store: store, log: log, metrics: newMetrics(), presence: newPresence(cfg.NodeID)}
+	s := &Service{cfg: cfg, rdb: rdb, store: store, log: log, metrics: newMetrics(), presence: newPresence(cfg.NodeID), sharded: Sharded(rdb)}
 	s.pipe = newPipeliner(rdb)
 	s.batcher = newBatcher(cfg, starter, log, s.metrics)
 	return s
@@ -142,9 +152,8 @@ func (s *Service) watchMemory(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		info, err := s.rdb.Info(ctx, "memory").Result()
+		used, err := s.usedMemory(ctx)
 		if err == nil {
-			used := infoInt(info, "used_memory")
 			full := s.cfg.RedisMemoryLimit > 0 && used > s.cfg.RedisMemoryLimit
 			if full != s.redisFull.Swap(full) {
 				s.log.Warn("redis memory limit", "used", used, "limit", s.cfg.RedisMemoryLimit, "refusing_sends", full)
@@ -156,6 +165,31 @@ func (s *Service) watchMemory(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// usedMemory is Redis's used_memory; on a cluster, the largest of its
+// masters' (the one that fills up first refuses writes first).
+func (s *Service) usedMemory(ctx context.Context) (int64, error) {
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		info, err := s.rdb.Info(ctx, "memory").Result()
+		return infoInt(info, "used_memory"), err
+	}
+	var most atomic.Int64
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		info, err := c.Info(ctx, "memory").Result()
+		if err != nil {
+			return err
+		}
+		for used := infoInt(info, "used_memory"); ; {
+			cur := most.Load()
+			if used <= cur || most.CompareAndSwap(cur, used) {
+				break
+			}
+		}
+		return nil
+	})
+	return most.Load(), err
 }
 
 // infoInt reads one integer field of an INFO answer.
@@ -178,7 +212,15 @@ func (s *Service) Publish(ctx context.Context, channel string, v any) error {
 	if err != nil {
 		return err
 	}
-	return s.rdb.Publish(ctx, channel, b).Err()
+	return s.publish(ctx, s.rdb, channel, b).Err()
+}
+
+// publish is PUBLISH, or SPUBLISH on a Redis Cluster.
+func (s *Service) publish(ctx context.Context, rdb redis.Cmdable, channel string, msg any) *redis.IntCmd {
+	if s.sharded {
+		return rdb.SPublish(ctx, channel, msg)
+	}
+	return rdb.Publish(ctx, channel, msg)
 }
 
 // SessionRevoked closes the sockets of a revoked session family on every

@@ -64,6 +64,9 @@ type Conn struct {
 	// meanwhile wait in pending (both guarded by the hub's mu).
 	loading bool
 	pending []chat.RoomEvent
+	// leftVia holds the rooms whose "left" of this user came on the room's
+	// channel first (Redis Cluster, see Hub.dispatch), guarded by the hub's mu.
+	leftVia map[string]bool
 
 	mu    sync.Mutex
 	rooms map[string]*roomState

@@ -70,7 +70,7 @@ func (h *Hub) run(ctx context.Context) {
 		case *redis.Message:
 			h.dispatch(m.Channel, []byte(m.Payload))
 		case *redis.Subscription:
-			if m.Kind == "subscribe" {
+			if m.Kind == "subscribe" || m.Kind == "ssubscribe" {
 				h.confirmed(m.Channel)
 			}
 		case *redis.Pong:
@@ -114,6 +114,8 @@ func (h *Hub) dispatch(channel string, frame []byte) {
 				presenceID = p.EventID
 			}
 		}
+		leaver := roomLeaver(isMsg || typing || presenceID != "", frame)
+		var gone []*Conn
 		h.mu.RLock()
 		for c := range h.rooms[room] {
 			switch {
@@ -126,10 +128,29 @@ func (h *Hub) dispatch(channel string, frame []byte) {
 					c.Write(frame)
 				}
 			default:
+				if leaver != "" && c.user == leaver {
+					gone = append(gone, c)
+				}
 				c.Write(frame)
 			}
 		}
 		h.mu.RUnlock()
+		// The room's "left" of a user still here: on a single Redis the
+		// user's own copy, published first on the same connection, has
+		// already taken the user's sockets out. On a Redis Cluster it comes
+		// on another connection and may come later; leaving now keeps
+		// every message sequenced after the leave from these sockets (they
+		// come after this event on the room's channel), and the user's
+		// copy is then not written again.
+		for _, c := range gone {
+			h.leaveRoom(c, room)
+			h.mu.Lock()
+			if c.leftVia == nil {
+				c.leftVia = map[string]bool{}
+			}
+			c.leftVia[room] = true
+			h.mu.Unlock()
+		}
 	case 'u':
 		user := id
 		var ev chat.RoomEvent
@@ -152,6 +173,11 @@ func (h *Hub) dispatch(channel string, frame []byte) {
 			}
 			if ev.Type == "room" && ev.UserID == user {
 				h.mu.Lock()
+				if ev.Event == "left" && c.leftVia[ev.RoomID] {
+					delete(c.leftVia, ev.RoomID) // delivered with the room's copy
+					h.mu.Unlock()
+					continue
+				}
 				loading := c.loading
 				if loading {
 					c.pending = append(c.pending, ev) // applied by addRooms
@@ -169,6 +195,19 @@ func (h *Hub) dispatch(channel string, frame []byte) {
 			c.Write(frame)
 		}
 	}
+}
+
+// roomLeaver is the user a room's "left" event is about ("" for any
+// other frame); known says the frame is already known to be something else.
+func roomLeaver(known bool, frame []byte) string {
+	if known || !bytes.Contains(frame, []byte(`"event":"left"`)) {
+		return ""
+	}
+	var ev chat.RoomEvent
+	if json.Unmarshal(frame, &ev) != nil || ev.Type != "room" || ev.Event != "left" {
+		return ""
+	}
+	return ev.UserID
 }
 
 // addUser registers a connection and subscribes its user's channel,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gofiber/contrib/websocket"
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/chatflow/chatflow/chat"
 )
@@ -78,7 +79,13 @@ func (n *Node) SetAuth(a Auth) { n.auth = a }
 // New wires the WebSocket side of a node to its message core.
 func New(cfg Config, svc *chat.Service, log *slog.Logger) *Node {
 	n := &Node{cfg: cfg, chat: svc, log: log, metrics: newMetrics()}
-	n.hub = newHub(svc.Subscribe(context.Background()), log, n.metrics)
+	var ps PubSub
+	if cc, ok := svc.Redis().(*redis.ClusterClient); ok {
+		ps = newShardedPubSub(cc, log)
+	} else {
+		ps = svc.Subscribe(context.Background())
+	}
+	n.hub = newHub(ps, log, n.metrics)
 	return n
 }
 

@@ -133,3 +133,60 @@ func TestRoomEventsDuringLoadApplyAfterIt(t *testing.T) {
 		t.Error("a leave after the load was not applied")
 	}
 }
+
+// The slots are CLUSTER KEYSLOT's answers (Redis 7.0).
+func TestKeySlot(t *testing.T) {
+	for key, want := range map[string]int{
+		"{r:abc}": 145, "{r:abc}:seq": 145, "{u:zzz}": 7445, "{r:abd}": 12406,
+		"foo": 12182, "{}foo": 9500, "a{}b": 13694, "{user1000}.following": 3443,
+	} {
+		if got := keySlot(key); got != want {
+			t.Errorf("keySlot(%q) = %d, want %d", key, got, want)
+		}
+	}
+	groups := bySlot([]string{"{r:abc}", "{r:abd}", "{r:abc}"})
+	if len(groups) != 2 || len(groups[0]) != 2 || len(groups[1]) != 1 {
+		t.Errorf("bySlot: %v", groups)
+	}
+}
+
+// On a Redis Cluster a leave's event on the leaver's own channel may come
+// after the room's copy and the messages sequenced after the leave (they
+// travel on other connections). The room's copy alone must take the
+// leaver's sockets out of the room, before those messages; the user's copy
+// then changes nothing (and is not written twice).
+func TestRoomLeftOnRoomChannelFirst(t *testing.T) {
+	n := testNode()
+	n.hub = newHub(confirmingPubSub{in: make(chan any, 16)}, n.log, n.metrics)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go n.hub.run(ctx)
+	user, other, room := uuid.NewString(), uuid.NewString(), uuid.NewString()
+	c := &Conn{node: n, user: user, rooms: map[string]*roomState{}}
+	d := &Conn{node: n, user: other, rooms: map[string]*roomState{}}
+	c.done, d.done = true, true // no socket: frames are not written
+	for _, x := range []*Conn{c, d} {
+		n.hub.addUser(x)
+		n.hub.addRooms(x, []string{room})
+	}
+	left, _ := json.Marshal(chat.RoomEvent{Type: "room", Event: "left", RoomID: room, UserID: user})
+	n.hub.dispatch(chat.RoomChannel(room), left)
+	if c.isMember(room) {
+		t.Fatal("the room's \"left\" of a local user did not take its socket out of the room")
+	}
+	if !d.isMember(room) {
+		t.Fatal("another member's socket left the room")
+	}
+	n.hub.dispatch(chat.RoomChannel(room), []byte(`{"type":"message","room_id":"`+room+`","seq":7}`))
+	if c.rooms[room] != nil || d.rooms[room].last != 7 {
+		t.Fatalf("message after the leave: leaver %v, other member %+v", c.rooms[room], d.rooms[room])
+	}
+	n.hub.dispatch(chat.UserChannel(user), left)
+	n.hub.mu.RLock()
+	_, inHub := n.hub.rooms[room][c]
+	via := len(c.leftVia)
+	n.hub.mu.RUnlock()
+	if inHub || c.isMember(room) || via != 0 {
+		t.Fatalf("after the user's copy: in hub %v, member %v, leftVia %d", inHub, c.isMember(room), via)
+	}
+}

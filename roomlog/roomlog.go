@@ -64,7 +64,7 @@ const (
 //
 // KEYS: seq, members, stream, dedupe, persisted, alive
 // ARGV: sender, frame prefix, frame suffix, channel, max backlog, dedupe ttl, fence, reply_to (0: none)
-var send = redis.NewScript(`
+var send, sendSharded = Scripts(`
 if redis.call('EXISTS', KEYS[2]) == 0 then return {-2} end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then return {-1} end
 local prev = redis.call('GET', KEYS[4])
@@ -93,6 +93,14 @@ redis.call('XADD', KEYS[3], seq .. '-0', 'f', frame)
 redis.call('PUBLISH', ARGV[4], frame)
 return {seq, frame}`)
 
+// Scripts makes a script and its sharded twin, whose PUBLISH calls are
+// SPUBLISH (sharded pub/sub, for a Redis Cluster; sendSharded is send's).
+// Every channel the twin publishes to must hash to the slot of its keys:
+// the room's channel carries the room's hash tag.
+func Scripts(src string) (plain, sharded *redis.Script) {
+	return redis.NewScript(src), redis.NewScript(strings.ReplaceAll(src, "'PUBLISH'", "'SPUBLISH'"))
+}
+
 // Append is one send script call, ready for a pipeline.
 type Append struct {
 	Room, Sender, ClientMsgID string
@@ -105,6 +113,15 @@ type Append struct {
 	// ReplyTo is the seq the message replies to (0: none); the script
 	// refuses one past the room's head with BadReply.
 	ReplyTo int64
+	// Sharded publishes with SPUBLISH (Redis Cluster).
+	Sharded bool
+}
+
+func (a Append) script() *redis.Script {
+	if a.Sharded {
+		return sendSharded
+	}
+	return send
 }
 
 func (a Append) keys() []string {
@@ -118,12 +135,12 @@ func (a Append) args() []any {
 
 // Queue adds the call to a pipeline.
 func (a Append) Queue(ctx context.Context, pipe redis.Pipeliner) *redis.Cmd {
-	return send.EvalSha(ctx, pipe, a.keys(), a.args()...)
+	return a.script().EvalSha(ctx, pipe, a.keys(), a.args()...)
 }
 
 // Run runs the call on its own, loading the script if Redis lost it.
 func (a Append) Run(ctx context.Context, rdb redis.Scripter) *redis.Cmd {
-	return send.Run(ctx, rdb, a.keys(), a.args()...)
+	return a.script().Run(ctx, rdb, a.keys(), a.args()...)
 }
 
 // seed sets a room's counter and watermark when they are missing. ARGV[3]
@@ -359,11 +376,28 @@ func ScanRooms(ctx context.Context, rdb redis.Cmdable, fn func(rooms []string) e
 	}
 }
 
-// buildIndex adds every room with a seq counter to the index.
+// buildIndex adds every room with a seq counter to the index. A Redis
+// Cluster client scans one node per SCAN: there, every master is scanned.
 func buildIndex(ctx context.Context, rdb redis.Cmdable) error {
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		if err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			return indexNode(ctx, c, cc)
+		}); err != nil {
+			return err
+		}
+		return rdb.Set(ctx, indexBuiltKey, "1", 0).Err()
+	}
+	if err := indexNode(ctx, rdb, rdb); err != nil {
+		return err
+	}
+	return rdb.Set(ctx, indexBuiltKey, "1", 0).Err()
+}
+
+// indexNode adds the rooms of the seq counters node holds to the index (on rdb).
+func indexNode(ctx context.Context, node, rdb redis.Cmdable) error {
 	var cursor uint64
 	for {
-		keys, next, err := rdb.Scan(ctx, cursor, "{r:*}:seq", 1000).Result()
+		keys, next, err := node.Scan(ctx, cursor, "{r:*}:seq", 1000).Result()
 		if err != nil {
 			return err
 		}
@@ -381,7 +415,7 @@ func buildIndex(ctx context.Context, rdb redis.Cmdable) error {
 			}
 		}
 		if cursor = next; cursor == 0 {
-			return rdb.Set(ctx, indexBuiltKey, "1", 0).Err()
+			return nil
 		}
 	}
 }

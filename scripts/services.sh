@@ -2,7 +2,8 @@
 # Installs (when missing) and starts the local services chatflow needs, each on
 # a project port with its data under .data/. Idempotent: a running service is
 # left alone. Usage: scripts/services.sh start|stop|status, or `s3` to start
-# the object store alone.
+# the object store alone, or `redis-cluster` / `redis-cluster-stop` for the
+# local 3-master Redis Cluster of `make test-cluster` (not part of `start`).
 #
 # Knobs (environment): CHATFLOW_DATA (data directory, default .data; relative
 # paths are taken from the repository root), PG_PORT (15432), REDIS_PORT
@@ -24,6 +25,8 @@ TEMPORAL_PORT=${TEMPORAL_PORT:-7233}
 TEMPORAL_UI_PORT=${TEMPORAL_UI_PORT:-8233}
 KAFKA_PORT=${KAFKA_PORT:-19092}
 S3_PORT=${S3_PORT:-19000}
+# The Redis Cluster: three masters on REDIS_CLUSTER_PORT .. +2 (17001-17003).
+REDIS_CLUSTER_PORT=${REDIS_CLUSTER_PORT:-17001}
 # The dev keys are blob.DevAccessKey / blob.DevSecretKey: keep them in step.
 S3_ACCESS_KEY=${S3_ACCESS_KEY:-chatflow-dev}
 S3_SECRET_KEY=${S3_SECRET_KEY:-chatflow-dev-secret-key}
@@ -195,6 +198,47 @@ start_redis() {
   log "redis started on :$REDIS_PORT"
 }
 
+# start_redis_cluster starts three cluster-enabled redis-servers (the same
+# durability as the main Redis) and, the first time, joins them into one
+# cluster of 3 masters and no replicas. Idempotent: running nodes are left
+# alone and an existing cluster (nodes.conf) is not created again.
+start_redis_cluster() {
+  command -v redis-server >/dev/null || apt_install redis-server
+  local ports=() addrs=() port pid dir
+  for i in 0 1 2; do
+    port=$((REDIS_CLUSTER_PORT + i)); dir=$DATA/redis-cluster/$port
+    ports+=("$port"); addrs+=("127.0.0.1:$port")
+    mkdir -p "$dir" "$DATA/logs"
+    if pid=$(pid_of "$dir/redis.pid" redis-server) && owned "redis cluster node" "$pid" "$port"; then
+      continue
+    fi
+    ensure_free "$port" "redis cluster node"
+    rm -f "$dir/redis.pid"
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --cluster-enabled yes \
+      --cluster-config-file nodes.conf --cluster-node-timeout 5000 --appendonly yes \
+      --appendfsync always --daemonize yes --pidfile "$dir/redis.pid" \
+      --logfile "$DATA/logs/redis-cluster-$port.log" --save "" --maxclients 20000
+  done
+  for port in "${ports[@]}"; do
+    wait_for "redis-cluster-$port" 600 "" bash -c "redis-cli -p $port ping | grep -q PONG"
+  done
+  if ! redis-cli -p "${ports[0]}" cluster info | grep -q 'cluster_known_nodes:3'; then
+    redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$DATA/logs/redis-cluster-create.log" 2>&1 ||
+      { cat "$DATA/logs/redis-cluster-create.log" >&2; die "redis-cli --cluster create failed"; }
+  fi
+  for port in "${ports[@]}"; do
+    wait_for "redis-cluster-$port" 120 "" bash -c "redis-cli -p $port cluster info | grep -q cluster_state:ok"
+  done
+  log "redis cluster ok on ${addrs[*]} (REDIS_CLUSTER_ADDRS=$(IFS=,; echo "${addrs[*]}"))"
+}
+
+stop_redis_cluster() {
+  for i in 0 1 2; do
+    stop_pidfile "redis cluster node :$((REDIS_CLUSTER_PORT + i))" \
+      "$DATA/redis-cluster/$((REDIS_CLUSTER_PORT + i))/redis.pid" redis-server
+  done
+}
+
 start_temporal() {
   if [[ ! -x bin/temporal ]]; then
     log "building the temporal CLI v1.5.1 into bin/ (a few minutes the first time)"
@@ -281,7 +325,14 @@ start)
 s3)
   start_s3
   ;;
+redis-cluster)
+  start_redis_cluster
+  ;;
+redis-cluster-stop)
+  stop_redis_cluster
+  ;;
 stop)
+  stop_redis_cluster
   stop_pidfile "s3 (versitygw)" "$DATA/s3/pid" versitygw
   stop_pidfile kafka "$DATA/kafka/pid" chatflow
   stop_pidfile temporal "$DATA/temporal/pid" temporal
@@ -302,6 +353,6 @@ status)
   status_line "s3 (versitygw)" "$(pid_of "$DATA/s3/pid" versitygw || true)"
   ;;
 *)
-  echo "usage: $0 start|stop|status|s3" >&2; exit 2
+  echo "usage: $0 start|stop|status|s3|redis-cluster|redis-cluster-stop" >&2; exit 2
   ;;
 esac

@@ -20,7 +20,7 @@ func TestChatCrossNode(t *testing.T) {
 	room := na.CreateRoom(t, a, b)
 	wa, wb := connect(t, na, a), connect(t, nb, b)
 	channel := "{r:" + room + "}"
-	numSub := func() int64 { return env.Redis.PubSubNumSub(context.Background(), channel).Val()[channel] }
+	numSub := func() int64 { return env.NumSub(context.Background(), channel) }
 	for deadline := time.Now().Add(2 * time.Second); numSub() != 2; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("room channel has %d subscribers, want one per node (2)", numSub())

@@ -719,12 +719,8 @@ func TestLogKafkaOutboxFromReconciler(t *testing.T) {
 // roomKeys lists every Redis key of a room (they share its hash tag).
 func roomKeys(t *testing.T, env *testenv.Env, room string) []string {
 	t.Helper()
-	var keys []string
-	iter := env.Redis.Scan(context.Background(), 0, "{r:"+room+"}*", 1000).Iterator()
-	for iter.Next(context.Background()) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
+	keys, err := env.Keys(context.Background(), "{r:"+room+"}*")
+	if err != nil {
 		t.Fatal(err)
 	}
 	return keys

@@ -40,6 +40,7 @@ func loadConfig(keys int) (app.Config, error) {
 	str(&c.MetricsAddr, "METRICS_ADDR")
 	str(&c.DatabaseURL, "DATABASE_URL")
 	str(&c.RedisAddr, "REDIS_ADDR")
+	str(&c.RedisClusterAddrs, "REDIS_CLUSTER_ADDRS")
 	str(&c.TemporalAddress, "TEMPORAL_ADDRESS")
 	str(&c.TemporalNamespace, "TEMPORAL_NAMESPACE")
 	str(&c.KafkaBrokers, "KAFKA_BROKERS")

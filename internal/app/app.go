@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -37,11 +38,15 @@ import (
 
 // Config is everything a process needs, one section per package.
 type Config struct {
-	HTTPAddr          string
-	MetricsAddr       string
-	DatabaseURL       string
-	PGMaxConns        int32
-	RedisAddr         string
+	HTTPAddr    string
+	MetricsAddr string
+	DatabaseURL string
+	PGMaxConns  int32
+	RedisAddr   string
+	// RedisClusterAddrs, comma-separated seed nodes of a Redis Cluster,
+	// replaces RedisAddr when set: every process then uses a cluster
+	// client and sharded pub/sub (SPUBLISH/SSUBSCRIBE).
+	RedisClusterAddrs string
 	TemporalAddress   string
 	TemporalNamespace string
 	KafkaBrokers      string
@@ -110,7 +115,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 		m.Close()
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	m.Redis = redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, PoolSize: 256, MinIdleConns: 8})
+	m.Redis = NewRedis(cfg, 256, 8)
 	if err = m.Redis.Ping(ctx).Err(); err != nil {
 		m.Close()
 		return nil, fmt.Errorf("redis: %w", err)
@@ -124,6 +129,22 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 		return nil, fmt.Errorf("temporal: %w", err)
 	}
 	return m, nil
+}
+
+// NewRedis builds the Redis client of cfg: a cluster client when
+// RedisClusterAddrs is set, else a client of the single node RedisAddr.
+func NewRedis(cfg Config, poolSize, minIdle int) redis.UniversalClient {
+	if cfg.RedisClusterAddrs != "" {
+		var addrs []string
+		for _, a := range strings.Split(cfg.RedisClusterAddrs, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				addrs = append(addrs, a)
+			}
+		}
+		// PoolSize is per node of the cluster.
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: poolSize, MinIdleConns: minIdle})
+	}
+	return redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, PoolSize: poolSize, MinIdleConns: minIdle})
 }
 
 // Close releases the connections.

@@ -32,7 +32,7 @@ import (
 // Env is a connection to the local services.
 type Env struct {
 	Pool         *pgxpool.Pool
-	Redis        *redis.Client
+	Redis        redis.UniversalClient
 	Temporal     client.Client
 	KafkaBrokers string
 	Log          *slog.Logger
@@ -71,6 +71,7 @@ func Config() app.Config {
 	c := app.DefaultConfig()
 	c.DatabaseURL = getenv("DATABASE_URL", c.DatabaseURL)
 	c.RedisAddr = getenv("REDIS_ADDR", c.RedisAddr)
+	c.RedisClusterAddrs = getenv("REDIS_CLUSTER_ADDRS", c.RedisClusterAddrs)
 	c.TemporalAddress = getenv("TEMPORAL_ADDRESS", c.TemporalAddress)
 	c.KafkaBrokers = getenv("KAFKA_BROKERS", c.KafkaBrokers)
 	c.Objects.Endpoint = getenv("S3_ENDPOINT", c.Objects.Endpoint)
@@ -122,7 +123,7 @@ func Open(t testing.TB) *Env {
 		if openErr = postgres.Migrate(ctx, e.Pool); openErr != nil {
 			return
 		}
-		e.Redis = redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, PoolSize: 200})
+		e.Redis = app.NewRedis(cfg, 200, 0)
 		if openErr = e.Redis.Ping(ctx).Err(); openErr != nil {
 			return
 		}
@@ -322,4 +323,43 @@ func (e *Env) StartNode(t testing.TB, nc NodeConfig) *Node {
 	t.Cleanup(stop)
 	addr := ln.Addr().String()
 	return &Node{Node: n, URL: "http://" + addr, Addr: addr, MetricsURL: "http://" + mln.Addr().String() + "/metrics", stop: stop}
+}
+
+// Cluster reports whether the tests run on a Redis Cluster
+// (REDIS_CLUSTER_ADDRS), where chatflow uses sharded pub/sub.
+func (e *Env) Cluster() bool { _, ok := e.Redis.(*redis.ClusterClient); return ok }
+
+// NumSub is how many connections subscribe to a pub/sub channel: PUBSUB
+// NUMSUB, or on a Redis Cluster PUBSUB SHARDNUMSUB on the master of the
+// channel's slot.
+func (e *Env) NumSub(ctx context.Context, channel string) int64 {
+	cc, ok := e.Redis.(*redis.ClusterClient)
+	if !ok {
+		return e.Redis.PubSubNumSub(ctx, channel).Val()[channel]
+	}
+	node, err := cc.MasterForKey(ctx, channel)
+	if err != nil {
+		return -1
+	}
+	return node.PubSubShardNumSub(ctx, channel).Val()[channel]
+}
+
+// Keys lists the keys matching pattern, on every master of a Redis Cluster.
+func (e *Env) Keys(ctx context.Context, pattern string) ([]string, error) {
+	var mu sync.Mutex
+	var out []string
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			out = append(out, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
+	}
+	if cc, ok := e.Redis.(*redis.ClusterClient); ok {
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+		return out, err
+	}
+	return out, scan(ctx, e.Redis)
 }
