@@ -75,9 +75,12 @@ if [ -z "$ready" ]; then
 	exit 1
 fi
 
-# 4. The browser test.
-if ! E2E_BASE_URL="$base" node e2e/chat.e2e.mjs; then
-	echo "e2e: FAILED; last lines of the server log ($log):" >&2
-	tail -n 30 "$log" >&2
-	exit 1
-fi
+# 4. The browser tests: the chat basics, then the issue-12 features at a
+# desktop and a phone size (E2E_SCRIPTS picks some of them).
+for script in ${E2E_SCRIPTS:-chat features}; do
+	if ! E2E_BASE_URL="$base" node "e2e/$script.e2e.mjs"; then
+		echo "e2e: $script FAILED; last lines of the server log ($log):" >&2
+		tail -n 30 "$log" >&2
+		exit 1
+	fi
+done
