@@ -24,6 +24,13 @@ if [ ! -x /usr/bin/chromium ]; then
 	}
 fi
 
+# Reactions and room buttons are emoji: without a colour emoji font the
+# screenshots show empty boxes.
+if ! fc-list 2>/dev/null | grep -qi 'color emoji'; then
+	echo "e2e: installing fonts-noto-color-emoji"
+	as_root apt-get install -y -q fonts-noto-color-emoji || true
+fi
+
 # 2. playwright-core, pinned by e2e/package-lock.json.
 want=$(node -p "require('./e2e/package-lock.json').packages['node_modules/playwright-core'].version")
 have=$(node -p "try { require('./e2e/node_modules/playwright-core/package.json').version } catch { '' }")

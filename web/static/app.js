@@ -97,7 +97,9 @@
     const name = u.display_name || u.username || '?';
     const box = el('span', { class: `avatar ${size}`, 'data-testid': 'avatar', dataset: { userId: userId || '' }, 'aria-hidden': 'true' });
     if (u.avatar_url) {
-      box.append(el('img', { src: u.avatar_url, alt: '', 'data-testid': 'avatar-img' }));
+      const img = el('img', { alt: '', 'data-testid': 'avatar-img' });
+      box.append(img);
+      avatarSrc(u.avatar_url).then((src) => { img.src = src; }).catch(() => img.remove());
     } else {
       let h = 0;
       for (const ch of userId || name) h = (h * 31 + ch.charCodeAt(0)) % 360;
@@ -105,6 +107,19 @@
       box.textContent = name.split(/\s+/).filter(Boolean).slice(0, 2).map((w) => [...w][0].toUpperCase()).join('');
     }
     return box;
+  }
+
+  // avatarSrc turns an avatar_url (an api path that needs the token) into the
+  // short-lived pre-signed URL of the picture, shared by every avatar of the
+  // same user and version for a few minutes.
+  const avatarURLs = new Map(); // avatar_url -> {at, promise}
+  function avatarSrc(url) {
+    const hit = avatarURLs.get(url);
+    if (hit && Date.now() - hit.at < 4 * 60000) return hit.promise;
+    const promise = api('GET', `${url.replace(/^\/api\/v1/, '')}${url.includes('?') ? '&' : '?'}redirect=false`).then((r) => r.url);
+    promise.catch(() => avatarURLs.delete(url));
+    avatarURLs.set(url, { at: Date.now(), promise });
+    return promise;
   }
 
   // Extensions (profile.js, money.js, social.js, react.js) hook in here.
