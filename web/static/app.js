@@ -114,6 +114,7 @@
   // same user and version for a few minutes.
   const avatarURLs = new Map(); // avatar_url -> {at, promise}
   function avatarSrc(url) {
+    if (!url.startsWith('/api/v1/')) return Promise.resolve(url); // already a picture's URL
     const hit = avatarURLs.get(url);
     if (hit && Date.now() - hit.at < 4 * 60000) return hit.promise;
     const promise = api('GET', `${url.replace(/^\/api\/v1/, '')}${url.includes('?') ? '&' : '?'}redirect=false`).then((r) => r.url);
