@@ -859,9 +859,13 @@
   // server posts (system events, transfers) a sentence built from the JSON
   // body. Unknown kinds show their raw body.
   function messageText(m) {
-    if (m.kind !== 'system' && m.kind !== 'transfer' && m.kind !== 'file') return m.body;
+    if (!['system', 'transfer', 'file', 'reaction', 'edit', 'delete'].includes(m.kind)) return m.body;
     let b;
     try { b = JSON.parse(m.body); } catch { return m.body; }
+    // a room's last message may be an event about another message
+    if (m.kind === 'reaction') return b.op === 'remove' ? 'removed a reaction' : `reacted ${b.emoji}`;
+    if (m.kind === 'edit') return 'edited a message';
+    if (m.kind === 'delete') return 'deleted a message';
     if (m.kind === 'file') return `📎 ${b.name} (${fmtSize(b.size)})`;
     if (m.kind === 'transfer') {
       const memo = b.memo ? ` — ${b.memo}` : '';
@@ -950,7 +954,7 @@
     li.dataset.seq = String(seq);
     // one's own text messages get edit/delete once they have a seq
     if (li.classList.contains('mine') && !/\bkind-/.test(li.className) && !li.classList.contains('deleted') && !li.querySelector('.msg-menu')) {
-      li.append(messageMenu(state.current, seq, li));
+      (li.querySelector('.msg-tools') || li).append(messageMenu(state.current, seq, li));
     }
     const before = [...list().children].find((o) => o !== li && Number(o.dataset.seq || Infinity) > seq);
     if (before) list().insertBefore(li, before);
