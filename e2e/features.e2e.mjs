@@ -150,6 +150,11 @@ async function features(browser, size, api) {
       ctxs.push(ctx);
       pages.push(page);
       await page.goto(BASE);
+      if (u === ux) {
+        await page.locator(tid('login-form')).waitFor();
+        await noHScroll(page, 'sign-up and login');
+        await shot(page, 'login');
+      }
       await page.fill(tid('login-username'), u.username);
       await page.fill(tid('login-password'), u.password);
       await page.click(tid('login-submit'));
