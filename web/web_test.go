@@ -23,6 +23,7 @@ func TestServesClient(t *testing.T) {
 		{"/", "200", "text/html", `<script src="/static/app.js"`},
 		{"/static/app.js", "200", "javascript", "textContent"},
 		{"/static/style.css", "200", "text/css", "--accent"},
+		{"/static/friends.js", "200", "javascript", "/friends/requests"},
 		{"/static/profile.js", "200", "javascript", "CF.openPanel"},
 		{"/static/money.js", "200", "javascript", "/transfers"},
 		{"/static/social.js", "200", "javascript", "/search?"},

@@ -412,7 +412,7 @@
     $('auth-view').hidden = true;
     $('chat-view').hidden = false;
     document.body.classList.remove('room-open');
-    await Promise.all([loadRooms(), loadInvitations(), loadFriends()]);
+    await Promise.all([loadRooms(), loadInvitations()]);
     emit('started', state.me);
     connect();
   }
@@ -437,9 +437,6 @@
     state.rooms.clear();
     state.invitations.clear();
     renderInvitations();
-    state.friends = [];
-    state.friendRequests = [];
-    renderFriends();
     state.outbox.clear();
     state.current = null;
     state.me = null;
@@ -692,78 +689,6 @@
       state.invitations.delete(f.invitation_id);
       renderInvitations();
     }
-  }
-
-  // -------------------------------------------------------------- friends
-  // Friendship is mutual: a request becomes a friendship when the other user
-  // accepts it. Friends can add each other to rooms directly.
-  async function loadFriends() {
-    const [friends, incoming, outgoing] = await Promise.all([
-      api('GET', '/friends'),
-      api('GET', '/friends/requests?direction=incoming'),
-      api('GET', '/friends/requests?direction=outgoing'),
-    ]);
-    state.friends = Array.isArray(friends) ? friends : [];
-    for (const f of state.friends) rememberUser(f);
-    state.friendRequests = [...(incoming.requests || []), ...(outgoing.requests || [])];
-    renderFriends();
-  }
-
-  function renderFriends() {
-    const who = (u) => u.display_name || u.username;
-    const reqs = state.friendRequests.map((r) => {
-      const incoming = r.direction === 'incoming';
-      return el('li', { class: 'invitation', 'data-testid': 'friend-request', dataset: { userId: r.user.user_id, direction: r.direction } },
-        el('div', { text: incoming ? `${who(r.user)} wants to be your friend` : `Request sent to ${who(r.user)}` }),
-        el('div', { class: 'inv-actions' }, ...(incoming ? [
-          el('button', { class: 'small', 'data-testid': 'friend-request-accept', text: 'Accept', onclick: () => answerFriendRequest(r, 'accept') }),
-          el('button', { class: 'small ghost', 'data-testid': 'friend-request-decline', text: 'Decline', onclick: () => answerFriendRequest(r, 'decline') }),
-        ] : [
-          el('button', { class: 'small ghost', 'data-testid': 'friend-request-cancel', text: 'Cancel', onclick: () => answerFriendRequest(r, 'cancel') }),
-        ])));
-    });
-    $('friend-request-list').replaceChildren(...reqs);
-    $('friend-list').replaceChildren(...state.friends.map((f) => el('li', {
-      class: 'friend', 'data-testid': 'friend', dataset: { userId: f.user_id },
-    }, avatarEl(f.user_id, 'xs'), el('span', { class: 'friend-name', text: `${who(f)} (@${f.username})` }),
-    el('button', { class: 'small ghost', 'data-testid': 'friend-dm', title: 'Direct message', text: 'Message', onclick: () => openDM(f.user_id) }))));
-  }
-
-  // openDM opens the one direct-message room with a user (created once).
-  async function openDM(userId) {
-    hideError();
-    try {
-      const room = await api('POST', '/dms', { user_id: userId });
-      upsertRoom(room);
-      await openRoom(room.room_id);
-    } catch (e) {
-      reportError(e);
-    }
-  }
-
-  async function onAddFriend(ev) {
-    ev.preventDefault();
-    hideError();
-    try {
-      await api('POST', '/friends/requests', { username: $('add-friend-username').value.trim() });
-      ev.target.reset();
-      ev.target.hidden = true;
-    } catch (e) {
-      reportError(e);
-    }
-    await loadFriends().catch(reportError);
-  }
-
-  async function answerFriendRequest(r, verb) {
-    hideError();
-    const id = r.user.user_id;
-    try {
-      if (verb === 'cancel') await api('DELETE', `/friends/requests/${id}`);
-      else await api('POST', `/friends/requests/${id}/${verb}`);
-    } catch (e) {
-      if (e.status !== 404) reportError(e); // 404: answered elsewhere
-    }
-    await loadFriends().catch(reportError);
   }
 
   // ------------------------------------------------------------- messages
@@ -1344,13 +1269,10 @@
       case 'invitation':
         onInvitationEvent(f);
         break;
-      case 'friend': // requested, accepted, declined, canceled, removed
-        loadFriends().catch(reportError);
+      case 'friend': // requested, accepted, declined, canceled, removed: friends.js
         break;
       case 'profile':
         rememberUser({ user_id: f.user_id, display_name: f.display_name, status_message: f.status_message, ...('avatar_url' in f ? { avatar_url: f.avatar_url } : {}) });
-        for (const fr of state.friends) if (fr.user_id === f.user_id && f.display_name) fr.display_name = f.display_name;
-        renderFriends();
         renderMembers();
         break;
       case 'error':
@@ -1434,12 +1356,6 @@
     });
     $('new-room-form').addEventListener('submit', onCreateRoom);
     $('invite-form').addEventListener('submit', onInvite);
-    $('add-friend-toggle').addEventListener('click', () => {
-      const f = $('add-friend-form');
-      f.hidden = !f.hidden;
-      if (!f.hidden) $('add-friend-username').focus();
-    });
-    $('add-friend-form').addEventListener('submit', onAddFriend);
     $('room-back').addEventListener('click', closeRoom);
     $('composer').addEventListener('submit', onSend);
     $('attach-btn').addEventListener('click', () => $('attach-input').click());
@@ -1489,7 +1405,7 @@
   window.CF = {
     state, api, el, $, on, emit, kinds, uuid, sleep, tokens, ApiError,
     showError, showNotice, hideError, reportError, nameOf, rememberUser, avatarEl, fmtTime, messageText,
-    openRoom, closeRoom, openDM, loadRooms, upsertRoom, renderRoomList, renderMembers, loadFriends,
+    openRoom, closeRoom, loadRooms, upsertRoom, renderRoomList, renderMembers,
     findBySeq, list, renderWhoami, sendFrame, stopChat, showAuth,
   };
 
