@@ -216,11 +216,24 @@ async function features(browser, size, api) {
       await msg(px, t2).locator(tid('reaction-chip'), { hasText: '👍' }).click();
       await msg(py, t2).locator(`${tid('reaction-chip')}[data-count="1"][data-mine="true"]`, { hasText: '👍' }).waitFor();
       assert(await py.locator(`${tid('message')}.kind-reaction`).count() === 0, 'reaction events are not shown as messages');
-      log(`${size}: after a reload, history carries the reaction and the reply`);
+      log(`${size}: X replies to a message of X's, then deletes the message; the quote shows it deleted`);
+      const t4 = `short-lived ${sfx}`;
+      await send(px, t4);
+      await msg(py, t4).waitFor();
+      await msg(px, t4).locator(tid('message-body')).click();
+      await msg(px, t4).locator(tid('msg-reply')).click();
+      const t5 = `about that ${sfx}`;
+      await send(px, t5);
+      await msg(py, t5).locator(tid('reply-quote'), { hasText: t4 }).waitFor();
+      await msg(px, t4).locator(tid('message-body')).click();
+      await msg(px, t4).locator(tid('msg-delete')).click();
+      await msg(py, t5).locator(`${tid('reply-quote')}.deleted`, { hasText: 'deleted message' }).waitFor();
+      log(`${size}: after a reload, history carries the reaction, the reply and the deleted quote`);
       await px.reload();
       await openRoom(px, uy.display);
       await msg(px, t2).locator(`${tid('reaction-chip')}[data-count="1"][data-mine="false"]`, { hasText: '👍' }).waitFor();
       await msg(px, t2).locator(tid('reply-quote'), { hasText: word }).waitFor();
+      await msg(px, t5).locator(`${tid('reply-quote')}.deleted`, { hasText: 'deleted message' }).waitFor();
       await shot(py, 'reply-reactions');
     } else {
       console.log(`e2e: ${size}: SKIPPED replies and reactions: the api has no reactions route`);
