@@ -38,6 +38,11 @@ type Message struct {
 	EditedAt *time.Time `json:"edited_at,omitempty"`
 	// DeletedAt is set once the message was deleted (Body is then "").
 	DeletedAt *time.Time `json:"deleted_at,omitempty"`
+	// ReplyTo is the seq of the message this one replies to (0: none).
+	ReplyTo int64 `json:"reply_to,omitempty"`
+	// Reactions are the current reactions of a text or file message, as
+	// reads (history, sync) compute them; never part of a live frame.
+	Reactions []Reaction `json:"reactions,omitempty"`
 }
 
 // Message kinds besides text. Clients ignore kinds they do not know.

@@ -46,6 +46,8 @@ type rows struct {
 	bump db.BumpRoomSeqsParams
 	// edits are the batch's edit/delete events (see chat/edits.go).
 	edits db.InsertMessageEditsParams
+	// reactions are the batch's reaction events (see chat/reactions.go).
+	reactions db.InsertMessageReactionsParams
 }
 
 func toRows(msgs []chatflow.Message) (rows, error) {
@@ -53,7 +55,7 @@ func toRows(msgs []chatflow.Message) (rows, error) {
 	p := db.InsertMessagesParams{
 		Ids: make([]uuid.UUID, n), RoomIds: make([]uuid.UUID, n), Seqs: make([]int64, n),
 		SenderIds: make([]uuid.UUID, n), ClientMsgIds: make([]string, n), Bodies: make([]string, n),
-		SentAts: make([]time.Time, n), Kinds: make([]string, n),
+		SentAts: make([]time.Time, n), Kinds: make([]string, n), ReplyTos: make([]int64, n),
 	}
 	type top struct {
 		seq int64
@@ -72,6 +74,7 @@ func toRows(msgs []chatflow.Message) (rows, error) {
 			return rows{}, fmt.Errorf("message %d: %w", i, err)
 		}
 		p.Seqs[i], p.ClientMsgIds[i], p.Bodies[i], p.SentAts[i] = m.Seq, m.ClientMsgID, m.Body, m.SentAt
+		p.ReplyTos[i] = m.ReplyTo
 		p.Kinds[i] = chatflow.KindText
 		if m.Kind != "" {
 			p.Kinds[i] = m.Kind
@@ -86,7 +89,7 @@ func toRows(msgs []chatflow.Message) (rows, error) {
 		bump.Seqs = append(bump.Seqs, t.seq)
 		bump.Ats = append(bump.Ats, t.at)
 	}
-	return rows{ins: p, bump: bump, edits: chat.EditRows(msgs)}, nil
+	return rows{ins: p, bump: bump, edits: chat.EditRows(msgs), reactions: chat.ReactionRows(msgs)}, nil
 }
 
 // store inserts msgs in one transaction; if Postgres refuses the data (not
@@ -150,6 +153,13 @@ func (a *Activities) insert(ctx context.Context, r rows) (int64, error) {
 		}
 		if err := applyEdits(ctx, q, r); err != nil {
 			return err
+		}
+		if len(r.reactions.EventSeqs) > 0 {
+			// recorded again here (the api recorded it when sequenced), so
+			// an event whose api caller died before recording still counts
+			if err := q.InsertMessageReactions(ctx, r.reactions); err != nil {
+				return err
+			}
 		}
 		return q.BumpRoomSeqs(ctx, r.bump)
 	})

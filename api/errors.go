@@ -40,6 +40,7 @@ var statuses = map[string]int{
 	chatflow.ECodeDeletionInProgress: fiber.StatusConflict,
 	chatflow.ECodeAccountClosed:      fiber.StatusConflict,
 	chatflow.ECodeMessageDeleted:     fiber.StatusConflict,
+	chatflow.ECodeInvalidReply:       fiber.StatusUnprocessableEntity,
 }
 
 // statusOf maps a stable error code to its HTTP status.

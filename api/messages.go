@@ -113,9 +113,17 @@ func (s *Server) postMessage(c *fiber.Ctx) error {
 	var req struct {
 		ClientMsgID string `json:"client_msg_id"`
 		Body        string `json:"body"`
+		// ReplyTo is a pointer so an explicit 0 is refused, not read as "none".
+		ReplyTo *int64 `json:"reply_to"`
 	}
 	if err := decode(c, &req); err != nil {
 		return err
+	}
+	var replyTo int64
+	if req.ReplyTo != nil {
+		if replyTo = *req.ReplyTo; replyTo < 1 {
+			return chatflow.Errorf(chatflow.ECodeInvalidReply, "reply_to must be the seq of an earlier message of the room")
+		}
 	}
 	// A send waits for Redis (and, on a cold room, Postgres): bound it like
 	// a WebSocket frame, answering 503 so the client retries with the same
@@ -126,7 +134,7 @@ func (s *Server) postMessage(c *fiber.Ctx) error {
 		return err
 	}
 	start := time.Now()
-	a, err := s.chat.Accept(ctx, userID(c), id.String(), req.ClientMsgID, req.Body)
+	a, err := s.chat.AcceptReply(ctx, userID(c), id.String(), req.ClientMsgID, req.Body, replyTo)
 	if err != nil {
 		return err
 	}

@@ -75,6 +75,8 @@ func (s *Server) routes() {
 	v1.Post("/rooms/:room_id/messages", auth, s.postMessage)
 	v1.Patch("/rooms/:room_id/messages/:seq", auth, s.patchMessage)
 	v1.Delete("/rooms/:room_id/messages/:seq", auth, s.deleteMessage)
+	v1.Put("/rooms/:room_id/messages/:seq/reactions/:emoji", auth, s.putReaction)
+	v1.Delete("/rooms/:room_id/messages/:seq/reactions/:emoji", auth, s.deleteReaction)
 	v1.Post("/rooms/:room_id/read", auth, s.postRead)
 	v1.Post("/rooms/:room_id/transfers", auth, s.createTransfer)
 	v1.Post("/rooms/:room_id/uploads", auth, s.createUpload)

@@ -55,6 +55,9 @@ func (s *Server) searchMessages(c *fiber.Ctx) error {
 		return err
 	}
 	ctx, me := c.UserContext(), userID(c)
+	if err := s.limits.Search(ctx, me); err != nil {
+		return err
+	}
 	p := db.SearchMessagesParams{Q: q, UserID: me, Lim: int32(limit)}
 	if cur != "" {
 		if p.AfterRank, p.AfterRoom, p.AfterSeq, err = decodeSearchCursor(cur); err != nil {

@@ -39,6 +39,7 @@ type Options struct {
 	Concurrency int           // parallel sign-ups during setup
 	Out         string        // JSON result file
 	UsersFile   string        // reuse the users created by earlier runs
+	Preload     int           // history/search: stored messages to have in Postgres first
 	Label       string
 }
 
@@ -62,7 +63,13 @@ type Summary struct {
 	P95 float64 `json:"p95"`
 	P99 float64 `json:"p99"`
 	Max float64 `json:"max"`
+	// Hist counts the durations up to each of histEdgesMs (the last bucket
+	// is everything above), to see the shape of a tail, not only its p99.
+	Hist []int `json:"hist,omitempty"`
 }
+
+// histEdgesMs are the upper edges of Summary.Hist's buckets, in ms.
+var histEdgesMs = [...]float64{0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
 
 // Summarize computes percentiles of durations.
 func Summarize(ds []time.Duration) Summary {
@@ -75,7 +82,16 @@ func Summarize(ds []time.Duration) Summary {
 		i = max(0, min(i, len(ds)-1))
 		return float64(ds[i].Microseconds()) / 1000
 	}
-	return Summary{N: len(ds), P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: q(1)}
+	hist := make([]int, len(histEdgesMs)+1)
+	b := 0
+	for _, d := range ds { // sorted
+		ms := float64(d.Microseconds()) / 1000
+		for b < len(histEdgesMs) && ms > histEdgesMs[b] {
+			b++
+		}
+		hist[b]++
+	}
+	return Summary{N: len(ds), P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: q(1), Hist: hist}
 }
 
 // Run executes the scenario and writes the result.
@@ -139,6 +155,10 @@ func printTable(w io.Writer, r *Result) {
 		for _, k := range slices.Sorted(maps.Keys(r.Latency)) {
 			s := r.Latency[k]
 			fmt.Fprintf(w, "  %-22s %8d %9.2f %9.2f %9.2f %9.2f\n", k, s.N, s.P50, s.P95, s.P99, s.Max)
+		}
+		fmt.Fprintf(w, "  histogram (count up to ms: %v, then above)\n", histEdgesMs)
+		for _, k := range slices.Sorted(maps.Keys(r.Latency)) {
+			fmt.Fprintf(w, "  %-22s %v\n", k, r.Latency[k].Hist)
 		}
 	}
 	if len(r.Processes) > 0 {

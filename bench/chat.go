@@ -132,6 +132,9 @@ func field(frame []byte, key string) []byte {
 
 // setupRooms signs up o.Clients users, groups them into rooms of o.RoomSize
 // and connects every client over WebSocket.
+// membersPerCall is the api's default MAX_MEMBERS_PER_CALL.
+const membersPerCall = 50
+
 func setupRooms(ctx context.Context, o Options, r *Result) ([]*wsClient, map[string][]*wsClient, error) {
 	users, err := signupUsers(ctx, o, o.Clients, r, "setup_signup")
 	if err != nil {
@@ -154,8 +157,18 @@ func setupRooms(ctx context.Context, o Options, r *Result) ([]*wsClient, map[str
 		var room struct {
 			RoomID string `json:"room_id"`
 		}
-		if _, err := httpJSON(ctx, hc, "POST", o.URLs[0]+"/api/v1/rooms", members[0].Access, map[string]any{"name": "bench", "member_ids": ids}, &room); err != nil {
+		// one call names at most membersPerCall users (an api limit that
+		// stays on with RATE_LIMITS=off): a large room is created with the
+		// first of them and the rest are added in further calls
+		first := ids[:min(len(ids), membersPerCall)]
+		if _, err := httpJSON(ctx, hc, "POST", o.URLs[0]+"/api/v1/rooms", members[0].Access, map[string]any{"name": "bench", "member_ids": first}, &room); err != nil {
 			return nil, nil, err
+		}
+		for rest := ids[len(first):]; len(rest) > 0; rest = rest[min(len(rest), membersPerCall):] {
+			chunk := rest[:min(len(rest), membersPerCall)]
+			if _, err := httpJSON(ctx, hc, "POST", o.URLs[0]+"/api/v1/rooms/"+room.RoomID+"/members", members[0].Access, map[string]any{"user_ids": chunk}, nil); err != nil {
+				return nil, nil, err
+			}
 		}
 		for _, m := range members {
 			c := &wsClient{u: m, room: room.RoomID, seen: map[int64]int{}, sentAt: map[string]time.Time{}, acked: map[string]int64{}}

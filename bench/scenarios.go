@@ -120,6 +120,9 @@ func runHistory(ctx context.Context, o Options, r *Result) error {
 	}
 	const perRoom = 1000
 	fillRooms(ctx, o, rs, perRoom, "h", func(n int) string { return "history message " + strconv.Itoa(n) })
+	if err := preloadMessages(ctx, o.DatabaseURL, o.Preload, r); err != nil {
+		return err
+	}
 	hc := newHTTPClient()
 	lat, fails := readLoop(o, "history", func(i int) bool {
 		rm := rs[rand.IntN(len(rs))]

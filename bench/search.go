@@ -31,6 +31,9 @@ func runSearch(ctx context.Context, o Options, r *Result) error {
 	fillRooms(ctx, o, rs, 500, "s", func(n int) string {
 		return searchWords[rand.IntN(len(searchWords))] + " " + searchWords[rand.IntN(len(searchWords))] + " message " + strconv.Itoa(n)
 	})
+	if err := preloadMessages(ctx, o.DatabaseURL, o.Preload, r); err != nil {
+		return err
+	}
 	time.Sleep(2 * time.Second) // let the batcher write the last messages to Postgres
 	hc := newHTTPClient()
 	var empty atomic.Int64

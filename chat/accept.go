@@ -29,13 +29,30 @@ type Accepted struct {
 // or of its machine, and the stream keeps the message until Postgres holds
 // it (the batch workflow, or the reconciler if the batch is lost).
 func (s *Service) Accept(ctx context.Context, sender uuid.UUID, roomID, cmid, body string) (Accepted, error) {
-	return s.AcceptKind(ctx, sender, roomID, cmid, "", body)
+	return s.accept(ctx, sender, roomID, cmid, "", body, 0)
+}
+
+// AcceptReply is Accept for a text message that replies to the room's
+// message at replyTo (0: none). A replyTo below 0, or not below the new
+// message's seq, is refused with chatflow.ECodeInvalidReply before
+// anything is sequenced; the bound is checked by the send script, so a
+// reply costs no extra round trip. The target may be any seq the room has
+// handed out, a deleted message included (clients show it as deleted).
+func (s *Service) AcceptReply(ctx context.Context, sender uuid.UUID, roomID, cmid, body string, replyTo int64) (Accepted, error) {
+	if replyTo < 0 {
+		return Accepted{}, chatflow.Errorf(chatflow.ECodeInvalidReply, "reply_to must be a positive seq")
+	}
+	return s.accept(ctx, sender, roomID, cmid, "", body, replyTo)
 }
 
 // AcceptKind is Accept for a message of another kind than text (system
 // events, transfers), posted by the server on sender's behalf; sender must
 // be a member of the room like any sender. Clients cannot choose the kind.
 func (s *Service) AcceptKind(ctx context.Context, sender uuid.UUID, roomID, cmid, kind, body string) (Accepted, error) {
+	return s.accept(ctx, sender, roomID, cmid, kind, body, 0)
+}
+
+func (s *Service) accept(ctx context.Context, sender uuid.UUID, roomID, cmid, kind, body string, replyTo int64) (Accepted, error) {
 	if kind == chatflow.KindText {
 		kind = ""
 	}
@@ -59,10 +76,11 @@ func (s *Service) AcceptKind(ctx context.Context, sender uuid.UUID, roomID, cmid
 		return Accepted{}, err
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	prefix, suffix := framePieces(mid.String(), roomID, sender.String(), cmid, kind, body, now)
+	prefix, suffix := framePieces(mid.String(), roomID, sender.String(), cmid, kind, body, now, replyTo)
 	call := roomlog.Append{
 		Room: roomID, Sender: sender.String(), ClientMsgID: cmid, Prefix: prefix, Suffix: suffix,
 		Channel: RoomChannel(roomID), MaxBacklog: s.cfg.MaxBacklog, DedupeTTL: dedupeTTL, Fence: s.cfg.SeqFence,
+		ReplyTo: replyTo,
 	}
 	for attempt := 0; attempt < 5; attempt++ {
 		res, err := s.pipe.call(ctx, call)
@@ -83,6 +101,8 @@ func (s *Service) AcceptKind(ctx context.Context, sender uuid.UUID, roomID, cmid
 				return Accepted{}, err
 			}
 			continue
+		case roomlog.BadReply:
+			return Accepted{}, chatflow.Errorf(chatflow.ECodeInvalidReply, "reply_to %d is not a message of room %s", replyTo, roomID)
 		case roomlog.BacklogFull:
 			s.metrics.backlogRefused.Inc()
 			return Accepted{}, chatflow.Errorf(chatflow.ECodeUnavailable, "room %s has too many messages waiting for storage; retry shortly with the same client_msg_id", roomID)
@@ -92,7 +112,7 @@ func (s *Service) AcceptKind(ctx context.Context, sender uuid.UUID, roomID, cmid
 		// new: every field is already known here, skip decoding
 		m := chatflow.Message{
 			MessageID: mid.String(), RoomID: roomID, Seq: code, SenderID: sender.String(),
-			ClientMsgID: cmid, Body: body, SentAt: now, Kind: kind,
+			ClientMsgID: cmid, Body: body, SentAt: now, Kind: kind, ReplyTo: replyTo,
 		}
 		s.metrics.messagesAccepted.Inc()
 		s.batcher.add(m)

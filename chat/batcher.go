@@ -37,8 +37,9 @@ const maxBatchBytes = 1 << 20
 // JSON input: fixed fields plus the two client strings as encoding/json
 // (which the Temporal data converter uses) escapes them.
 func msgJSONSize(m chatflow.Message) int {
-	// field names, three UUIDs, seq, sent_at, punctuation: about 260 bytes
-	const fixed = 300
+	// field names, three UUIDs, seq, sent_at, punctuation: about 260 bytes;
+	// kind and reply_to up to about 50 more
+	const fixed = 340
 	return fixed + jsonStringSize(m.ClientMsgID) + jsonStringSize(m.Body)
 }
 

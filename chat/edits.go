@@ -132,51 +132,6 @@ func EditRows(msgs []chatflow.Message) db.InsertMessageEditsParams {
 	return p
 }
 
-// overlay puts the current state of edited and deleted messages on frames
-// (the room's messages lo..hi in order). Frames of untouched messages are
-// passed through as they are.
-func (s *Service) overlay(ctx context.Context, room uuid.UUID, lo, hi int64, frames []json.RawMessage) ([]json.RawMessage, error) {
-	if len(frames) == 0 {
-		return frames, nil
-	}
-	rows, err := s.store.MessageStates(ctx, db.MessageStatesParams{RoomID: room, Lo: lo, Hi: hi})
-	if err != nil {
-		// Reads from the log must not need Postgres: without it, frames go
-		// out as sent (rows read from Postgres carry their state anyway),
-		// and the edit events themselves are still in the range.
-		s.log.Warn("edit states unreadable; serving messages as sent", "room", room, "error", err)
-		return frames, nil
-	}
-	if len(rows) == 0 {
-		return frames, nil
-	}
-	states := make(map[int64]chatflow.MessageState, len(rows))
-	for _, r := range rows {
-		states[r.TargetSeq] = chatflow.MessageState{Body: r.Body, EditedAt: timeOf(r.EditedAt), DeletedAt: timeOf(r.DeletedAt)}
-	}
-	for i, f := range frames {
-		seq, ok := FrameSeq(f)
-		st, edited := states[seq]
-		if !ok || !edited {
-			continue
-		}
-		var m MessageFrame
-		if err := json.Unmarshal(f, &m); err != nil {
-			return nil, err
-		}
-		if m.Kind != "" { // only text messages change
-			continue
-		}
-		st.Apply(&m.Message)
-		b, err := json.Marshal(m)
-		if err != nil {
-			return nil, err
-		}
-		frames[i] = b
-	}
-	return frames, nil
-}
-
 func timeOf(v any) *time.Time {
 	t, ok := v.(time.Time)
 	if !ok {

@@ -3,6 +3,7 @@ package chat
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"github.com/chatflow/chatflow"
@@ -30,7 +31,7 @@ type RoomEvent struct {
 
 // framePieces renders the message frame around its seq, which only the
 // script knows; Go does the JSON encoding so Lua never has to.
-func framePieces(mid, room, sender, cmid, kind, body string, at time.Time) (string, string) {
+func framePieces(mid, room, sender, cmid, kind, body string, at time.Time, replyTo int64) (string, string) {
 	var b bytes.Buffer
 	b.WriteString(`{"type":"message","message_id":"`)
 	b.WriteString(mid)
@@ -51,6 +52,10 @@ func framePieces(mid, room, sender, cmid, kind, body string, at time.Time) (stri
 	if kind != "" {
 		b.WriteString(`,"kind":`)
 		writeJSONString(&b, kind)
+	}
+	if replyTo > 0 {
+		b.WriteString(`,"reply_to":`)
+		b.WriteString(strconv.FormatInt(replyTo, 10))
 	}
 	b.WriteString(`}`)
 	return prefix, b.String()
@@ -83,8 +88,15 @@ func FromRow(r db.ChatMessage) chatflow.Message {
 	return chatflow.Message{
 		MessageID: r.ID.String(), RoomID: r.RoomID.String(), Seq: r.Seq, SenderID: r.SenderID.String(),
 		ClientMsgID: r.ClientMsgID, Body: r.Body, SentAt: r.SentAt.UTC(), Kind: kindOf(r.Kind),
-		EditedAt: utcPtr(r.EditedAt), DeletedAt: utcPtr(r.DeletedAt),
+		EditedAt: utcPtr(r.EditedAt), DeletedAt: utcPtr(r.DeletedAt), ReplyTo: replyOf(r.ReplyTo),
 	}
+}
+
+func replyOf(r *int64) int64 {
+	if r == nil {
+		return 0
+	}
+	return *r
 }
 
 func utcPtr(t *time.Time) *time.Time {

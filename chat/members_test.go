@@ -197,8 +197,11 @@ func TestMembersRebuildRefusedWhenVersionVanished(t *testing.T) {
 	}
 }
 
-func (m *memberStore) MessageStates(context.Context, db.MessageStatesParams) ([]db.MessageStatesRow, error) {
+func (m *memberStore) MessageOverlay(context.Context, db.MessageOverlayParams) ([]db.MessageOverlayRow, error) {
 	return nil, nil
+}
+func (m *memberStore) InsertMessageReactions(context.Context, db.InsertMessageReactionsParams) error {
+	return nil
 }
 func (m *memberStore) InsertMessageEdits(context.Context, db.InsertMessageEditsParams) error {
 	return nil

@@ -84,7 +84,8 @@ type Store interface {
 	LastMessages(ctx context.Context, roomIds []uuid.UUID) ([]db.ChatMessage, error)
 	MarkRead(ctx context.Context, arg db.MarkReadParams) (db.MarkReadRow, error)
 	UserRoomIDs(ctx context.Context, userID uuid.UUID) ([]uuid.UUID, error)
-	MessageStates(ctx context.Context, arg db.MessageStatesParams) ([]db.MessageStatesRow, error)
+	MessageOverlay(ctx context.Context, arg db.MessageOverlayParams) ([]db.MessageOverlayRow, error)
+	InsertMessageReactions(ctx context.Context, arg db.InsertMessageReactionsParams) error
 	InsertMessageEdits(ctx context.Context, arg db.InsertMessageEditsParams) error
 	ClearEditedBodies(ctx context.Context, arg db.ClearEditedBodiesParams) error
 	ApplyMessageEdits(ctx context.Context, arg db.ApplyMessageEditsParams) error

@@ -42,7 +42,7 @@ func TestParseChannel(t *testing.T) {
 }
 
 func TestFrameSeq(t *testing.T) {
-	prefix, suffix := framePieces(uuid.NewString(), uuid.NewString(), uuid.NewString(), `c"seq":9`, "", `"seq":99`, time.Now())
+	prefix, suffix := framePieces(uuid.NewString(), uuid.NewString(), uuid.NewString(), `c"seq":9`, "", `"seq":99`, time.Now(), 0)
 	for frame, want := range map[string]struct {
 		seq int64
 		ok  bool

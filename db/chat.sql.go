@@ -177,7 +177,7 @@ func (q *Queries) DeleteProfile(ctx context.Context, userID uuid.UUID) error {
 }
 
 const getMessageBySeq = `-- name: GetMessageBySeq :one
-SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind, edited_at, deleted_at FROM chat.messages WHERE room_id = $1 AND seq = $2
+SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind, edited_at, deleted_at, reply_to FROM chat.messages WHERE room_id = $1 AND seq = $2
 `
 
 type GetMessageBySeqParams struct {
@@ -199,6 +199,7 @@ func (q *Queries) GetMessageBySeq(ctx context.Context, arg GetMessageBySeqParams
 		&i.Kind,
 		&i.EditedAt,
 		&i.DeletedAt,
+		&i.ReplyTo,
 	)
 	return i, err
 }
@@ -262,10 +263,10 @@ func (q *Queries) GetRoom(ctx context.Context, id uuid.UUID) (ChatRoom, error) {
 }
 
 const insertMessages = `-- name: InsertMessages :execrows
-INSERT INTO chat.messages (id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind)
+INSERT INTO chat.messages (id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind, reply_to)
 SELECT unnest($1::uuid[]), unnest($2::uuid[]), unnest($3::bigint[]),
        unnest($4::uuid[]), unnest($5::text[]), unnest($6::text[]),
-       unnest($7::timestamptz[]), unnest($8::text[])
+       unnest($7::timestamptz[]), unnest($8::text[]), NULLIF(unnest($9::bigint[]), 0)
 ON CONFLICT DO NOTHING
 `
 
@@ -278,6 +279,7 @@ type InsertMessagesParams struct {
 	Bodies       []string    `json:"bodies"`
 	SentAts      []time.Time `json:"sent_ats"`
 	Kinds        []string    `json:"kinds"`
+	ReplyTos     []int64     `json:"reply_tos"`
 }
 
 // InsertMessages writes a whole batch in one statement; replays are harmless.
@@ -291,6 +293,7 @@ func (q *Queries) InsertMessages(ctx context.Context, arg InsertMessagesParams) 
 		arg.Bodies,
 		arg.SentAts,
 		arg.Kinds,
+		arg.ReplyTos,
 	)
 	if err != nil {
 		return 0, err
@@ -315,7 +318,7 @@ func (q *Queries) IsMember(ctx context.Context, arg IsMemberParams) (bool, error
 }
 
 const lastMessages = `-- name: LastMessages :many
-SELECT DISTINCT ON (room_id) id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind, edited_at, deleted_at FROM chat.messages
+SELECT DISTINCT ON (room_id) id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind, edited_at, deleted_at, reply_to FROM chat.messages
 WHERE room_id = ANY($1::uuid[]) AND kind <> 'gap'
 ORDER BY room_id, seq DESC
 `
@@ -341,6 +344,7 @@ func (q *Queries) LastMessages(ctx context.Context, roomIds []uuid.UUID) ([]Chat
 			&i.Kind,
 			&i.EditedAt,
 			&i.DeletedAt,
+			&i.ReplyTo,
 		); err != nil {
 			return nil, err
 		}
@@ -385,7 +389,7 @@ func (q *Queries) ListFriends(ctx context.Context, userID uuid.UUID) ([]ChatProf
 }
 
 const listMessagesAfter = `-- name: ListMessagesAfter :many
-SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind, edited_at, deleted_at FROM chat.messages WHERE room_id = $1 AND seq > $2
+SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind, edited_at, deleted_at, reply_to FROM chat.messages WHERE room_id = $1 AND seq > $2
 ORDER BY seq LIMIT $3
 `
 
@@ -415,6 +419,7 @@ func (q *Queries) ListMessagesAfter(ctx context.Context, arg ListMessagesAfterPa
 			&i.Kind,
 			&i.EditedAt,
 			&i.DeletedAt,
+			&i.ReplyTo,
 		); err != nil {
 			return nil, err
 		}
@@ -427,7 +432,7 @@ func (q *Queries) ListMessagesAfter(ctx context.Context, arg ListMessagesAfterPa
 }
 
 const listMessagesBefore = `-- name: ListMessagesBefore :many
-SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind, edited_at, deleted_at FROM chat.messages WHERE room_id = $1 AND seq < $2
+SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind, edited_at, deleted_at, reply_to FROM chat.messages WHERE room_id = $1 AND seq < $2
 ORDER BY seq DESC LIMIT $3
 `
 
@@ -457,6 +462,7 @@ func (q *Queries) ListMessagesBefore(ctx context.Context, arg ListMessagesBefore
 			&i.Kind,
 			&i.EditedAt,
 			&i.DeletedAt,
+			&i.ReplyTo,
 		); err != nil {
 			return nil, err
 		}
@@ -469,7 +475,7 @@ func (q *Queries) ListMessagesBefore(ctx context.Context, arg ListMessagesBefore
 }
 
 const listMessagesRange = `-- name: ListMessagesRange :many
-SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind, edited_at, deleted_at FROM chat.messages WHERE room_id = $1 AND seq BETWEEN $2::bigint AND $3::bigint
+SELECT id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind, edited_at, deleted_at, reply_to FROM chat.messages WHERE room_id = $1 AND seq BETWEEN $2::bigint AND $3::bigint
 ORDER BY seq
 `
 
@@ -500,6 +506,7 @@ func (q *Queries) ListMessagesRange(ctx context.Context, arg ListMessagesRangePa
 			&i.Kind,
 			&i.EditedAt,
 			&i.DeletedAt,
+			&i.ReplyTo,
 		); err != nil {
 			return nil, err
 		}
@@ -632,11 +639,11 @@ func (q *Queries) RemoveMember(ctx context.Context, arg RemoveMemberParams) (int
 const replaceTombstones = `-- name: ReplaceTombstones :execrows
 UPDATE chat.messages m
 SET id = v.id, sender_id = v.sender_id, client_msg_id = v.client_msg_id, body = v.body,
-    sent_at = v.sent_at, kind = v.kind
+    sent_at = v.sent_at, kind = v.kind, reply_to = NULLIF(v.reply_to, 0)
 FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS room_id, unnest($3::bigint[]) AS seq,
              unnest($4::uuid[]) AS sender_id, unnest($5::text[]) AS client_msg_id,
              unnest($6::text[]) AS body, unnest($7::timestamptz[]) AS sent_at,
-             unnest($8::text[]) AS kind) v
+             unnest($8::text[]) AS kind, unnest($9::bigint[]) AS reply_to) v
 WHERE m.room_id = v.room_id AND m.seq = v.seq AND m.kind = 'gap' AND v.kind <> 'gap'
 `
 
@@ -649,6 +656,7 @@ type ReplaceTombstonesParams struct {
 	Bodies       []string    `json:"bodies"`
 	SentAts      []time.Time `json:"sent_ats"`
 	Kinds        []string    `json:"kinds"`
+	ReplyTos     []int64     `json:"reply_tos"`
 }
 
 // ReplaceTombstones puts messages in place of gap tombstones written for
@@ -664,6 +672,7 @@ func (q *Queries) ReplaceTombstones(ctx context.Context, arg ReplaceTombstonesPa
 		arg.Bodies,
 		arg.SentAts,
 		arg.Kinds,
+		arg.ReplyTos,
 	)
 	if err != nil {
 		return 0, err

@@ -166,7 +166,7 @@ func (q *Queries) LockPublishCursors(ctx context.Context, roomIds []uuid.UUID) (
 }
 
 const messagesInRanges = `-- name: MessagesInRanges :many
-SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_msg_id, m.body, m.sent_at, m.kind, m.edited_at, m.deleted_at FROM chat.messages m
+SELECT m.id, m.room_id, m.seq, m.sender_id, m.client_msg_id, m.body, m.sent_at, m.kind, m.edited_at, m.deleted_at, m.reply_to FROM chat.messages m
 JOIN (SELECT unnest($1::uuid[]) AS room_id, unnest($2::bigint[]) AS lo, unnest($3::bigint[]) AS hi) v
   ON m.room_id = v.room_id AND m.seq BETWEEN v.lo AND v.hi
 ORDER BY m.room_id, m.seq
@@ -199,6 +199,7 @@ func (q *Queries) MessagesInRanges(ctx context.Context, arg MessagesInRangesPara
 			&i.Kind,
 			&i.EditedAt,
 			&i.DeletedAt,
+			&i.ReplyTo,
 		); err != nil {
 			return nil, err
 		}

@@ -108,6 +108,7 @@ type ChatMessage struct {
 	Kind        string     `json:"kind"`
 	EditedAt    *time.Time `json:"edited_at"`
 	DeletedAt   *time.Time `json:"deleted_at"`
+	ReplyTo     *int64     `json:"reply_to"`
 }
 
 type ChatMessageEdit struct {
@@ -116,6 +117,16 @@ type ChatMessageEdit struct {
 	TargetSeq int64     `json:"target_seq"`
 	Kind      string    `json:"kind"`
 	Body      string    `json:"body"`
+	At        time.Time `json:"at"`
+}
+
+type ChatMessageReaction struct {
+	RoomID    uuid.UUID `json:"room_id"`
+	EventSeq  int64     `json:"event_seq"`
+	TargetSeq int64     `json:"target_seq"`
+	UserID    uuid.UUID `json:"user_id"`
+	Emoji     string    `json:"emoji"`
+	Op        string    `json:"op"`
 	At        time.Time `json:"at"`
 }
 

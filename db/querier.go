@@ -171,6 +171,8 @@ type Querier interface {
 	InsertDeadLetter(ctx context.Context, arg InsertDeadLetterParams) (int64, error)
 	// InsertMessageEdits records edit/delete events; a replay is a no-op.
 	InsertMessageEdits(ctx context.Context, arg InsertMessageEditsParams) error
+	// InsertMessageReactions records reaction events; a replay is a no-op.
+	InsertMessageReactions(ctx context.Context, arg InsertMessageReactionsParams) error
 	// InsertMessages writes a whole batch in one statement; replays are harmless.
 	InsertMessages(ctx context.Context, arg InsertMessagesParams) (int64, error)
 	// InsertTombstones marks seqs that can never be delivered, so readers never
@@ -239,6 +241,11 @@ type Querier interface {
 	// MembersJoinedAt returns when each of @user_ids joined the room: the
 	// membership's version in the client_msg_ids of its system events.
 	MembersJoinedAt(ctx context.Context, arg MembersJoinedAtParams) ([]MembersJoinedAtRow, error)
+	// MessageOverlay is what reads put on a room's messages lo..hi, in one
+	// statement: rows of src 'edit' carry the current state of an edited or
+	// deleted message (as MessageStates), rows of src 'reaction' one current
+	// reaction (as MessageReactions).
+	MessageOverlay(ctx context.Context, arg MessageOverlayParams) ([]MessageOverlayRow, error)
 	// MessageStates is the current state of the edited or deleted messages of
 	// a room with lo <= seq <= hi, computed from their events.
 	MessageStates(ctx context.Context, arg MessageStatesParams) ([]MessageStatesRow, error)
@@ -247,7 +254,8 @@ type Querier interface {
 	OpenAccount(ctx context.Context, userID uuid.UUID) error
 	// OwnUnread counts, per room, the user's own persisted messages after
 	// the user's read marker: unread_count leaves them out (nobody has their
-	// own messages to read). An index range scan of the unread seqs.
+	// own messages to read), and reaction events, which change an earlier
+	// message rather than bring a new one. An index range scan of the unread seqs.
 	OwnUnread(ctx context.Context, arg OwnUnreadParams) ([]OwnUnreadRow, error)
 	// PendingInvitationsFor lists the pending invitations of some users to a room.
 	PendingInvitationsFor(ctx context.Context, arg PendingInvitationsForParams) ([]ChatInvitation, error)
@@ -293,7 +301,7 @@ type Querier interface {
 	// The snippet is ts_headline's, on the body with < > & swapped for control
 	// characters (bodies cannot hold them): its parser drops what looks like
 	// HTML tags and entities, and a snippet must show the body as written.
-	// kind = 'text' repeats the partial index's predicate so the index is used.
+	// kind = 'text' repeats the partial index's predicate so the index (room_id, document; migration 0013) is used.
 	SearchMessages(ctx context.Context, arg SearchMessagesParams) ([]SearchMessagesRow, error)
 	// SearchProfiles matches a username or display-name prefix, keyset paged by username.
 	SearchProfiles(ctx context.Context, arg SearchProfilesParams) ([]ChatProfile, error)

@@ -69,7 +69,7 @@ type SearchMessagesRow struct {
 // The snippet is ts_headline's, on the body with < > & swapped for control
 // characters (bodies cannot hold them): its parser drops what looks like
 // HTML tags and entities, and a snippet must show the body as written.
-// kind = 'text' repeats the partial index's predicate so the index is used.
+// kind = 'text' repeats the partial index's predicate so the index (room_id, document; migration 0013) is used.
 func (q *Queries) SearchMessages(ctx context.Context, arg SearchMessagesParams) ([]SearchMessagesRow, error) {
 	rows, err := q.db.Query(ctx, searchMessages,
 		arg.Q,

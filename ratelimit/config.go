@@ -122,6 +122,8 @@ type Config struct {
 	// bucket of realtime comes on top).
 	RESTSend Rule
 	WSSend   Rule
+	// Search limits message searches per user.
+	Search Rule
 
 	// MaxConns caps a user's open WebSocket connections over all nodes.
 	MaxConns int
@@ -151,6 +153,7 @@ func DefaultConfig() Config {
 		Invite:          Per(200, time.Hour),
 		RESTSend:        Rule{Rate: 10, Period: time.Second, Burst: 20},
 		WSSend:          Rule{Rate: 20, Period: time.Second, Burst: 40},
+		Search:          Rule{Rate: 2, Period: time.Second, Burst: 10},
 		MaxConns:        20,
 		ConnTTL:         90 * time.Second,
 		RoomsPerCreator: 500,
@@ -161,7 +164,7 @@ func DefaultConfig() Config {
 // Unlimited turns off every rate and the connection and room caps (load
 // tests, test suites); MembersPerCall stays, as it is input validation.
 func (c Config) Unlimited() Config {
-	c.LoginUser, c.LoginIP, c.SignupIP, c.RoomCreate, c.Invite, c.RESTSend, c.WSSend = Rule{}, Rule{}, Rule{}, Rule{}, Rule{}, Rule{}, Rule{}
+	c.LoginUser, c.LoginIP, c.SignupIP, c.RoomCreate, c.Invite, c.RESTSend, c.WSSend, c.Search = Rule{}, Rule{}, Rule{}, Rule{}, Rule{}, Rule{}, Rule{}, Rule{}
 	c.MaxConns, c.RoomsPerCreator = 0, 0
 	return c
 }

@@ -32,9 +32,10 @@ const (
 	Connections     = "connections"
 	RoomsPerCreator = "rooms_per_creator"
 	MembersPerCall  = "members_per_call"
+	Search          = "search"
 )
 
-var names = []string{LoginUser, LoginIP, SignupIP, RoomCreate, Invite, RESTSend, WSSend, Connections, RoomsPerCreator, MembersPerCall}
+var names = []string{LoginUser, LoginIP, SignupIP, RoomCreate, Invite, RESTSend, WSSend, Connections, RoomsPerCreator, MembersPerCall, Search}
 
 // connRetry is the Retry-After of a refused connection: closing any of the
 // user's sockets frees a slot at once, so there is no better estimate.
@@ -172,6 +173,12 @@ func (l *Limiter) RESTSend(ctx context.Context, user uuid.UUID) error {
 // WSSend charges one WebSocket message to the user.
 func (l *Limiter) WSSend(ctx context.Context, user uuid.UUID) error {
 	return l.allow(ctx, WSSend, l.Config().WSSend, user.String(), 1, "messages")
+}
+
+// Search charges one message search to the user: a search ranks every hit
+// in the user's rooms, so it costs Postgres far more than a history page.
+func (l *Limiter) Search(ctx context.Context, user uuid.UUID) error {
+	return l.allow(ctx, Search, l.Config().Search, user.String(), 1, "searches")
 }
 
 // usernameKey keeps usernames readable in Redis and anything else short.

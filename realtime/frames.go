@@ -27,6 +27,8 @@ type inFrame struct {
 	// than read as seq 0.
 	Seq   *int64           `json:"seq"`
 	Rooms map[string]int64 `json:"rooms"`
+	// ReplyTo is a pointer so an explicit 0 is refused, not read as "none".
+	ReplyTo *int64 `json:"reply_to"`
 	// AccessToken is a fresh access token ("auth" frames); never echoed.
 	AccessToken string `json:"access_token"`
 }
@@ -59,6 +61,7 @@ type ackFrame struct {
 	MessageID   string `json:"message_id"`
 	RoomID      string `json:"room_id"`
 	Seq         int64  `json:"seq"`
+	ReplyTo     int64  `json:"reply_to,omitempty"`
 	Duplicate   bool   `json:"duplicate,omitempty"`
 }
 
@@ -163,13 +166,20 @@ func (c *Conn) handleSend(ctx context.Context, f inFrame) {
 		}
 	}
 	start := time.Now()
-	a, err := c.node.chat.Accept(ctx, c.uid, f.RoomID, f.ClientMsgID, f.Body)
+	var replyTo int64
+	if f.ReplyTo != nil {
+		if replyTo = *f.ReplyTo; replyTo < 1 {
+			c.sendError(chatflow.ECodeInvalidReply, "reply_to must be the seq of an earlier message of the room", refOf(f))
+			return
+		}
+	}
+	a, err := c.node.chat.AcceptReply(ctx, c.uid, f.RoomID, f.ClientMsgID, f.Body, replyTo)
 	if err != nil {
 		c.sendError(chatflow.ErrorCode(err), chatflow.ErrorDetail(err), refOf(f))
 		return
 	}
 	c.node.chat.Metrics().ObserveAck(time.Since(start))
-	c.sendJSON(ackFrame{Type: "ack", ClientMsgID: a.Msg.ClientMsgID, MessageID: a.Msg.MessageID, RoomID: a.Msg.RoomID, Seq: a.Msg.Seq, Duplicate: a.Dup})
+	c.sendJSON(ackFrame{Type: "ack", ClientMsgID: a.Msg.ClientMsgID, MessageID: a.Msg.MessageID, RoomID: a.Msg.RoomID, Seq: a.Msg.Seq, ReplyTo: a.Msg.ReplyTo, Duplicate: a.Dup})
 }
 
 // handleTyping tells the room, if the user is a member: checked through

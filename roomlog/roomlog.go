@@ -40,6 +40,7 @@ const (
 	MembersMissing = -2 // the member set is not cached
 	SeqMissing     = -3 // the seq counter or the watermark is not cached
 	BacklogFull    = -4 // too many accepted messages wait for Postgres
+	BadReply       = -5 // reply_to is not a seq the room has handed out
 	Duplicate      = 0  // the dedupe key exists; the second value is the original's seq
 )
 
@@ -58,8 +59,11 @@ const (
 // Advance); a send takes it off again, since the log now holds a message
 // Postgres does not.
 //
+// A reply (ARGV[8] > 0) must name a seq already handed out: the check
+// costs nothing here, where the room's head is at hand.
+//
 // KEYS: seq, members, stream, dedupe, persisted, alive
-// ARGV: sender, frame prefix, frame suffix, channel, max backlog, dedupe ttl, fence
+// ARGV: sender, frame prefix, frame suffix, channel, max backlog, dedupe ttl, fence, reply_to (0: none)
 var send = redis.NewScript(`
 if redis.call('EXISTS', KEYS[2]) == 0 then return {-2} end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then return {-1} end
@@ -74,6 +78,7 @@ if redis.call('EXISTS', KEYS[6]) == 0 then
   redis.call('SET', KEYS[6], '1')
   redis.set_repl(redis.REPL_ALL)
 end
+if tonumber(ARGV[8]) > tonumber(cur) then return {-5} end
 if tonumber(cur) - tonumber(p) >= tonumber(ARGV[5]) then return {-4} end
 if redis.call('PTTL', KEYS[1]) >= 0 then
   redis.call('PERSIST', KEYS[1])
@@ -97,6 +102,9 @@ type Append struct {
 	MaxBacklog     int64
 	DedupeTTL      time.Duration
 	Fence          int64
+	// ReplyTo is the seq the message replies to (0: none); the script
+	// refuses one past the room's head with BadReply.
+	ReplyTo int64
 }
 
 func (a Append) keys() []string {
@@ -105,7 +113,7 @@ func (a Append) keys() []string {
 }
 
 func (a Append) args() []any {
-	return []any{a.Sender, a.Prefix, a.Suffix, a.Channel, a.MaxBacklog, int(a.DedupeTTL.Seconds()), a.Fence}
+	return []any{a.Sender, a.Prefix, a.Suffix, a.Channel, a.MaxBacklog, int(a.DedupeTTL.Seconds()), a.Fence, a.ReplyTo}
 }
 
 // Queue adds the call to a pipeline.

@@ -269,3 +269,26 @@ func TestRateLimitRoomsAndInvites(t *testing.T) {
 		t.Fatalf("another member invites: %d", st)
 	}
 }
+
+// TestRateLimitSearch: searches are charged per user across nodes; past the
+// burst the next search is 429 with Retry-After, another user still
+// searches, and a refused search costs nothing extra.
+func TestRateLimitSearch(t *testing.T) {
+	env := testenv.Open(t)
+	env.Worker(t, nil)
+	cfg := testenv.RateLimitConfig()
+	cfg.Search = ratelimit.Rule{Rate: 1, Period: time.Minute, Burst: 3}
+	na := env.StartNode(t, testenv.NodeConfig{RateLimit: &cfg})
+	nb := env.StartNode(t, testenv.NodeConfig{RateLimit: &cfg})
+	a, b := na.SignUp(t, "rsearch"), na.SignUp(t, "rsearch2")
+	for i := 1; i <= 3; i++ {
+		if st, h, p := callH(t, []*testenv.Node{na, nb}[i%2], "GET", "/api/v1/search?q=hello", a.Access, nil, nil); st != 200 {
+			t.Fatalf("search %d: %d %v %+v", i, st, h, p)
+		}
+	}
+	st, h, p := callH(t, nb, "GET", "/api/v1/search?q=hello", a.Access, nil, nil)
+	assertLimited(t, "4th search (other node)", st, h, p, 60*time.Second)
+	if st, _, p := callH(t, na, "GET", "/api/v1/search?q=hello", b.Access, nil, nil); st != 200 {
+		t.Fatalf("another user's search: %d %+v", st, p)
+	}
+}

@@ -21,6 +21,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.Float64Var(&o.Rate, "rate", 2, "chat: messages per second per client")
 	fs.DurationVar(&o.Duration, "duration", 20*time.Second, "chat/history: load duration")
 	fs.IntVar(&o.Readers, "readers", 32, "history: concurrent readers")
+	fs.IntVar(&o.Preload, "preload", 0, "history/search: first fill chat.messages up to this many rows (filler rooms, COPY)")
 	fs.IntVar(&o.Conns, "conns", 10000, "idle: WebSocket connections to open")
 	fs.IntVar(&o.Concurrency, "concurrency", 64, "parallel sign-ups during setup")
 	fs.StringVar(&o.Out, "out", "", "write the JSON result here")

@@ -124,6 +124,7 @@ func loadConfig(keys int) (app.Config, error) {
 	parse("RATE_INVITE", rule(&c.RateLimit.Invite))
 	parse("RATE_REST_SEND", rule(&c.RateLimit.RESTSend))
 	parse("RATE_WS_SEND", rule(&c.RateLimit.WSSend))
+	parse("RATE_SEARCH", rule(&c.RateLimit.Search))
 	parse("MAX_CONNS_PER_USER", num(&c.RateLimit.MaxConns))
 	parse("CONN_SLOT_TTL", dur(&c.RateLimit.ConnTTL))
 	parse("MAX_ROOMS_PER_CREATOR", num(&c.RateLimit.RoomsPerCreator))

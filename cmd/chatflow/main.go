@@ -19,6 +19,7 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -37,7 +38,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if addr := os.Getenv("PPROF_ADDR"); addr != "" {
-		// profiling on demand, on its own (loopback) port
+		// profiling on demand, on its own (loopback) port; contention is
+		// sampled too (1 in 5 mutex events, blocking of 10 µs or more),
+		// which costs a little, so only when profiling is asked for
+		runtime.SetMutexProfileFraction(5)
+		runtime.SetBlockProfileRate(10_000)
 		go func() { _ = http.ListenAndServe(addr, nil) }()
 	}
 	var err error

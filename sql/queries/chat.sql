@@ -90,10 +90,10 @@ RETURNING m.last_read_seq, prev.last_read_seq AS prev_seq;
 
 -- name: InsertMessages :execrows
 -- InsertMessages writes a whole batch in one statement; replays are harmless.
-INSERT INTO chat.messages (id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind)
+INSERT INTO chat.messages (id, room_id, seq, sender_id, client_msg_id, body, sent_at, kind, reply_to)
 SELECT unnest(@ids::uuid[]), unnest(@room_ids::uuid[]), unnest(@seqs::bigint[]),
        unnest(@sender_ids::uuid[]), unnest(@client_msg_ids::text[]), unnest(@bodies::text[]),
-       unnest(@sent_ats::timestamptz[]), unnest(@kinds::text[])
+       unnest(@sent_ats::timestamptz[]), unnest(@kinds::text[]), NULLIF(unnest(@reply_tos::bigint[]), 0)
 ON CONFLICT DO NOTHING;
 
 -- name: ReplaceTombstones :execrows
@@ -102,11 +102,11 @@ ON CONFLICT DO NOTHING;
 -- patience): the real message wins.
 UPDATE chat.messages m
 SET id = v.id, sender_id = v.sender_id, client_msg_id = v.client_msg_id, body = v.body,
-    sent_at = v.sent_at, kind = v.kind
+    sent_at = v.sent_at, kind = v.kind, reply_to = NULLIF(v.reply_to, 0)
 FROM (SELECT unnest(@ids::uuid[]) AS id, unnest(@room_ids::uuid[]) AS room_id, unnest(@seqs::bigint[]) AS seq,
              unnest(@sender_ids::uuid[]) AS sender_id, unnest(@client_msg_ids::text[]) AS client_msg_id,
              unnest(@bodies::text[]) AS body, unnest(@sent_ats::timestamptz[]) AS sent_at,
-             unnest(@kinds::text[]) AS kind) v
+             unnest(@kinds::text[]) AS kind, unnest(@reply_tos::bigint[]) AS reply_to) v
 WHERE m.room_id = v.room_id AND m.seq = v.seq AND m.kind = 'gap' AND v.kind <> 'gap';
 
 -- name: BumpRoomSeqs :exec

@@ -5,7 +5,7 @@
 -- The snippet is ts_headline's, on the body with < > & swapped for control
 -- characters (bodies cannot hold them): its parser drops what looks like
 -- HTML tags and entities, and a snippet must show the body as written.
--- kind = 'text' repeats the partial index's predicate so the index is used.
+-- kind = 'text' repeats the partial index's predicate so the index (room_id, document; migration 0013) is used.
 WITH q AS (
     SELECT chat.search_query(sqlc.arg(q)::text) AS tq
 ), hits AS (
