@@ -249,13 +249,14 @@ async function features(browser, size, api) {
     await px.locator(`${tid('profile-result')}[data-ok="true"]`, { hasText: 'Saved' }).waitFor();
     await px.locator(tid('whoami'), { hasText: newName }).waitFor();
     await py.locator(tid('member'), { hasText: newName }).waitFor();
+    await py.locator(tid('friend'), { hasText: newName }).locator(tid('friend-status'), { hasText: 'out for lunch' }).waitFor();
     const meX = await call('GET', '/me', ax.token);
     assert(meX.data.status_message === 'out for lunch', `status saved: ${JSON.stringify(meX.data.status_message)}`);
     await noHScroll(px, 'profile');
     await shot(px, 'profile');
 
     if (api.avatars) {
-      log(`${size}: X uploads a picture; the profile and Y (after a reload) show it`);
+      log(`${size}: X uploads a picture; the profile and Y (live, and after a reload) show it`);
       await px.setInputFiles(tid('avatar-input'), { name: 'me.png', mimeType: 'image/png', buffer: png(64, 64, [220, 80, 40]) });
       await px.locator(`${tid('avatar-status')}[data-ok="true"]`).waitFor();
       const img = px.locator(`${tid('profile-avatar')} img`);
@@ -264,6 +265,9 @@ async function features(browser, size, api) {
         const i = document.querySelector('#profile-avatar img');
         return i && i.complete && i.naturalWidth > 0;
       });
+      const shown = (id) => [...document.querySelectorAll(`.msg [data-testid="avatar"][data-user-id="${id}"] img`)]
+        .some((i) => i.complete && i.naturalWidth > 0);
+      await py.waitForFunction(shown, ax.id); // live, from the profile frame
       await py.reload();
       await openRoomId(py, dmId);
       await py.waitForFunction((id) => [...document.querySelectorAll(`.msg [data-testid="avatar"][data-user-id="${id}"] img`)]

@@ -1273,6 +1273,8 @@
         break;
       case 'profile':
         rememberUser({ user_id: f.user_id, display_name: f.display_name, status_message: f.status_message, ...('avatar_url' in f ? { avatar_url: f.avatar_url } : {}) });
+        // pictures already shown change in place (class "avatar <size>")
+        for (const a of document.querySelectorAll(`.avatar[data-user-id="${CSS.escape(f.user_id)}"]`)) a.replaceWith(avatarEl(f.user_id, a.classList[1]));
         renderMembers();
         break;
       case 'error':

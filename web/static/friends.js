@@ -39,7 +39,8 @@
     $('friend-request-list').replaceChildren(...reqs);
     $('friend-list').replaceChildren(...state.friends.map((f) => el('li', {
       class: 'friend', 'data-testid': 'friend', dataset: { userId: f.user_id },
-    }, avatarEl(f.user_id, 'xs'), el('span', { class: 'friend-name', text: `${who(f)} (@${f.username})` }),
+    }, avatarEl(f.user_id, 'xs'), el('span', { class: 'friend-name', title: f.status_message || '', text: `${who(f)} (@${f.username})` },
+      f.status_message ? el('span', { class: 'friend-status', 'data-testid': 'friend-status', text: f.status_message }) : null),
     el('button', { class: 'small ghost', 'data-testid': 'friend-dm', title: 'Direct message', text: 'Message', onclick: () => openDM(f.user_id) }))));
   }
 
@@ -91,7 +92,11 @@
   CF.on('frame', (f) => {
     if (f.type === 'friend') loadFriends().catch(reportError);
     if (f.type === 'profile') {
-      for (const fr of state.friends) if (fr.user_id === f.user_id && f.display_name) fr.display_name = f.display_name;
+      for (const fr of state.friends) {
+        if (fr.user_id !== f.user_id) continue;
+        if (f.display_name) fr.display_name = f.display_name;
+        if (f.status_message !== undefined) fr.status_message = f.status_message;
+      }
       renderFriends();
     }
   });
