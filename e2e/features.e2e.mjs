@@ -408,6 +408,8 @@ async function features(browser, size, api) {
     await px.click(tid('delete-submit'));
     await px.locator(`${tid('delete-progress')}[data-status="completed"]`).waitFor({ timeout: 60_000 });
     await px.locator(`${tid('delete-step')}[data-step-name="auth.delete_credentials"][data-status="completed"]`).waitFor();
+    const stepStates = await px.locator(tid('delete-step')).evaluateAll((els) => els.map((e) => e.dataset.status));
+    assert(stepStates.length === 7 && stepStates.every((x) => x === 'completed'), `every deletion step completed: ${stepStates}`);
     await px.locator(`${tid('delete-result')}[data-ok="true"]`, { hasText: 'logged out' }).waitFor();
     await shot(px, 'deleting');
     await px.click(tid('profile-close'));

@@ -158,19 +158,27 @@
     }
   }
 
+  // The deletion saga's steps in order (the Deletion schema's step enum):
+  // the status names the step running or the one it ended at.
+  const DELETE_STEPS = ['auth.revoke_sessions', 'chat.leave_rooms', 'chat.remove_friendships',
+    'customer.close_account', 'chat.anonymize_profile', 'kafka.user_deleted', 'auth.delete_credentials'];
+
   function setDeleteStatus(d) {
     const s = $('delete-status');
     s.textContent = d.status;
     s.className = `status ${d.status}`;
     $('delete-progress').dataset.status = d.status;
     const steps = $('delete-steps');
-    if (d.step && !steps.querySelector(`[data-step-name="${CSS.escape(d.step)}"]`)) {
-      for (const li of steps.children) setStep(li, 'completed');
-      steps.append(el('li', { 'data-testid': 'delete-step', dataset: { stepName: d.step } },
-        el('span', { class: 'step-name', text: d.step }), el('span', { class: 'step-status' })));
+    if (!steps.children.length) {
+      steps.append(...DELETE_STEPS.map((name) => el('li', { 'data-testid': 'delete-step', dataset: { stepName: name } },
+        el('span', { class: 'step-name', text: name }), el('span', { class: 'step-status' }))));
     }
-    const last = steps.lastElementChild;
-    if (last) setStep(last, d.status === 'running' ? 'running' : d.status);
+    const at = d.status === 'completed' ? DELETE_STEPS.length : DELETE_STEPS.indexOf(d.step);
+    [...steps.children].forEach((li, i) => {
+      if (i < at) setStep(li, 'completed');
+      else if (i === at) setStep(li, d.status === 'running' ? 'running' : d.status);
+      else setStep(li, 'pending');
+    });
   }
 
   function setStep(li, status) {
