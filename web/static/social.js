@@ -39,6 +39,9 @@
       const hits = page.results || [];
       const items = hits.map((m) => {
         const room = state.rooms.get(m.room_id);
+        const sender = m.sender_name || CF.nameOf(m.sender_id);
+        // a DM is named after its other member: say so rather than repeat the name
+        const where = !room ? 'a room' : room.kind === 'dm' ? 'Direct message' : room.name;
         return el('li', {
           class: 'hit', 'data-testid': 'search-hit', tabindex: '0',
           dataset: { roomId: m.room_id, seq: String(m.seq) },
@@ -46,8 +49,8 @@
           onkeydown: (e) => { if (e.key === 'Enter') openHit(m); },
         },
         el('div', { class: 'meta' },
-          el('span', { class: 'hit-room', text: room ? room.name : 'a room' }),
-          el('span', { class: 'sender', text: m.sender_name || CF.nameOf(m.sender_id) }),
+          el('span', { class: 'hit-room', text: where }),
+          el('span', { class: 'sender', text: sender }),
           el('time', { text: CF.fmtTime(m.sent_at) })),
         el('div', { class: 'snippet', 'data-testid': 'search-snippet' }, ...snippetNodes(m.snippet || m.body || '')));
       });
