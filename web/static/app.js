@@ -1313,11 +1313,7 @@
       }
       if (f.event === 'left' && mine) {
         state.rooms.delete(f.room_id);
-        if (state.current === f.room_id) {
-          state.current = null;
-          $('room-view').hidden = true;
-          $('room-empty').hidden = false;
-        }
+        if (state.current === f.room_id) closeRoom(); // on a phone: back to the list
         renderRoomList();
         return;
       }
