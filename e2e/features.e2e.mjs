@@ -101,6 +101,7 @@ async function features(browser, size, api) {
   const ux = mk('x', 'Xena');
   const uy = mk('y', 'Yuri');
   const uz = mk('z', 'Zoe');
+  const uw = mk('w', 'Walt');
   const problems = [];
   const ctxs = [];
   const pages = [];
@@ -134,9 +135,9 @@ async function features(browser, size, api) {
   };
 
   try {
-    log(`${size}: sign up X, Y, Z (API); X and Y become friends`);
-    await Promise.all([ux, uy, uz].map(signUpAPI));
-    const [ax, ay, az] = await Promise.all([ux, uy, uz].map(loginAPI));
+    log(`${size}: sign up X, Y, Z, W (API); X and Y become friends`);
+    await Promise.all([ux, uy, uz, uw].map(signUpAPI));
+    const [ax, ay, az, aw] = await Promise.all([ux, uy, uz, uw].map(loginAPI));
     assert((await call('POST', '/friends/requests', ax.token, { username: uy.username })).status === 201, 'X asks Y');
     assert((await call('POST', `/friends/requests/${ax.id}/accept`, ay.token)).status === 200, 'Y accepts X');
 
@@ -354,6 +355,15 @@ async function features(browser, size, api) {
     assert(rooms.data.find((r) => r.room_id === dmId).muted === true, 'the server has the room muted');
     await noHScroll(py, 'room list');
     await shot(py, 'mute');
+
+    log(`${size}: W asks Y to be friends; Y accepts it in the sidebar`);
+    assert((await call('POST', '/friends/requests', aw.token, { username: uy.username })).status === 201, 'W asks Y');
+    const reqW = py.locator(tid('friend-request'), { hasText: uw.display });
+    await reqW.waitFor();
+    await reqW.locator(tid('friend-request-accept')).click();
+    await py.locator(tid('friend'), { hasText: uw.username }).waitFor();
+    const wFriends = await call('GET', '/friends', aw.token);
+    assert(wFriends.data.some((f) => f.user_id === ay.id), 'W and Y are friends on the server');
 
     log(`${size}: Z asks Y to be friends; Y declines it in the sidebar`);
     assert((await call('POST', '/friends/requests', az.token, { username: uy.username })).status === 201, 'Z asks Y');
