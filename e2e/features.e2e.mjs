@@ -143,6 +143,15 @@ async function features(browser, size, api) {
 
     for (const u of [ux, uy]) {
       const ctx = await browser.newContext(SIZES[size]);
+      // system notifications are recorded in window.__notes
+      await ctx.addInitScript(() => {
+        window.__notes = [];
+        window.Notification = class {
+          constructor(title, opts = {}) { window.__notes.push({ title, body: opts.body, tag: opts.tag }); }
+          static get permission() { return 'granted'; }
+          static requestPermission() { return Promise.resolve('granted'); }
+        };
+      });
       const page = await ctx.newPage();
       page.setDefaultTimeout(STEP_TIMEOUT);
       page.on('pageerror', (e) => problems.push(`${u.username} page error: ${e.message}`));
@@ -169,7 +178,7 @@ async function features(browser, size, api) {
     if (phone) assert(!(await px.locator(tid('room-pane')).isVisible()), 'phone: the room pane is hidden while the list shows');
     await shot(px, 'rooms');
 
-    log(`${size}: X opens a DM with Y from the friend list and writes; Y gets the room and the message`);
+    log(`${size}: X opens a DM with Y from the friend list and writes; Y gets a notification, the room and the message`);
     const word = `pineapple${sfx}`;
     await px.locator(tid('friend'), { hasText: uy.username }).locator(tid('friend-dm')).click();
     await px.locator(tid('room-name'), { hasText: uy.display }).waitFor();
@@ -184,6 +193,7 @@ async function features(browser, size, api) {
     const t1 = `Hello Yuri, ${word} for lunch?`;
     await send(px, t1);
     await noHScroll(px, 'room view');
+    await py.waitForFunction(([tag, text]) => window.__notes.some((n) => n.tag === tag && n.body.includes(text)), [dmId, t1]);
     await openRoom(py, ux.display);
     await msg(py, t1).waitFor();
     log(`${size}: opening the DM again gives the same room, listed once`);
@@ -351,6 +361,8 @@ async function features(browser, size, api) {
     await py.locator(`${tid('room-item')}[data-room-id="${dmId}"] ${tid('room-preview')}`, { hasText: t3 }).waitFor();
     assert(!(await py.locator(`${tid('room-item')}[data-room-id="${dmId}"] ${tid('unread-badge')}`).isVisible()), 'a muted room shows no badge');
     assert(!(await py.title()).includes('('), `a muted room raises no count in the title: ${await py.title()}`);
+    const notes = await py.evaluate((text) => window.__notes.filter((n) => n.body.includes(text)), t3);
+    assert(notes.length === 0, `a muted room raises no notification: ${JSON.stringify(notes)}`);
     const rooms = await call('GET', '/rooms', ay.token);
     assert(rooms.data.find((r) => r.room_id === dmId).muted === true, 'the server has the room muted');
     await noHScroll(py, 'room list');

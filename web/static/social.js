@@ -167,7 +167,39 @@
     }
   }
 
+  // -------------------------------------------------------- notifications
+  // A message from someone else in a room that is not muted, and not the
+  // one being read, raises a system notification (once allowed).
+  function notify(f) {
+    if (f.type !== 'message' || !state.me || f.sender_id === state.me.user_id || CF.kinds[f.kind]) return;
+    if (f.kind === 'edit' || f.kind === 'delete' || f.kind === 'system') return;
+    const room = state.rooms.get(f.room_id);
+    if (!room || room.muted || !('Notification' in window) || Notification.permission !== 'granted') return;
+    if (f.room_id === state.current && document.visibilityState === 'visible') return;
+    if (f.seq && f.seq <= (room.notifiedSeq || 0)) return; // a sync replay
+    room.notifiedSeq = f.seq || room.notifiedSeq;
+    try {
+      const n = new Notification(room.name, { body: `${CF.nameOf(f.sender_id)}: ${CF.messageText(f)}`.slice(0, 200), tag: f.room_id });
+      n.onclick = () => {
+        window.focus();
+        CF.openRoom(f.room_id);
+      };
+    } catch { /* some browsers only notify from a service worker */ }
+  }
+
+  function renderNotifyButton() {
+    const b = $('notify-enable');
+    const p = 'Notification' in window ? Notification.permission : 'unsupported';
+    b.dataset.permission = p;
+    b.disabled = p !== 'default';
+    b.textContent = { granted: 'Notifications on', denied: 'Notifications blocked', unsupported: 'No notifications here' }[p] || 'Turn on notifications';
+  }
+
   document.addEventListener('DOMContentLoaded', () => {
+    $('notify-enable').addEventListener('click', async () => {
+      if ('Notification' in window) await Notification.requestPermission();
+      renderNotifyButton();
+    });
     $('search-open').addEventListener('click', openSearch);
     $('search-form').addEventListener('submit', (e) => {
       e.preventDefault();
@@ -182,6 +214,8 @@
     $('room-mute').addEventListener('click', toggleMute);
     $('room-leave').addEventListener('click', leaveRoom);
   });
+  CF.on('frame', notify);
+  CF.on('panel', (name) => { if (name === 'profile') renderNotifyButton(); });
   CF.on('room-opened', renderMute);
   CF.on('room-detail', renderMute);
   CF.on('room-opened', renderKind);
