@@ -284,6 +284,14 @@ async function features(browser, size, api) {
       await py.waitForFunction((id) => [...document.querySelectorAll(`.msg [data-testid="avatar"][data-user-id="${id}"] img`)]
         .some((i) => i.complete && i.naturalWidth > 0), ax.id);
       await shot(px, 'avatar');
+      log(`${size}: X removes the picture; initials come back for X and, live, for Y`);
+      await px.click(tid('avatar-remove'));
+      await px.locator(`${tid('avatar-status')}[data-ok="true"]`, { hasText: 'removed' }).waitFor();
+      assert(await px.locator(`${tid('profile-avatar')} img`).count() === 0, 'the profile shows initials');
+      await py.waitForFunction((id) => {
+        const a = [...document.querySelectorAll(`.msg [data-testid="avatar"][data-user-id="${id}"]`)];
+        return a.length > 0 && a.every((x) => !x.querySelector('img') && x.textContent.trim() !== '');
+      }, ax.id);
     } else {
       console.log(`e2e: ${size}: SKIPPED avatars: the api has no /me/avatar route`);
     }
