@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/bin:$(PATH)
 GO ?= go
 
-.PHONY: dev test services stop build generate vet e2e bench clean-data chaos chaos-short fuzz
+.PHONY: dev test services stop build generate vet e2e bench bench-peer clean-data chaos chaos-short fuzz
 
 build:
 	$(GO) build -o bin/chatflow ./cmd/chatflow
@@ -52,6 +52,12 @@ fuzz:
 	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg >.data/fuzz.log 2>&1 || { cat .data/fuzz.log; exit 1; }; \
 	  done; \
 	done
+
+## bench-peer: Centrifugo v6.9.1 and chatflow under the same generator, same rates, one
+## sitting; writes bench/results/peer.md (the table for BENCHMARKS.md) and peer/peer-curve.png.
+## Minutes long: RATES="1000 2500 5000 10000" DURATION=30 by default (see the script).
+bench-peer: build
+	scripts/bench-peer.sh
 
 stop:
 	scripts/services.sh stop

@@ -55,6 +55,9 @@ type Activities struct {
 	Sessions SessionRevoker
 	// Members takes a deleted user out of rooms' cached member sets.
 	Members RoomLeaver
+	// Objects deletes a deleted user's avatar from the object store (nil:
+	// the object stays, unreferenced).
+	Objects ObjectDeleter
 	// kafkaDownUntil makes batches skip Kafka after a failed write (unix ns).
 	kafkaDownUntil atomic.Int64
 }

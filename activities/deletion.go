@@ -204,6 +204,29 @@ func (a *Activities) CloseCustomerAccount(ctx context.Context, in chatflow.Delet
 	})
 }
 
+// ObjectDeleter removes an object from the object store (a missing one is
+// no error); blob.Store is one.
+type ObjectDeleter interface {
+	Delete(ctx context.Context, key string) error
+}
+
+// deleteAvatarObject removes the user's avatar picture from the store
+// before the profile forgets its key, so a retry finds the key again. It is
+// best effort: the anonymized profile no longer references the object (it is
+// never served again), and the deletion does not wait on the object store.
+func (a *Activities) deleteAvatarObject(ctx context.Context, user uuid.UUID) {
+	if a.Objects == nil {
+		return
+	}
+	p, err := a.Queries.GetProfile(ctx, user)
+	if err == nil && p.AvatarKey != nil {
+		err = a.Objects.Delete(ctx, *p.AvatarKey)
+	}
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) && activity.IsActivity(ctx) {
+		activity.GetLogger(ctx).Warn("avatar object of a deleted user not removed; it stays unreferenced", "user", user, "error", err)
+	}
+}
+
 // AnonymizeProfile is step 5, the saga's point of no return: the chat
 // profile becomes "deleted user" with an empty status and the username
 // "deleted_<12 hex of the id>" (the real one is free in chat from now on),
@@ -213,6 +236,7 @@ func (a *Activities) AnonymizeProfile(ctx context.Context, in chatflow.DeletionI
 	if err := a.deletionStep(ctx, in, chatflow.DelStepAnonymize); err != nil {
 		return err
 	}
+	a.deleteAvatarObject(ctx, in.UserID)
 	p := db.AnonymizeProfileParams{UserID: in.UserID, DisplayName: chatflow.DeletedDisplayName, Username: chatflow.DeletedUsername(in.UserID)}
 	_, err := a.Queries.AnonymizeProfile(ctx, p)
 	if _, ok := uniqueViolation(err); ok {

@@ -1,12 +1,14 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"math"
 	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 
 	"github.com/chatflow/chatflow"
 	"github.com/chatflow/chatflow/db"
@@ -24,6 +26,7 @@ type meView struct {
 	Username      string      `json:"username"`
 	DisplayName   string      `json:"display_name"`
 	StatusMessage string      `json:"status_message"`
+	AvatarURL     string      `json:"avatar_url,omitempty"`
 	Email         string      `json:"email"`
 	Role          string      `json:"role"`
 	Account       accountView `json:"account"`
@@ -33,26 +36,35 @@ type meView struct {
 }
 
 func (s *Server) me(c *fiber.Ctx) error {
-	ctx, id := c.UserContext(), userID(c)
-	u, err := s.Queries.GetUserByID(ctx, id)
-	if isNotFound(err) {
-		return chatflow.Errorf(chatflow.ECodeNotFound, "user not found")
-	}
+	v, err := s.meOf(c.UserContext(), userID(c))
 	if err != nil {
 		return err
 	}
+	return c.JSON(v)
+}
+
+// meOf is the caller's own view (GET /me, and the answer to an avatar change).
+func (s *Server) meOf(ctx context.Context, id uuid.UUID) (meView, error) {
+	u, err := s.Queries.GetUserByID(ctx, id)
+	if isNotFound(err) {
+		return meView{}, chatflow.Errorf(chatflow.ECodeNotFound, "user not found")
+	}
+	if err != nil {
+		return meView{}, err
+	}
 	p, err := s.Queries.GetProfile(ctx, id)
 	if err != nil && !isNotFound(err) {
-		return err
+		return meView{}, err
 	}
 	acct, err := s.Queries.GetAccount(ctx, id)
 	if err != nil && !isNotFound(err) {
-		return err
+		return meView{}, err
 	}
-	return c.JSON(meView{
+	return meView{
 		UserID: u.ID.String(), Username: u.Username, DisplayName: p.DisplayName, StatusMessage: p.StatusMessage,
-		Email: u.Email, Role: u.Role, Account: accountView{Balance: acct.Balance}, LastLoginAt: utc(u.LastLoginAt),
-	})
+		AvatarURL: avatarURL(u.ID, p.AvatarKey, p.AvatarVersion),
+		Email:     u.Email, Role: u.Role, Account: accountView{Balance: acct.Balance}, LastLoginAt: utc(u.LastLoginAt),
+	}, nil
 }
 
 func (s *Server) transactions(c *fiber.Ctx) error {

@@ -20,6 +20,7 @@ type memberView struct {
 	Username    string `json:"username"`
 	DisplayName string `json:"display_name"`
 	LastReadSeq int64  `json:"last_read_seq"`
+	AvatarURL   string `json:"avatar_url,omitempty"`
 	Online      bool   `json:"online"`
 	// LastSeenAt is when an offline member's last socket closed (null
 	// while online or never seen).
@@ -145,6 +146,7 @@ func (s *Server) roomView(ctx context.Context, room db.ChatRoom, caller uuid.UUI
 		v.Members = append(v.Members, memberView{
 			UserID: r.UserID.String(), Username: r.Username, DisplayName: r.DisplayName,
 			LastReadSeq: r.LastReadSeq, Online: online[i], LastSeenAt: seen[i],
+			AvatarURL: avatarURL(r.UserID, r.AvatarKey, r.AvatarVersion),
 		})
 	}
 	live, err := s.chat.LiveState(ctx, []uuid.UUID{room.ID})

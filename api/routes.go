@@ -42,6 +42,10 @@ func (s *Server) routes() {
 	v1.Get("/transfers/:transfer_id", auth, s.transferStatus)
 	v1.Post("/me/password", auth, s.changePassword)
 	v1.Get("/users", auth, s.searchUsers)
+	v1.Post("/me/avatar/uploads", auth, s.createAvatarUpload)
+	v1.Put("/me/avatar", auth, s.setAvatar)
+	v1.Delete("/me/avatar", auth, s.deleteAvatar)
+	v1.Get("/users/:user_id/avatar", auth, s.getAvatar)
 	v1.Get("/search", auth, s.searchMessages)
 	v1.Get("/friends", auth, s.listFriends)
 	v1.Post("/friends", auth, s.sendFriendRequest) // deprecated alias of POST /friends/requests

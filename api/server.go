@@ -38,11 +38,13 @@ type Config struct {
 	BcryptCost int
 	// SignupTaskQueue is where sign-up sagas run.
 	SignupTaskQueue string
+	// MaxAvatarBytes is the largest avatar original a user may upload.
+	MaxAvatarBytes int64
 }
 
 // DefaultConfig is the configuration `make dev` runs with.
 func DefaultConfig() Config {
-	return Config{NodeID: "node", BcryptCost: bcrypt.DefaultCost, SignupTaskQueue: chatflow.SignupTaskQueue}
+	return Config{NodeID: "node", BcryptCost: bcrypt.DefaultCost, SignupTaskQueue: chatflow.SignupTaskQueue, MaxAvatarBytes: 2 << 20}
 }
 
 // Check is one dependency /readyz probes.

@@ -62,6 +62,13 @@ func scaleDown(img image.Image, side int) image.Image {
 			tw, th = max(1, w*side/h), side
 		}
 	}
+	return resize(img, b, tw, th)
+}
+
+// resize scales the src part of img to tw×th: each target pixel averages
+// its source box (one source pixel when enlarging).
+func resize(img image.Image, b image.Rectangle, tw, th int) *image.RGBA {
+	w, h := b.Dx(), b.Dy()
 	out := image.NewRGBA(image.Rect(0, 0, tw, th))
 	for y := 0; y < th; y++ {
 		y0, y1 := b.Min.Y+y*h/th, b.Min.Y+max((y+1)*h/th, y*h/th+1)

@@ -19,10 +19,16 @@ type userView struct {
 	Username      string `json:"username"`
 	DisplayName   string `json:"display_name"`
 	StatusMessage string `json:"status_message"`
+	// AvatarURL is GET /users/{id}/avatar with a cache buster; absent
+	// when the user has no avatar.
+	AvatarURL string `json:"avatar_url,omitempty"`
 }
 
 func profileView(p db.ChatProfile) userView {
-	return userView{UserID: p.UserID.String(), Username: p.Username, DisplayName: p.DisplayName, StatusMessage: p.StatusMessage}
+	return userView{
+		UserID: p.UserID.String(), Username: p.Username, DisplayName: p.DisplayName, StatusMessage: p.StatusMessage,
+		AvatarURL: avatarURL(p.UserID, p.AvatarKey, p.AvatarVersion),
+	}
 }
 
 func (s *Server) updateMe(c *fiber.Ctx) error {
@@ -58,6 +64,7 @@ func (s *Server) updateMe(c *fiber.Ctx) error {
 		for _, r := range rooms {
 			_ = s.chat.Publish(ctx, chat.RoomChannel(r.String()), map[string]any{
 				"type": "profile", "room_id": r.String(), "user_id": v.UserID, "display_name": v.DisplayName, "status_message": v.StatusMessage,
+				"avatar_url": v.AvatarURL,
 			})
 		}
 	}

@@ -41,6 +41,11 @@ type Options struct {
 	UsersFile   string        // reuse the users created by earlier runs
 	Preload     int           // history/search: stored messages to have in Postgres first
 	Label       string
+	// Target is the system driven: "chatflow" (default) or "centrifugo"
+	// (chat and idle scenarios; URLs are then its WebSocket endpoints).
+	Target           string
+	CentrifugoSecret string // HMAC key for Centrifugo connection tokens
+	ServerPID        int    // idle: the server process to measure (0: find the one running)
 }
 
 // Result is one run's measurements.
@@ -99,7 +104,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	r := &Result{Label: o.Label, Scenario: o.Scenario, StartedAt: time.Now().UTC(), Metrics: map[string]float64{},
 		Latency: map[string]Summary{}, Checks: map[string]string{}, OK: true,
 		Params: map[string]any{"urls": o.URLs, "signups": o.Signups, "clients": o.Clients, "room_size": o.RoomSize,
-			"rate_per_client": o.Rate, "duration_s": o.Duration.Seconds(), "readers": o.Readers, "conns": o.Conns}}
+			"rate_per_client": o.Rate, "duration_s": o.Duration.Seconds(), "readers": o.Readers, "conns": o.Conns, "target": targetName(o)}}
 	procs := startProcWatch()
 	var err error
 	switch o.Scenario {
@@ -134,6 +139,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	return r, nil
+}
+
+func targetName(o Options) string {
+	if isCentrifugo(o) {
+		return "centrifugo"
+	}
+	return "chatflow"
 }
 
 func (r *Result) check(name string, ok bool, detail string) {
@@ -268,6 +280,8 @@ func watchedPIDs() map[int]string {
 			name = "bench (load generator)"
 		case base == "chatflow" && len(args) > 1:
 			name = "chatflow " + args[1]
+		case base == "centrifugo":
+			name = "centrifugo"
 		case base == "temporal":
 			name = "temporal dev server"
 		case strings.HasPrefix(base, "redis-server"):

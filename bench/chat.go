@@ -19,6 +19,7 @@ import (
 // wsClient is one simulated chat client in one room.
 type wsClient struct {
 	u    user
+	idx  int // position in the run's client list
 	room string
 	conn *websocket.Conn
 	wmu  sync.Mutex
@@ -51,6 +52,10 @@ func (c *wsClient) dial(node string) error {
 
 func (c *wsClient) write(v any) error {
 	b, _ := json.Marshal(v)
+	return c.writeRaw(b)
+}
+
+func (c *wsClient) writeRaw(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
@@ -73,32 +78,41 @@ func (c *wsClient) read(deliveries *atomic.Int64) {
 		case "message":
 			deliveries.Add(1)
 			seq, _ := strconv.ParseInt(string(field(data, "seq")), 10, 64)
-			body := field(data, "body")
-			c.mu.Lock()
-			c.seen[seq]++
-			c.order = append(c.order, seq)
-			c.lastSeq = max(c.lastSeq, seq)
-			if i := bytes.IndexByte(body, ' '); i > 0 {
-				if ts, err := strconv.ParseInt(string(body[:i]), 10, 64); err == nil {
-					c.delivLat = append(c.delivLat, now.Sub(time.Unix(0, ts)))
-				}
-			}
-			c.mu.Unlock()
+			c.delivered(seq, field(data, "body"), now)
 		case "ack":
-			cmid := string(field(data, "client_msg_id"))
 			seq, _ := strconv.ParseInt(string(field(data, "seq")), 10, 64)
-			c.mu.Lock()
-			if t, ok := c.sentAt[cmid]; ok {
-				c.ackLat = append(c.ackLat, now.Sub(t))
-				c.acked[cmid] = seq
-				c.lastAck = now
-			}
-			c.mu.Unlock()
+			c.acknowledged(string(field(data, "client_msg_id")), seq, now)
 		case "error":
 			c.mu.Lock()
 			c.errors++
 			c.mu.Unlock()
 		}
+	}
+}
+
+// delivered records a delivery of seq whose body starts with the sender's
+// clock (unix ns) and a space.
+func (c *wsClient) delivered(seq int64, body []byte, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seen[seq]++
+	c.order = append(c.order, seq)
+	c.lastSeq = max(c.lastSeq, seq)
+	if i := bytes.IndexByte(body, ' '); i > 0 {
+		if ts, err := strconv.ParseInt(string(body[:i]), 10, 64); err == nil {
+			c.delivLat = append(c.delivLat, now.Sub(time.Unix(0, ts)))
+		}
+	}
+}
+
+// acknowledged records the ack of the message sent as cmid, sequenced as seq.
+func (c *wsClient) acknowledged(cmid string, seq int64, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.sentAt[cmid]; ok {
+		c.ackLat = append(c.ackLat, now.Sub(t))
+		c.acked[cmid] = seq
+		c.lastAck = now
 	}
 }
 
@@ -203,8 +217,13 @@ func consentTo(ctx context.Context, hc *http.Client, base string, owner user, me
 }
 
 // connectAll dials every client (node chosen round-robin, shifted by shift)
-// with bounded parallelism and returns the time each took.
+// with bounded parallelism.
 func connectAll(clients []*wsClient, urls []string, shift int) error {
+	return dialAll(clients, func(i int, c *wsClient) error { return c.dial(urls[(i+shift)%len(urls)]) })
+}
+
+// dialAll runs dial for every client, 200 at a time.
+func dialAll(clients []*wsClient, dial func(i int, c *wsClient) error) error {
 	sem := make(chan struct{}, 200)
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
@@ -214,7 +233,7 @@ func connectAll(clients []*wsClient, urls []string, shift int) error {
 		go func(i int, c *wsClient) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := c.dial(urls[(i+shift)%len(urls)]); err != nil {
+			if err := dial(i, c); err != nil {
 				firstErr.CompareAndSwap(nil, err)
 			}
 		}(i, c)
@@ -226,14 +245,50 @@ func connectAll(clients []*wsClient, urls []string, shift int) error {
 	return nil
 }
 
+// chatTarget is the system a chat run drives: chatflow, or a peer under the
+// same generator (same scheduling, checks and latency summaries).
+type chatTarget interface {
+	setup(ctx context.Context, o Options, r *Result) ([]*wsClient, map[string][]*wsClient, error)
+	msgID(c *wsClient, n int) string                  // the id the ack names
+	send(c *wsClient, n int, cmid, body string) error // message n of c
+	read(c *wsClient, deliveries *atomic.Int64)
+	verify(ctx context.Context, o Options, r *Result, rooms map[string][]*wsClient) error // after the loss check
+}
+
+// chatflowTarget drives chatflow's api nodes.
+type chatflowTarget struct{}
+
+func (chatflowTarget) setup(ctx context.Context, o Options, r *Result) ([]*wsClient, map[string][]*wsClient, error) {
+	return setupRooms(ctx, o, r)
+}
+
+func (chatflowTarget) msgID(c *wsClient, n int) string { return c.u.ID[:8] + "-" + strconv.Itoa(n) }
+
+func (chatflowTarget) send(c *wsClient, _ int, cmid, body string) error {
+	return c.write(map[string]string{"type": "send", "room_id": c.room, "client_msg_id": cmid, "body": body})
+}
+
+func (chatflowTarget) read(c *wsClient, deliveries *atomic.Int64) { c.read(deliveries) }
+
+func (chatflowTarget) verify(ctx context.Context, o Options, r *Result, rooms map[string][]*wsClient) error {
+	return pgCheck(ctx, o, r, rooms)
+}
+
 func runChat(ctx context.Context, o Options, r *Result, reconnect bool) error {
-	clients, rooms, err := setupRooms(ctx, o, r)
+	var t chatTarget = chatflowTarget{}
+	if isCentrifugo(o) {
+		if reconnect {
+			return fmt.Errorf("the reconnect scenario is chatflow's only")
+		}
+		t = newCentrifugoTarget(o)
+	}
+	clients, rooms, err := t.setup(ctx, o, r)
 	if err != nil {
 		return err
 	}
 	var deliveries atomic.Int64
 	for _, c := range clients {
-		go c.read(&deliveries)
+		go t.read(c, &deliveries)
 	}
 	time.Sleep(500 * time.Millisecond) // let subscriptions settle
 	var sent, sendErr atomic.Int64
@@ -257,22 +312,21 @@ func runChat(ctx context.Context, o Options, r *Result, reconnect bool) error {
 		go func(c *wsClient) {
 			defer wg.Done()
 			time.Sleep(time.Duration(rand.Int64N(int64(interval)))) // spread the clients' phases
-			t := time.NewTicker(interval)
-			defer t.Stop()
+			tick := time.NewTicker(interval)
+			defer tick.Stop()
 			pad := strings.Repeat("x", 60)
 			for n := 0; time.Now().Before(deadline); n++ {
-				cmid := c.u.ID[:8] + "-" + strconv.Itoa(n)
+				cmid := t.msgID(c, n)
 				now := time.Now()
 				c.mu.Lock()
 				c.sentAt[cmid] = now
 				c.mu.Unlock()
-				if err := c.write(map[string]string{"type": "send", "room_id": c.room, "client_msg_id": cmid,
-					"body": strconv.FormatInt(now.UnixNano(), 10) + " " + pad}); err != nil {
+				if err := t.send(c, n, cmid, strconv.FormatInt(now.UnixNano(), 10)+" "+pad); err != nil {
 					sendErr.Add(1)
 					return
 				}
 				sent.Add(1)
-				<-t.C
+				<-tick.C
 			}
 		}(c)
 	}
@@ -320,7 +374,7 @@ func runChat(ctx context.Context, o Options, r *Result, reconnect bool) error {
 	r.Latency["send_to_ack"] = Summarize(ackLat)
 	r.Latency["send_to_deliver"] = Summarize(delivLat)
 	lossCheck(r, rooms)
-	if err := pgCheck(ctx, o, r, rooms); err != nil {
+	if err := t.verify(ctx, o, r, rooms); err != nil {
 		return err
 	}
 	if reconnect {

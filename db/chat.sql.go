@@ -205,7 +205,7 @@ func (q *Queries) GetMessageBySeq(ctx context.Context, arg GetMessageBySeqParams
 }
 
 const getProfile = `-- name: GetProfile :one
-SELECT user_id, username, display_name, status_message, created_at, deleted_at FROM chat.profiles WHERE user_id = $1
+SELECT user_id, username, display_name, status_message, created_at, deleted_at, avatar_key, avatar_version FROM chat.profiles WHERE user_id = $1
 `
 
 func (q *Queries) GetProfile(ctx context.Context, userID uuid.UUID) (ChatProfile, error) {
@@ -218,12 +218,14 @@ func (q *Queries) GetProfile(ctx context.Context, userID uuid.UUID) (ChatProfile
 		&i.StatusMessage,
 		&i.CreatedAt,
 		&i.DeletedAt,
+		&i.AvatarKey,
+		&i.AvatarVersion,
 	)
 	return i, err
 }
 
 const getProfileByUsername = `-- name: GetProfileByUsername :one
-SELECT user_id, username, display_name, status_message, created_at, deleted_at FROM chat.profiles WHERE username = $1 AND deleted_at IS NULL
+SELECT user_id, username, display_name, status_message, created_at, deleted_at, avatar_key, avatar_version FROM chat.profiles WHERE username = $1 AND deleted_at IS NULL
 `
 
 // GetProfileByUsername finds a user by name; deleted users are nobody's to find.
@@ -237,6 +239,8 @@ func (q *Queries) GetProfileByUsername(ctx context.Context, username string) (Ch
 		&i.StatusMessage,
 		&i.CreatedAt,
 		&i.DeletedAt,
+		&i.AvatarKey,
+		&i.AvatarVersion,
 	)
 	return i, err
 }
@@ -357,7 +361,7 @@ func (q *Queries) LastMessages(ctx context.Context, roomIds []uuid.UUID) ([]Chat
 }
 
 const listFriends = `-- name: ListFriends :many
-SELECT p.user_id, p.username, p.display_name, p.status_message, p.created_at, p.deleted_at FROM chat.friends f JOIN chat.profiles p ON p.user_id = f.friend_id
+SELECT p.user_id, p.username, p.display_name, p.status_message, p.created_at, p.deleted_at, p.avatar_key, p.avatar_version FROM chat.friends f JOIN chat.profiles p ON p.user_id = f.friend_id
 WHERE f.user_id = $1 ORDER BY p.username
 `
 
@@ -377,6 +381,8 @@ func (q *Queries) ListFriends(ctx context.Context, userID uuid.UUID) ([]ChatProf
 			&i.StatusMessage,
 			&i.CreatedAt,
 			&i.DeletedAt,
+			&i.AvatarKey,
+			&i.AvatarVersion,
 		); err != nil {
 			return nil, err
 		}
@@ -725,16 +731,18 @@ func (q *Queries) RoomMemberIDs(ctx context.Context, roomID uuid.UUID) ([]uuid.U
 }
 
 const roomMembers = `-- name: RoomMembers :many
-SELECT p.user_id, p.username, p.display_name, m.last_read_seq
+SELECT p.user_id, p.username, p.display_name, m.last_read_seq, p.avatar_key, p.avatar_version
 FROM chat.members m JOIN chat.profiles p ON p.user_id = m.user_id
 WHERE m.room_id = $1 ORDER BY m.joined_at, p.username
 `
 
 type RoomMembersRow struct {
-	UserID      uuid.UUID `json:"user_id"`
-	Username    string    `json:"username"`
-	DisplayName string    `json:"display_name"`
-	LastReadSeq int64     `json:"last_read_seq"`
+	UserID        uuid.UUID `json:"user_id"`
+	Username      string    `json:"username"`
+	DisplayName   string    `json:"display_name"`
+	LastReadSeq   int64     `json:"last_read_seq"`
+	AvatarKey     *string   `json:"avatar_key"`
+	AvatarVersion int64     `json:"avatar_version"`
 }
 
 func (q *Queries) RoomMembers(ctx context.Context, roomID uuid.UUID) ([]RoomMembersRow, error) {
@@ -751,6 +759,8 @@ func (q *Queries) RoomMembers(ctx context.Context, roomID uuid.UUID) ([]RoomMemb
 			&i.Username,
 			&i.DisplayName,
 			&i.LastReadSeq,
+			&i.AvatarKey,
+			&i.AvatarVersion,
 		); err != nil {
 			return nil, err
 		}
@@ -763,7 +773,7 @@ func (q *Queries) RoomMembers(ctx context.Context, roomID uuid.UUID) ([]RoomMemb
 }
 
 const searchProfiles = `-- name: SearchProfiles :many
-SELECT user_id, username, display_name, status_message, created_at, deleted_at FROM chat.profiles
+SELECT user_id, username, display_name, status_message, created_at, deleted_at, avatar_key, avatar_version FROM chat.profiles
 WHERE (username LIKE $1::text || '%' OR lower(display_name) LIKE lower($1::text) || '%')
   AND username > $2::text
   AND deleted_at IS NULL
@@ -794,6 +804,8 @@ func (q *Queries) SearchProfiles(ctx context.Context, arg SearchProfilesParams) 
 			&i.StatusMessage,
 			&i.CreatedAt,
 			&i.DeletedAt,
+			&i.AvatarKey,
+			&i.AvatarVersion,
 		); err != nil {
 			return nil, err
 		}
@@ -810,7 +822,7 @@ UPDATE chat.profiles
 SET display_name = coalesce($1, display_name),
     status_message = coalesce($2, status_message)
 WHERE user_id = $3
-RETURNING user_id, username, display_name, status_message, created_at, deleted_at
+RETURNING user_id, username, display_name, status_message, created_at, deleted_at, avatar_key, avatar_version
 `
 
 type UpdateProfileParams struct {
@@ -829,6 +841,8 @@ func (q *Queries) UpdateProfile(ctx context.Context, arg UpdateProfileParams) (C
 		&i.StatusMessage,
 		&i.CreatedAt,
 		&i.DeletedAt,
+		&i.AvatarKey,
+		&i.AvatarVersion,
 	)
 	return i, err
 }

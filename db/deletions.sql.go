@@ -14,6 +14,7 @@ import (
 const anonymizeProfile = `-- name: AnonymizeProfile :execrows
 UPDATE chat.profiles
 SET display_name = $1, status_message = '', username = $2,
+    avatar_key = NULL,
     deleted_at = coalesce(deleted_at, now())
 WHERE user_id = $3
 `

@@ -134,7 +134,7 @@ func (q *Queries) FriendPairState(ctx context.Context, arg FriendPairStateParams
 }
 
 const listIncomingFriendRequests = `-- name: ListIncomingFriendRequests :many
-SELECT p.user_id, p.username, p.display_name, p.status_message, p.created_at, p.deleted_at, r.created_at AS requested_at
+SELECT p.user_id, p.username, p.display_name, p.status_message, p.created_at, p.deleted_at, p.avatar_key, p.avatar_version, r.created_at AS requested_at
 FROM chat.friend_requests r JOIN chat.profiles p ON p.user_id = r.from_id
 WHERE r.to_id = $1 AND p.deleted_at IS NULL
 ORDER BY r.created_at DESC, r.from_id
@@ -169,6 +169,8 @@ func (q *Queries) ListIncomingFriendRequests(ctx context.Context, arg ListIncomi
 			&i.ChatProfile.StatusMessage,
 			&i.ChatProfile.CreatedAt,
 			&i.ChatProfile.DeletedAt,
+			&i.ChatProfile.AvatarKey,
+			&i.ChatProfile.AvatarVersion,
 			&i.RequestedAt,
 		); err != nil {
 			return nil, err
@@ -182,7 +184,7 @@ func (q *Queries) ListIncomingFriendRequests(ctx context.Context, arg ListIncomi
 }
 
 const listOutgoingFriendRequests = `-- name: ListOutgoingFriendRequests :many
-SELECT p.user_id, p.username, p.display_name, p.status_message, p.created_at, p.deleted_at, r.created_at AS requested_at
+SELECT p.user_id, p.username, p.display_name, p.status_message, p.created_at, p.deleted_at, p.avatar_key, p.avatar_version, r.created_at AS requested_at
 FROM chat.friend_requests r JOIN chat.profiles p ON p.user_id = r.to_id
 WHERE r.from_id = $1 AND p.deleted_at IS NULL
 ORDER BY r.created_at DESC, r.to_id
@@ -217,6 +219,8 @@ func (q *Queries) ListOutgoingFriendRequests(ctx context.Context, arg ListOutgoi
 			&i.ChatProfile.StatusMessage,
 			&i.ChatProfile.CreatedAt,
 			&i.ChatProfile.DeletedAt,
+			&i.ChatProfile.AvatarKey,
+			&i.ChatProfile.AvatarVersion,
 			&i.RequestedAt,
 		); err != nil {
 			return nil, err

@@ -46,6 +46,16 @@ type AuthUser struct {
 	DisabledAt        *time.Time `json:"disabled_at"`
 }
 
+type ChatAvatarUpload struct {
+	ID          uuid.UUID `json:"id"`
+	UserID      uuid.UUID `json:"user_id"`
+	ObjectKey   string    `json:"object_key"`
+	Size        int64     `json:"size"`
+	ContentType string    `json:"content_type"`
+	Status      string    `json:"status"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
 type ChatBlock struct {
 	UserID    uuid.UUID `json:"user_id"`
 	BlockedID uuid.UUID `json:"blocked_id"`
@@ -137,6 +147,8 @@ type ChatProfile struct {
 	StatusMessage string     `json:"status_message"`
 	CreatedAt     time.Time  `json:"created_at"`
 	DeletedAt     *time.Time `json:"deleted_at"`
+	AvatarKey     *string    `json:"avatar_key"`
+	AvatarVersion int64      `json:"avatar_version"`
 }
 
 type ChatPublishCursor struct {

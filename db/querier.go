@@ -58,6 +58,9 @@ type Querier interface {
 	// change (the hash is no longer old_hash) or a disabled account changes
 	// nothing, and the caller answers accordingly.
 	ChangePassword(ctx context.Context, arg ChangePasswordParams) (int64, error)
+	// ClearAvatar removes the user's avatar and returns the key it had (NULL:
+	// none, and the version stays).
+	ClearAvatar(ctx context.Context, userID uuid.UUID) (*string, error)
 	// ClearEditedBodies forgets the edited texts of deleted messages.
 	ClearEditedBodies(ctx context.Context, arg ClearEditedBodiesParams) error
 	// CloseAccount compensates OpenAccount; the account of a user who has become
@@ -74,6 +77,8 @@ type Querier interface {
 	ConsentingUsers(ctx context.Context, arg ConsentingUsersParams) ([]uuid.UUID, error)
 	CountDeadLetters(ctx context.Context, roomID uuid.UUID) (int64, error)
 	CountMessages(ctx context.Context) (int64, error)
+	// CountPendingAvatarUploads counts @user_id's unused avatar uploads since @since.
+	CountPendingAvatarUploads(ctx context.Context, arg CountPendingAvatarUploadsParams) (int64, error)
 	// CountPendingUploads counts @uploader_id's unattached uploads since @since.
 	CountPendingUploads(ctx context.Context, arg CountPendingUploadsParams) (int64, error)
 	CountRooms(ctx context.Context) (int64, error)
@@ -105,6 +110,8 @@ type Querier interface {
 	DeclineInvitationsFrom(ctx context.Context, arg DeclineInvitationsFromParams) ([]ChatInvitation, error)
 	// DeclineUserInvitations declines every pending invitation to or from a user.
 	DeclineUserInvitations(ctx context.Context, userID uuid.UUID) (int64, error)
+	// DeleteAvatarUpload forgets a pending avatar upload whose object was refused.
+	DeleteAvatarUpload(ctx context.Context, id uuid.UUID) error
 	// DeleteDeletingUser removes the credentials of a user being deleted (with
 	// any staged sign-up secrets): only now do the username and email become free.
 	DeleteDeletingUser(ctx context.Context, id uuid.UUID) (int64, error)
@@ -151,6 +158,7 @@ type Querier interface {
 	FriendPairState(ctx context.Context, arg FriendPairStateParams) (FriendPairStateRow, error)
 	GetAccount(ctx context.Context, userID uuid.UUID) (CustomerAccount, error)
 	GetAccountForUpdate(ctx context.Context, userID uuid.UUID) (CustomerAccount, error)
+	GetAvatarUpload(ctx context.Context, id uuid.UUID) (ChatAvatarUpload, error)
 	GetDM(ctx context.Context, arg GetDMParams) (uuid.UUID, error)
 	GetDeletion(ctx context.Context, id uuid.UUID) (AuthDeletion, error)
 	GetInvitation(ctx context.Context, arg GetInvitationParams) (ChatInvitation, error)
@@ -168,6 +176,8 @@ type Querier interface {
 	GetUpload(ctx context.Context, id uuid.UUID) (ChatUpload, error)
 	GetUserByID(ctx context.Context, id uuid.UUID) (AuthUser, error)
 	GetUserByUsername(ctx context.Context, username string) (AuthUser, error)
+	// InsertAvatarUpload records an avatar upload the api is about to pre-sign.
+	InsertAvatarUpload(ctx context.Context, arg InsertAvatarUploadParams) (ChatAvatarUpload, error)
 	InsertDeadLetter(ctx context.Context, arg InsertDeadLetterParams) (int64, error)
 	// InsertMessageEdits records edit/delete events; a replay is a no-op.
 	InsertMessageEdits(ctx context.Context, arg InsertMessageEditsParams) error
@@ -254,7 +264,7 @@ type Querier interface {
 	OpenAccount(ctx context.Context, userID uuid.UUID) error
 	// OwnUnread counts, per room, the user's own persisted messages after
 	// the user's read marker: unread_count leaves them out (nobody has their
-	// own messages to read), and reaction events, which change an earlier
+	// own messages to read), and reaction, edit and delete events, which change an earlier
 	// message rather than bring a new one. An index range scan of the unread seqs.
 	OwnUnread(ctx context.Context, arg OwnUnreadParams) ([]OwnUnreadRow, error)
 	// PendingInvitationsFor lists the pending invitations of some users to a room.
@@ -305,6 +315,9 @@ type Querier interface {
 	SearchMessages(ctx context.Context, arg SearchMessagesParams) ([]SearchMessagesRow, error)
 	// SearchProfiles matches a username or display-name prefix, keyset paged by username.
 	SearchProfiles(ctx context.Context, arg SearchProfilesParams) ([]ChatProfile, error)
+	// SetAvatar makes @avatar_key the user's avatar (a deleted user's profile
+	// takes none) and returns the updated profile with the key it replaced.
+	SetAvatar(ctx context.Context, arg SetAvatarParams) (SetAvatarRow, error)
 	// SetDeletionStep records the step a running deletion is at.
 	SetDeletionStep(ctx context.Context, arg SetDeletionStepParams) (int64, error)
 	SetLastLogin(ctx context.Context, id uuid.UUID) error
@@ -334,6 +347,9 @@ type Querier interface {
 	// Unfriend ends a friendship: both directions in one statement.
 	Unfriend(ctx context.Context, arg UnfriendParams) (int64, error)
 	UpdateProfile(ctx context.Context, arg UpdateProfileParams) (ChatProfile, error)
+	// UseAvatarUpload marks a pending avatar upload used; 0 rows when it was
+	// not pending any more (a concurrent set took it).
+	UseAvatarUpload(ctx context.Context, id uuid.UUID) (int64, error)
 	UserRoomIDs(ctx context.Context, userID uuid.UUID) ([]uuid.UUID, error)
 }
 

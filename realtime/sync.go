@@ -185,6 +185,9 @@ func (c *Conn) replay(ctx context.Context, room uuid.UUID, last int64, st *roomS
 		// client's link, not bounded by the sync frame's handling budget
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), frameTimeout)
 		frames, err := c.node.chat.FetchRange(pctx, room, lo, min(lo+syncPage-1, cur))
+		if err == nil {
+			frames = c.node.chat.WithSenders(pctx, frames) // one query names the page's senders
+		}
 		cancel()
 		if err != nil {
 			return lo - 1, err

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -8,7 +9,8 @@ import (
 )
 
 // A sender's own messages never count toward its unread_count, in the room
-// list and in GET /rooms/{id}; the others' do.
+// list and in GET /rooms/{id}; the others' do, and their edits and deletes
+// (events about earlier messages) do not.
 func TestUnreadExcludesOwnMessages(t *testing.T) {
 	env := testenv.Open(t)
 	env.Worker(t, nil)
@@ -22,7 +24,15 @@ func TestUnreadExcludesOwnMessages(t *testing.T) {
 			t.Fatalf("send: %d", st)
 		}
 	}
-	waitPersisted(t, env, room, base.LastSeq+5, 10*time.Second)
+	// b edits its first message and deletes its second: events that change
+	// earlier messages, not new ones, so nobody's unread count moves
+	if st := n.Call(t, "PATCH", "/api/v1/rooms/"+room+"/messages/"+strconv.FormatInt(base.LastSeq+2, 10), b.Access, map[string]string{"body": "edited"}, nil); st != 200 {
+		t.Fatalf("edit: %d", st)
+	}
+	if st := n.Call(t, "DELETE", "/api/v1/rooms/"+room+"/messages/"+strconv.FormatInt(base.LastSeq+5, 10), b.Access, nil, nil); st != 200 && st != 204 {
+		t.Fatalf("delete: %d", st)
+	}
+	waitPersisted(t, env, room, base.LastSeq+7, 10*time.Second)
 	unread := func(u testenv.User) (list, one int64) {
 		for _, r := range listRooms(t, n, u) {
 			if r.RoomID == room {

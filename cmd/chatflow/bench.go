@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -29,7 +30,35 @@ func runBench(ctx context.Context, args []string) error {
 	fs.StringVar(&o.UsersFile, "users-file", "", "reuse users signed up by earlier runs (created and extended as needed)")
 	fs.StringVar(&o.DatabaseURL, "db", env("DATABASE_URL", "postgres://postgres@127.0.0.1:15432/chatflow?sslmode=disable"), "Postgres, for the loss check and COPY baseline")
 	fs.StringVar(&o.RedisPort, "redis-port", "16379", "Redis port, for the PUBLISH baseline")
+	fs.StringVar(&o.Target, "target", "chatflow", "chatflow | centrifugo (chat and idle scenarios; -url is then Centrifugo's WebSocket endpoint, e.g. ws://127.0.0.1:18000/connection/websocket)")
+	fs.StringVar(&o.CentrifugoSecret, "centrifugo-secret", env("BENCH_CENTRIFUGO_SECRET", ""), "HMAC key that signs Centrifugo connection tokens")
+	fs.IntVar(&o.ServerPID, "pid", 0, "idle: pid of the server process to measure (default: the single chatflow api/dev, or centrifugo, running)")
+	peerTable := fs.String("peer-table", "", "print the peer comparison table from this bench-peer results directory and exit")
+	cfConfig := fs.String("write-centrifugo-config", "", "write a Centrifugo v6 config for the peer run to this path and exit")
+	var cc bench.CentrifugoConfig
+	fs.IntVar(&cc.Port, "centrifugo-port", 18000, "Centrifugo config: HTTP/WebSocket port")
+	fs.StringVar(&cc.RedisAddr, "centrifugo-redis", "127.0.0.1:16379", "Centrifugo config: Redis host:port")
+	fs.IntVar(&cc.RedisDB, "centrifugo-redis-db", 2, "Centrifugo config: Redis database index of its own")
+	fs.StringVar(&cc.RedisPrefix, "centrifugo-redis-prefix", "centrifugo-bench", "Centrifugo config: Redis key prefix")
+	fs.IntVar(&cc.HistorySize, "centrifugo-history-size", 100, "Centrifugo config: channel history size")
+	fs.DurationVar(&cc.HistoryTTL, "centrifugo-history-ttl", 5*time.Minute, "Centrifugo config: channel history TTL")
 	_ = fs.Parse(args)
+	switch {
+	case *peerTable != "":
+		pairs, ic, ih, err := bench.LoadPeerResults(*peerTable)
+		if err != nil {
+			return err
+		}
+		fmt.Print(bench.PeerTable(pairs, ic, ih))
+		return nil
+	case *cfConfig != "":
+		cc.HMACSecret = o.CentrifugoSecret
+		b, err := cc.Render()
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(*cfConfig, b, 0o600)
+	}
 	o.URLs = strings.Split(*urls, ",")
 	r, err := bench.Run(ctx, o)
 	if err != nil {

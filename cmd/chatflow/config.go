@@ -130,6 +130,7 @@ func loadConfig(keys int) (app.Config, error) {
 	parse("MAX_ROOMS_PER_CREATOR", num(&c.RateLimit.RoomsPerCreator))
 	parse("MAX_MEMBERS_PER_CALL", num(&c.RateLimit.MembersPerCall))
 	parse("TRUSTED_PROXIES", func(v string) (e error) { c.RateLimit.TrustedProxies, e = ratelimit.ParsePrefixes(v); return })
+	parse("MAX_AVATAR_BYTES", func(v string) (e error) { c.API.MaxAvatarBytes, e = strconv.ParseInt(v, 10, 64); return })
 	parse("MAX_UPLOAD_BYTES", func(v string) (e error) { c.Objects.MaxUploadBytes, e = strconv.ParseInt(v, 10, 64); return })
 	parse("S3_URL_TTL", func(v string) (e error) {
 		c.Objects.PutTTL, e = time.ParseDuration(v)

@@ -253,6 +253,9 @@ func (m *Main) NewWorkers(pub activities.Publisher) *Workers {
 	tokens.OnRevoke(core.SessionRevoked)
 	acts.Rooms, acts.Sessions = core, tokens
 	acts.Members = core
+	if m.Cfg.Objects.Bucket != "" {
+		acts.Objects = blob.New(m.Cfg.Objects) // no network until used
+	}
 	return &Workers{Pools: workers.New(m.Temporal, acts, m.Cfg.Workers), Acts: acts, Core: core}
 }
 

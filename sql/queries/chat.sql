@@ -61,7 +61,7 @@ SELECT EXISTS (SELECT 1 FROM chat.members WHERE room_id = @room_id AND user_id =
 SELECT user_id FROM chat.members WHERE room_id = @room_id ORDER BY joined_at, user_id;
 
 -- name: RoomMembers :many
-SELECT p.user_id, p.username, p.display_name, m.last_read_seq
+SELECT p.user_id, p.username, p.display_name, m.last_read_seq, p.avatar_key, p.avatar_version
 FROM chat.members m JOIN chat.profiles p ON p.user_id = m.user_id
 WHERE m.room_id = @room_id ORDER BY m.joined_at, p.username;
 

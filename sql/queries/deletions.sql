@@ -64,6 +64,7 @@ WHERE user_id = @user_id AND balance = 0;
 -- frees their username; the profile stays so their messages keep a sender.
 UPDATE chat.profiles
 SET display_name = @display_name, status_message = '', username = @username,
+    avatar_key = NULL,
     deleted_at = coalesce(deleted_at, now())
 WHERE user_id = @user_id;
 
