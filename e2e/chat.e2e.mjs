@@ -184,7 +184,7 @@ async function main() {
     await pa.locator(tid('error-banner'), { hasText: 'username_taken' }).waitFor({ state: 'visible' });
     await pa.click('#banner-close');
 
-    await pa.screenshot({ path: join(SHOTS, 'signup.png') });
+    await pa.screenshot({ path: join(SHOTS, 'desktop-signup.png') });
 
     log('log both in');
     await logIn(pa, ua);
@@ -320,7 +320,7 @@ async function main() {
     await pb.locator(`${tid('message')}[data-seq="1"]`).waitFor();
     assert((await pb.locator(tid('message')).count()) === 60, 'all 60 messages after scrolling back');
     await pb.locator(tid('history-status'), { hasText: 'Beginning of the room' }).waitFor();
-    await pb.screenshot({ path: join(SHOTS, 'history-b.png') });
+    await pb.screenshot({ path: join(SHOTS, 'desktop-history.png') });
     await pb.locator(tid('room-item'), { hasText: room }).click();
     await messageWith(pb, text3).waitFor();
 
@@ -342,8 +342,8 @@ async function main() {
     const unexpected = problems.filter((p) => !/Failed to load resource/.test(p));
     assert(unexpected.length === 0, `no page errors: ${unexpected.join(' | ')}`);
 
-    await pa.screenshot({ path: join(SHOTS, 'chat.png') });
-    await pb.screenshot({ path: join(SHOTS, 'chat-b.png') });
+    await pa.screenshot({ path: join(SHOTS, 'desktop-chat-a.png') });
+    await pb.screenshot({ path: join(SHOTS, 'desktop-chat-b.png') });
     console.log('PASS: e2e chat (sign-up saga, login, rooms, invitations, invites, typing, presence, live messages, acks, read receipts, reconnect sync, unread, history, token refresh)');
   } catch (e) {
     console.error(`FAIL: e2e chat at step "${step}": ${e.message}`);

@@ -14,7 +14,9 @@ import (
 //go:embed static
 var static embed.FS
 
-// FS holds the client's files (index.html, app.js, style.css) at its root.
+// FS holds the client's files at its root: index.html, style.css, app.js
+// and the scripts that build on it (friends.js, profile.js, money.js,
+// social.js, react.js).
 var FS fs.FS = sub(static, "static")
 
 func sub(f fs.FS, dir string) fs.FS {

@@ -80,6 +80,65 @@
     return u ? u.display_name || u.username : 'someone';
   }
 
+  // rememberUser records a user object's names and avatar (if it has any).
+  function rememberUser(u) {
+    const prev = state.users.get(u.user_id) || {};
+    state.users.set(u.user_id, {
+      username: u.username || prev.username,
+      display_name: u.display_name || prev.display_name,
+      avatar_url: 'avatar_url' in u ? u.avatar_url || '' : u.username ? '' : prev.avatar_url || '',
+      status_message: u.status_message !== undefined ? u.status_message : prev.status_message,
+    });
+  }
+
+  // avatarEl is a user's picture, or their initials on a colour of their own.
+  function avatarEl(userId, size = 'sm') {
+    const u = state.users.get(userId) || {};
+    const name = u.display_name || u.username || '?';
+    const box = el('span', { class: `avatar ${size}`, 'data-testid': 'avatar', dataset: { userId: userId || '' }, 'aria-hidden': 'true' });
+    if (u.avatar_url) {
+      const img = el('img', { alt: '', 'data-testid': 'avatar-img' });
+      box.append(img);
+      avatarSrc(u.avatar_url).then((src) => { img.src = src; }).catch(() => img.remove());
+    } else {
+      let h = 0;
+      for (const ch of userId || name) h = (h * 31 + ch.charCodeAt(0)) % 360;
+      box.style.background = `hsl(${h} 55% 48%)`;
+      box.textContent = name.split(/\s+/).filter(Boolean).slice(0, 2).map((w) => [...w][0].toUpperCase()).join('');
+    }
+    return box;
+  }
+
+  // avatarSrc turns an avatar_url (an api path that needs the token) into the
+  // short-lived pre-signed URL of the picture, shared by every avatar of the
+  // same user and version for a few minutes.
+  const avatarURLs = new Map(); // avatar_url -> {at, promise}
+  function avatarSrc(url) {
+    if (!url.startsWith('/api/v1/')) return Promise.resolve(url); // already a picture's URL
+    const hit = avatarURLs.get(url);
+    if (hit && Date.now() - hit.at < 4 * 60000) return hit.promise;
+    const promise = api('GET', `${url.replace(/^\/api\/v1/, '')}${url.includes('?') ? '&' : '?'}redirect=false`).then((r) => r.url);
+    promise.catch(() => avatarURLs.delete(url));
+    avatarURLs.set(url, { at: Date.now(), promise });
+    return promise;
+  }
+
+  // Extensions (profile.js, money.js, social.js, react.js) hook in here.
+  const hooks = new Map();
+  function on(name, fn) {
+    if (!hooks.has(name)) hooks.set(name, []);
+    hooks.get(name).push(fn);
+  }
+  function emit(name, ...args) {
+    for (const fn of hooks.get(name) || []) {
+      try {
+        fn(...args);
+      } catch (e) {
+        console.error(`hook ${name}:`, e);
+      }
+    }
+  }
+
   function parseUsernames(raw) {
     return [...new Set(raw.split(/[\s,;]+/).map((s) => s.trim().replace(/^@/, '').toLowerCase()).filter(Boolean))];
   }
@@ -90,10 +149,16 @@
     const text = code ? `${detail} (${code})` : detail;
     $('banner-text').textContent = text;
     $('banner').dataset.code = code || '';
+    $('banner').classList.remove('info');
     $('banner').hidden = false;
     clearTimeout(bannerTimer);
     bannerTimer = setTimeout(hideError, 12000);
     console.warn('chatflow error:', text);
+  }
+  // showNotice uses the banner for good news.
+  function showNotice(text) {
+    showError(text);
+    $('banner').classList.add('info');
   }
   function hideError() {
     $('banner').hidden = true;
@@ -325,6 +390,7 @@
     $('auth-view').hidden = false;
     $('chat-view').hidden = true;
     $('whoami').hidden = true;
+    $('top-actions').hidden = true;
     $('logout-btn').hidden = true;
     setConn('offline');
   }
@@ -334,15 +400,28 @@
     state.stopped = false;
     const me = await api('GET', '/me');
     state.me = { user_id: me.user_id, username: me.username, display_name: me.display_name };
-    state.users.set(me.user_id, { username: me.username, display_name: me.display_name });
-    $('whoami').textContent = `${me.display_name} (@${me.username})`;
+    state.me.status_message = me.status_message || '';
+    state.me.avatar_url = me.avatar_url || '';
+    state.me.balance = me.account ? me.account.balance : undefined;
+    rememberUser(me);
+    renderWhoami();
     $('whoami').dataset.userId = me.user_id;
     $('whoami').hidden = false;
+    $('top-actions').hidden = false;
     $('logout-btn').hidden = false;
     $('auth-view').hidden = true;
     $('chat-view').hidden = false;
-    await Promise.all([loadRooms(), loadInvitations(), loadFriends()]);
+    document.body.classList.remove('room-open');
+    await Promise.all([loadRooms(), loadInvitations()]);
+    emit('started', state.me);
     connect();
+  }
+
+  function renderWhoami() {
+    const me = state.me;
+    if (!me) return;
+    $('whoami').replaceChildren(avatarEl(me.user_id, 'xs'),
+      el('span', { class: 'label', text: ` ${me.display_name} (@${me.username})` }));
   }
 
   function stopChat() {
@@ -358,15 +437,24 @@
     state.rooms.clear();
     state.invitations.clear();
     renderInvitations();
-    state.friends = [];
-    state.friendRequests = [];
-    renderFriends();
     state.outbox.clear();
     state.current = null;
     state.me = null;
     $('room-list').replaceChildren();
     $('room-view').hidden = true;
     $('room-empty').hidden = false;
+    document.body.classList.remove('room-open');
+    document.title = 'chatflow';
+    emit('stopped');
+  }
+
+  // closeRoom leaves the open room (the back button on a phone).
+  function closeRoom() {
+    state.current = null;
+    $('room-view').hidden = true;
+    $('room-empty').hidden = false;
+    document.body.classList.remove('room-open');
+    renderRoomList();
   }
 
   // ---------------------------------------------------------------- rooms
@@ -385,14 +473,16 @@
     // a DM shows the other member's name
     room.name = r.kind === 'dm' && Array.isArray(r.member_names) && r.member_names.length ? r.member_names[0] : r.name;
     if (typeof r.muted === 'boolean') room.muted = r.muted;
+    if (r.kind) room.kind = r.kind;
     if (typeof r.last_seq === 'number') room.last_seq = Math.max(room.last_seq, r.last_seq);
-    if (typeof r.unread_count === 'number') room.unread = r.unread_count;
+    // the open room is being read: the server's count may predate our read frame
+    if (typeof r.unread_count === 'number') room.unread = r.room_id === state.current ? 0 : r.unread_count;
     if (r.last_message) room.last_message = r.last_message;
     if (typeof r.last_read_seq === 'number') room.readSent = Math.max(room.readSent, r.last_read_seq);
     if (Array.isArray(r.members)) {
       room.members = new Map();
       for (const m of r.members) {
-        state.users.set(m.user_id, { username: m.username, display_name: m.display_name });
+        rememberUser(m);
         state.online.set(m.user_id, !!m.online);
         room.members.set(m.user_id, { last_read_seq: m.last_read_seq || 0 });
       }
@@ -432,10 +522,14 @@
         dataset: { roomId: room.room_id, roomName: room.name },
         onclick: () => openRoom(room.room_id),
       },
-      el('div', { class: 'room-line' }, el('span', { class: 'room-item-name', text: room.name }), badge),
-      el('div', { class: 'room-preview', text: preview.slice(0, 80) }));
+      el('div', { class: 'room-line' }, el('span', { class: 'room-item-name', text: room.name }),
+        room.muted ? el('span', { class: 'muted-icon', 'data-testid': 'room-muted', title: 'muted', text: '🔕' }) : null, badge),
+      el('div', { class: 'room-preview', 'data-testid': 'room-preview', text: preview.slice(0, 80) }));
     }));
     $('no-rooms').hidden = state.rooms.size > 0;
+    // the tab title counts unread messages of rooms that are not muted
+    const unread = rooms.reduce((n, r) => n + (r.muted || r.room_id === state.current ? 0 : r.unread), 0);
+    document.title = unread > 0 ? `(${unread}) chatflow` : 'chatflow';
   }
 
   async function openRoom(roomId) {
@@ -450,6 +544,8 @@
     $('room-view').hidden = false;
     $('room-view').dataset.roomId = roomId;
     $('room-name').textContent = room.name;
+    document.body.classList.add('room-open');
+    emit('room-opened', room);
     $('message-list').replaceChildren();
     $('typing-indicator').textContent = '';
     $('history-status').textContent = '';
@@ -462,6 +558,7 @@
       if (state.current !== roomId) return;
       upsertRoom(detail);
       renderMembers();
+      emit('room-detail', room, detail);
       room.hasMore = page.has_more;
       for (const m of page.messages) addMessage(m, { scroll: false });
       room.loaded = true;
@@ -488,7 +585,7 @@
         'data-testid': 'member',
         dataset: { userId: uid, online: String(on) },
         title: on ? 'online' : 'offline',
-      }, el('span', { class: 'dot', 'data-testid': 'presence-dot' }), el('span', { text: nameOf(uid) }));
+      }, avatarEl(uid, 'xs'), el('span', { class: 'dot', 'data-testid': 'presence-dot' }), el('span', { text: nameOf(uid) }));
     });
     $('member-list').replaceChildren(...items);
   }
@@ -499,7 +596,7 @@
       const res = await api('GET', `/users?q=${encodeURIComponent(n)}&limit=50`);
       const u = (Array.isArray(res) ? res : []).find((x) => x.username === n);
       if (!u) throw new ApiError(404, { detail: `no user named "${n}"`, code: 'not_found' });
-      state.users.set(u.user_id, { username: u.username, display_name: u.display_name });
+      rememberUser(u);
       ids.push(u.user_id);
     }
     return ids;
@@ -594,64 +691,6 @@
     }
   }
 
-  // -------------------------------------------------------------- friends
-  // Friendship is mutual: a request becomes a friendship when the other user
-  // accepts it. Friends can add each other to rooms directly.
-  async function loadFriends() {
-    const [friends, incoming, outgoing] = await Promise.all([
-      api('GET', '/friends'),
-      api('GET', '/friends/requests?direction=incoming'),
-      api('GET', '/friends/requests?direction=outgoing'),
-    ]);
-    state.friends = Array.isArray(friends) ? friends : [];
-    state.friendRequests = [...(incoming.requests || []), ...(outgoing.requests || [])];
-    renderFriends();
-  }
-
-  function renderFriends() {
-    const who = (u) => u.display_name || u.username;
-    const reqs = state.friendRequests.map((r) => {
-      const incoming = r.direction === 'incoming';
-      return el('li', { class: 'invitation', 'data-testid': 'friend-request', dataset: { userId: r.user.user_id, direction: r.direction } },
-        el('div', { text: incoming ? `${who(r.user)} wants to be your friend` : `Request sent to ${who(r.user)}` }),
-        el('div', { class: 'inv-actions' }, ...(incoming ? [
-          el('button', { class: 'small', 'data-testid': 'friend-request-accept', text: 'Accept', onclick: () => answerFriendRequest(r, 'accept') }),
-          el('button', { class: 'small ghost', 'data-testid': 'friend-request-decline', text: 'Decline', onclick: () => answerFriendRequest(r, 'decline') }),
-        ] : [
-          el('button', { class: 'small ghost', 'data-testid': 'friend-request-cancel', text: 'Cancel', onclick: () => answerFriendRequest(r, 'cancel') }),
-        ])));
-    });
-    $('friend-request-list').replaceChildren(...reqs);
-    $('friend-list').replaceChildren(...state.friends.map((f) => el('li', {
-      class: 'friend', 'data-testid': 'friend', dataset: { userId: f.user_id }, text: `${who(f)} (@${f.username})`,
-    })));
-  }
-
-  async function onAddFriend(ev) {
-    ev.preventDefault();
-    hideError();
-    try {
-      await api('POST', '/friends/requests', { username: $('add-friend-username').value.trim() });
-      ev.target.reset();
-      ev.target.hidden = true;
-    } catch (e) {
-      reportError(e);
-    }
-    await loadFriends().catch(reportError);
-  }
-
-  async function answerFriendRequest(r, verb) {
-    hideError();
-    const id = r.user.user_id;
-    try {
-      if (verb === 'cancel') await api('DELETE', `/friends/requests/${id}`);
-      else await api('POST', `/friends/requests/${id}/${verb}`);
-    } catch (e) {
-      if (e.status !== 404) reportError(e); // 404: answered elsewhere
-    }
-    await loadFriends().catch(reportError);
-  }
-
   // ------------------------------------------------------------- messages
   const list = () => $('message-list');
   const findBySeq = (seq) => list().querySelector(`li.msg[data-seq="${seq}"]`);
@@ -684,6 +723,8 @@
       li.dataset.body = m.body || '';
       markChanged(li, m);
     }
+    if (!mine && m.kind !== 'system' && m.kind !== 'transfer') li.prepend(avatarEl(m.sender_id, 'sm'));
+    emit('message', li, m);
     return li;
   }
 
@@ -743,9 +784,13 @@
   // server posts (system events, transfers) a sentence built from the JSON
   // body. Unknown kinds show their raw body.
   function messageText(m) {
-    if (m.kind !== 'system' && m.kind !== 'transfer' && m.kind !== 'file') return m.body;
+    if (!['system', 'transfer', 'file', 'reaction', 'edit', 'delete'].includes(m.kind)) return m.body;
     let b;
     try { b = JSON.parse(m.body); } catch { return m.body; }
+    // a room's last message may be an event about another message
+    if (m.kind === 'reaction') return b.op === 'remove' ? 'removed a reaction' : `reacted ${b.emoji}`;
+    if (m.kind === 'edit') return 'edited a message';
+    if (m.kind === 'delete') return 'deleted a message';
     if (m.kind === 'file') return `📎 ${b.name} (${fmtSize(b.size)})`;
     if (m.kind === 'transfer') {
       const memo = b.memo ? ` — ${b.memo}` : '';
@@ -834,7 +879,7 @@
     li.dataset.seq = String(seq);
     // one's own text messages get edit/delete once they have a seq
     if (li.classList.contains('mine') && !/\bkind-/.test(li.className) && !li.classList.contains('deleted') && !li.querySelector('.msg-menu')) {
-      li.append(messageMenu(state.current, seq, li));
+      (li.querySelector('.msg-tools') || li).append(messageMenu(state.current, seq, li));
     }
     const before = [...list().children].find((o) => o !== li && Number(o.dataset.seq || Infinity) > seq);
     if (before) list().insertBefore(li, before);
@@ -862,6 +907,11 @@
     const mine = state.me && m.sender_id === state.me.user_id;
     const isNew = m.seq > room.last_seq;
     room.last_seq = Math.max(room.last_seq, m.seq);
+    if (kinds[m.kind]) { // events applied to another message, never shown as lines
+      kinds[m.kind](m, scroll);
+      if (m.room_id === state.current) room.minSeq = room.minSeq ? Math.min(room.minSeq, m.seq) : m.seq;
+      return;
+    }
     if (m.kind === 'edit' || m.kind === 'delete') {
       applyChange(m);
       if (m.room_id === state.current) room.minSeq = room.minSeq ? Math.min(room.minSeq, m.seq) : m.seq;
@@ -897,7 +947,7 @@
   }
 
   function renderPending(frame) {
-    const li = messageElement({ client_msg_id: frame.client_msg_id, sender_id: state.me.user_id, body: frame.body }, true);
+    const li = messageElement({ client_msg_id: frame.client_msg_id, sender_id: state.me.user_id, body: frame.body, reply_to: frame.reply_to }, true);
     setStatus(li, 'pending');
     list().append(li);
     group(li);
@@ -911,6 +961,7 @@
     const body = input.value.trim();
     if (!body || !state.current) return;
     const frame = { type: 'send', room_id: state.current, client_msg_id: uuid(), body };
+    emit('send', frame);
     state.outbox.set(frame.client_msg_id, { frame });
     renderPending(frame);
     input.value = '';
@@ -1218,11 +1269,12 @@
       case 'invitation':
         onInvitationEvent(f);
         break;
-      case 'friend': // requested, accepted, declined, canceled, removed
-        loadFriends().catch(reportError);
+      case 'friend': // requested, accepted, declined, canceled, removed: friends.js
         break;
       case 'profile':
-        if (state.users.has(f.user_id)) state.users.get(f.user_id).display_name = f.display_name;
+        rememberUser({ user_id: f.user_id, display_name: f.display_name, status_message: f.status_message, ...('avatar_url' in f ? { avatar_url: f.avatar_url } : {}) });
+        // pictures already shown change in place (class "avatar <size>")
+        for (const a of document.querySelectorAll(`.avatar[data-user-id="${CSS.escape(f.user_id)}"]`)) a.replaceWith(avatarEl(f.user_id, a.classList[1]));
         renderMembers();
         break;
       case 'error':
@@ -1234,6 +1286,7 @@
         break;
       default:
     }
+    emit('frame', f);
   }
 
   function onErrorFrame(f) {
@@ -1260,11 +1313,7 @@
       }
       if (f.event === 'left' && mine) {
         state.rooms.delete(f.room_id);
-        if (state.current === f.room_id) {
-          state.current = null;
-          $('room-view').hidden = true;
-          $('room-empty').hidden = false;
-        }
+        if (state.current === f.room_id) closeRoom(); // on a phone: back to the list
         renderRoomList();
         return;
       }
@@ -1305,12 +1354,7 @@
     });
     $('new-room-form').addEventListener('submit', onCreateRoom);
     $('invite-form').addEventListener('submit', onInvite);
-    $('add-friend-toggle').addEventListener('click', () => {
-      const f = $('add-friend-form');
-      f.hidden = !f.hidden;
-      if (!f.hidden) $('add-friend-username').focus();
-    });
-    $('add-friend-form').addEventListener('submit', onAddFriend);
+    $('room-back').addEventListener('click', closeRoom);
     $('composer').addEventListener('submit', onSend);
     $('attach-btn').addEventListener('click', () => $('attach-input').click());
     $('attach-input').addEventListener('change', onAttach);
@@ -1351,5 +1395,17 @@
     }
   }
 
-  boot();
+  // kinds maps message kinds that change another message (reaction, …) to
+  // their handler(m, live); extensions fill it in.
+  const kinds = {};
+
+  // CF is what the other scripts of the client build on.
+  window.CF = {
+    state, api, el, $, on, emit, kinds, uuid, sleep, tokens, ApiError,
+    showError, showNotice, hideError, reportError, nameOf, rememberUser, avatarEl, fmtTime, messageText,
+    openRoom, closeRoom, loadRooms, upsertRoom, renderRoomList, renderMembers,
+    findBySeq, list, renderWhoami, sendFrame, stopChat, showAuth,
+  };
+
+  document.addEventListener('DOMContentLoaded', boot);
 })();
