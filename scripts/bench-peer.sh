@@ -64,7 +64,7 @@ CF_DIR=$(mktemp -d)
 # persistence for an engine whose history is a cache (no AOF, no fsync),
 # not chatflow's `appendfsync always`, which would slow it for nothing.
 redis-server --port "$CF_REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$CF_DIR" \
-  --logfile "$LOGS/peer-redis.log" & pids+=($!)
+  --logfile "$PWD/$LOGS/peer-redis.log" & pids+=($!)
 for _ in $(seq 50); do redis-cli -p "$CF_REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 # Not CENTRIFUGO_*: Centrifugo reads (and warns about) every variable so named.
 export BENCH_CENTRIFUGO_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
