@@ -1,6 +1,6 @@
 // Browser end-to-end test of the issue-12 features of the web client (run by
 // scripts/e2e.sh after chat.e2e.mjs), once at a desktop size and once at a
-// phone's (390×844): DMs, replies, reactions, profile and status, avatars,
+// phone's (390×844): DMs, replies, reactions, edits, image attachments, profile and status, avatars,
 // balance, deposits and transfers, search, leaving, muting, people search
 // and friend requests, password change, and account deletion (refused
 // while the balance is not 0, then its saga to the end). Each step waits
@@ -92,7 +92,8 @@ async function features(browser, size, api) {
       page.setDefaultTimeout(STEP_TIMEOUT);
       page.on('pageerror', (e) => problems.push(`${u.username} page error: ${e.message}`));
       page.on('console', (m) => { if (m.type() === 'error') problems.push(`${u.username} console: ${m.text()}`); });
-      page.on('dialog', (d) => d.accept());
+      // confirm() is accepted; prompt() answers what the step put in page.promptAnswer
+      page.on('dialog', (d) => (d.type() === 'prompt' ? d.accept(page.promptAnswer || '') : d.accept()));
       ctxs.push(ctx);
       pages.push(page);
       await page.goto(BASE);
@@ -185,6 +186,26 @@ async function features(browser, size, api) {
     } else {
       console.log(`e2e: ${size}: SKIPPED replies and reactions: the api has no reactions route`);
     }
+
+    log(`${size}: X edits a message; Y sees the new text, marked edited, live`);
+    const t6 = `typo ${sfx}`;
+    await send(px, t6);
+    await msg(py, t6).waitFor();
+    px.promptAnswer = `fixed ${sfx}`;
+    await msg(px, t6).locator(tid('message-body')).click();
+    await msg(px, t6).locator(tid('msg-edit')).click();
+    await py.locator(`${tid('message')}.edited`).filter({ has: py.locator(tid('message-body'), { hasText: `fixed ${sfx}` }) }).waitFor();
+    assert(await msg(py, t6).count() === 0, 'the old text is gone on the other side');
+
+    log(`${size}: X attaches an image; the store takes it and Y sees the preview`);
+    await px.setInputFiles(tid('attach-input'), {
+      name: `dot-${sfx}.png`, mimeType: 'image/png',
+      buffer: Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64'),
+    });
+    const preview = py.locator(`${tid('file-preview')}[alt="dot-${sfx}.png"]`);
+    await preview.waitFor();
+    await py.waitForFunction((img) => img.complete && img.naturalWidth > 0, await preview.elementHandle(), { timeout: STEP_TIMEOUT });
+    await shot(py, 'attachment');
 
     log(`${size}: X edits display name and status; the header and Y's member list show the new name`);
     const newName = `Xavier ${sfx}`;

@@ -213,7 +213,7 @@ func TestFileUploadRoundTrip(t *testing.T) {
 	}
 	// the web page may PUT to and show images from the store, nothing else
 	_, _, page := fetch(t, n.URL+"/")
-	if origin := blob.New(testenv.Config().Objects).Origin(); !strings.Contains(page.Get("Content-Security-Policy"), "img-src 'self' data: "+origin+";") {
+	if origin := blob.New(testenv.Config().Objects).Origin(); !strings.Contains(page.Get("Content-Security-Policy"), "img-src 'self' data: blob: "+origin+";") {
 		t.Fatalf("CSP %q does not allow %s", page.Get("Content-Security-Policy"), origin)
 	}
 }

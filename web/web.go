@@ -28,13 +28,14 @@ func sub(f fs.FS, dir string) fs.FS {
 }
 
 // csp keeps the page to its own origin (and the attachment store's, given
-// as objects: uploads PUT there, previews load from there): no inline
+// as objects: uploads PUT there, previews load from there; blob: for the
+// object URL that reads a picked image's size before upload): no inline
 // script, no third parties.
 func csp(objects string) string {
 	if objects != "" {
 		objects = " " + objects
 	}
-	return "default-src 'self'; connect-src 'self' ws: wss:" + objects + "; img-src 'self' data:" + objects + "; " +
+	return "default-src 'self'; connect-src 'self' ws: wss:" + objects + "; img-src 'self' data: blob:" + objects + "; " +
 		"style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 }
 
