@@ -306,10 +306,7 @@ func (s *Server) getAvatar(c *fiber.Ctx) error {
 	// The URL carries ?v=: a browser may reuse this redirect for a minute,
 	// well within the pre-signed URL's life.
 	c.Set(fiber.HeaderCacheControl, "private, max-age=60")
-	if c.Query("redirect") == "false" {
-		return c.JSON(fiber.Map{"url": u.URL, "expires_at": u.Expires})
-	}
-	return c.Redirect(u.URL, fiber.StatusFound)
+	return presignedAnswer(c, u)
 }
 
 func (s *Server) deleteObject(ctx context.Context, store ObjectStore, key string) {

@@ -315,6 +315,13 @@ func (s *Server) downloadFile(c *fiber.Ctx) error {
 		return storeErr(err)
 	}
 	c.Set(fiber.HeaderCacheControl, "private, no-store")
+	return presignedAnswer(c, p)
+}
+
+// presignedAnswer redirects to a pre-signed GET, or with ?redirect=false
+// answers {url, expires_at} for clients that cannot read a redirect's
+// target (fetch in a page, an <img> that needs the token first).
+func presignedAnswer(c *fiber.Ctx, p blob.Presigned) error {
 	if c.Query("redirect") == "false" {
 		return c.JSON(fiber.Map{"url": p.URL, "expires_at": p.Expires})
 	}
