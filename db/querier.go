@@ -256,9 +256,6 @@ type Querier interface {
 	// deleted message (as MessageStates), rows of src 'reaction' one current
 	// reaction (as MessageReactions).
 	MessageOverlay(ctx context.Context, arg MessageOverlayParams) ([]MessageOverlayRow, error)
-	// MessageStates is the current state of the edited or deleted messages of
-	// a room with lo <= seq <= hi, computed from their events.
-	MessageStates(ctx context.Context, arg MessageStatesParams) ([]MessageStatesRow, error)
 	// MessagesInRanges reads several rooms' seq ranges in one statement.
 	MessagesInRanges(ctx context.Context, arg MessagesInRangesParams) ([]ChatMessage, error)
 	OpenAccount(ctx context.Context, userID uuid.UUID) error

@@ -31,15 +31,3 @@ FROM (
     GROUP BY e.room_id, e.target_seq
 ) s
 WHERE m.room_id = s.room_id AND m.seq = s.target_seq AND m.kind = 'text';
-
--- name: MessageStates :many
--- MessageStates is the current state of the edited or deleted messages of
--- a room with lo <= seq <= hi, computed from their events.
-SELECT e.target_seq,
-       min(e.at) FILTER (WHERE e.kind = 'delete') AS deleted_at,
-       max(e.at) FILTER (WHERE e.kind = 'edit') AS edited_at,
-       COALESCE((array_agg(e.body ORDER BY e.event_seq DESC) FILTER (WHERE e.kind = 'edit'))[1], '')::text AS body
-FROM chat.message_edits e
-WHERE e.room_id = @room_id AND e.target_seq BETWEEN @lo::bigint AND @hi::bigint
-GROUP BY e.target_seq
-ORDER BY e.target_seq;
