@@ -30,10 +30,13 @@ type Config struct {
 	NodeID string
 	// BatchLinger is how long a message batch waits for company.
 	BatchLinger time.Duration
-	// BatchMax caps messages per batch workflow (payload stays far below 2 MB).
+	// BatchMax caps messages per batch workflow (a batch names them by seq
+	// range, so this bounds the worker's insert, not the workflow input).
 	BatchMax int
 	// BatchInflight caps concurrent batch workflow starts.
 	BatchInflight int
+	// SendPipelines is how many Redis pipelines carry send scripts at once.
+	SendPipelines int
 	// MessagesTaskQueue is where batch workflows run.
 	MessagesTaskQueue string
 	// MaxBacklog bounds a room's accepted messages that Postgres does not
@@ -64,6 +67,7 @@ func DefaultConfig() Config {
 		BatchLinger:       100 * time.Millisecond,
 		BatchMax:          2000,
 		BatchInflight:     1,
+		SendPipelines:     2,
 		MessagesTaskQueue: chatflow.MessagesTaskQueue,
 		MaxBacklog:        20000,
 		SeqFence:          100,
@@ -140,7 +144,7 @@ func (s *Service) Redis() redis.UniversalClient { return s.rdb }
 // ctx ends, then flushes the batches still pending into Temporal before it
 // returns.
 func (s *Service) Run(ctx context.Context) {
-	s.pipe.run(ctx, 2)
+	s.pipe.run(ctx, max(1, s.cfg.SendPipelines))
 	go s.watchMemory(ctx)
 	go s.runPresence(ctx)
 	s.batcher.run(ctx)

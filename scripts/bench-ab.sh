@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # A/B benchmark: the same chat scenarios against two builds of chatflow in one
 # sitting, alternating A and B per level, on the same local services and with
-# the same load generator (this tree's `chatflow bench`). A is an older git
-# revision run as it was configured then (Redis appendfsync everysec); B is
-# this tree (appendfsync always). Results: bench/results/ab-*.json.
-# Usage: [REPS=n] scripts/bench-ab.sh OLD_REV ["clients rate" ...]
+# the same load generator (this tree's `chatflow bench`). A is a git revision
+# (HEAD to compare settings only), B is this tree; both run with Redis
+# appendfsync always unless A_FSYNC says otherwise (issue #8's run compared
+# against a build of the everysec era with A_FSYNC=everysec). A_ENV / B_ENV
+# are extra environment for that side's api and worker ("BATCH_LINGER=500ms").
+# Results: bench/results/ab-$PREFIX{A,B}-*.json (PREFIX empty by default).
+# Usage: [REPS=n] [A_FSYNC=..] [A_ENV=..] [B_ENV=..] [PREFIX=..] [DURATION=20s]
+#        scripts/bench-ab.sh OLD_REV ["clients rate" ...]
 # REPS repeats every level n times (A B A B ...) so the spread between runs
 # of the same build shows what counts as noise.
 set -euo pipefail
@@ -24,23 +28,23 @@ export JWT_SECRET=bench-ab-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
 trap 'cleanup; git worktree remove --force "$wt"' EXIT
-run() { # label binary fsync clients rate
-  local label=$1 bin=$2
+run() { # label binary fsync clients rate suffix env
+  local label=${PREFIX:-}$1 bin=$2
   cleanup
   redis-cli -p "${REDIS_PORT:-16379}" config set appendfsync "$3" >/dev/null
-  METRICS_ADDR=127.0.0.1:18191 NODE_ID=ab-worker "$bin" worker >"$LOGS/ab-worker-$label.log" 2>&1 & pids+=($!)
-  HTTP_ADDR=127.0.0.1:18181 METRICS_ADDR=127.0.0.1:18192 RATE_LIMITS=off NODE_ID=ab-api "$bin" api >"$LOGS/ab-api-$label.log" 2>&1 & pids+=($!)
+  env $7 METRICS_ADDR=127.0.0.1:18191 NODE_ID=ab-worker "$bin" worker >"$LOGS/ab-worker-$label.log" 2>&1 & pids+=($!)
+  env $7 HTTP_ADDR=127.0.0.1:18181 METRICS_ADDR=127.0.0.1:18192 RATE_LIMITS=off NODE_ID=ab-api "$bin" api >"$LOGS/ab-api-$label.log" 2>&1 & pids+=($!)
   for _ in $(seq 100); do curl -fs 127.0.0.1:18181/healthz >/dev/null && break; sleep 0.2; done
   echo "+ $label: $4 clients x $5 msg/s" >&2
   bin/chatflow bench -scenario chat -users-file "$OUT/users-ab.json" -url http://127.0.0.1:18181 \
-    -clients "$4" -rate "$5" -duration 20s -label "$label-$4x$5$6" -out "$OUT/ab-$label-$4x$5$6.json" || true
+    -clients "$4" -rate "$5" -duration "${DURATION:-20s}" -label "$label-$4x$5$6" -out "$OUT/ab-$label-$4x$5$6.json" || true
 }
 for lvl in "${LEVELS[@]}"; do
   set -- $lvl
   for rep in $(seq "${REPS:-1}"); do
     sfx=""; [[ ${REPS:-1} -gt 1 ]] && sfx="-r$rep"
-    run A "$wt/chatflow-old" everysec "$1" "$2" "$sfx"
-    run B bin/chatflow always "$1" "$2" "$sfx"
+    run A "$wt/chatflow-old" "${A_FSYNC:-always}" "$1" "$2" "$sfx" "${A_ENV:-}"
+    run B bin/chatflow always "$1" "$2" "$sfx" "${B_ENV:-}"
   done
 done
 cleanup

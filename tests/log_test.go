@@ -804,3 +804,89 @@ func TestLogResendAfterDedupeExpiryDoesNotStallWatermark(t *testing.T) {
 	}
 	outboxCaughtUp(t, env, room, 3, 5*time.Second)
 }
+
+// A batch of seq ranges is read from the rooms' logs by the worker: every
+// named message lands with its body, kind and reply_to; a seq left out of
+// the ranges stays out (and holds the watermark); a range that reaches
+// past the log's head or below what the log still holds is no error; a
+// replay inserts nothing.
+func TestPersistRangesFromLog(t *testing.T) {
+	env := testenv.Open(t)
+	node := env.StartNode(t, testenv.NodeConfig{})
+	u := quickUser(t, env, "rng")
+	roomA, roomB := node.CreateRoom(t, u), node.CreateRoom(t, u)
+	sender := uuid.MustParse(u.ID)
+
+	cfg := testenv.Config().Chat
+	cfg.NodeID = "ranges-" + testenv.Unique()
+	svc := core(t, env, cfg, env.Redis) // its batches never start
+	ctx := context.Background()
+	base := map[string]int64{}
+	for _, r := range []string{roomA, roomB} {
+		base[r], _ = env.Redis.Get(ctx, roomlog.SeqKey(r)).Int64() // the rooms' join events
+	}
+	send := func(room, cmid, body string, replyTo int64) chatflow.Message {
+		a, err := svc.AcceptReply(ctx, sender, room, cmid, body, replyTo)
+		if err != nil {
+			t.Fatalf("send %s: %v", cmid, err)
+		}
+		return a.Msg
+	}
+	var a []chatflow.Message
+	for i := range 6 {
+		a = append(a, send(roomA, fmt.Sprintf("a%d", i), fmt.Sprintf("body <%d> 서울", i), 0))
+	}
+	reply := send(roomB, "b0", "first in B", 0)
+	reply2 := send(roomB, "b1", "a reply", reply.Seq)
+
+	acts := activities.New(env.Pool, nil)
+	acts.Redis, acts.Cfg = env.Redis, testenv.Config().Activities
+	var suite testsuite.WorkflowTestSuite
+	aenv := suite.NewTestActivityEnvironment()
+	aenv.RegisterActivity(acts)
+	persist := func(rs ...chatflow.SeqRange) int64 {
+		t.Helper()
+		v, err := aenv.ExecuteActivity(acts.PersistMessages, chatflow.MessageBatch{Node: cfg.NodeID, Ranges: rs})
+		if err != nil {
+			t.Fatalf("persist %+v: %v", rs, err)
+		}
+		var n int64
+		if err := v.Get(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// the join events and the first three of A, the last two of A (not the
+	// fourth), both of B
+	n := persist(chatflow.SeqRange{Room: roomA, From: 1, To: a[2].Seq},
+		chatflow.SeqRange{Room: roomA, From: a[4].Seq, To: a[5].Seq},
+		chatflow.SeqRange{Room: roomB, From: 1, To: reply2.Seq})
+	if want := base[roomA] + 5 + base[roomB] + 2; n != want {
+		t.Fatalf("inserted %d rows, want %d", n, want)
+	}
+	if pg, rd := watermark(t, env, roomA); pg != a[2].Seq || rd != a[2].Seq {
+		t.Fatalf("room A watermark Postgres %d, Redis %d; want %d (seq %d is not stored yet)", pg, rd, a[2].Seq, a[3].Seq)
+	}
+	var body string
+	var replyTo *int64
+	if err := env.Pool.QueryRow(ctx, `SELECT body, reply_to FROM chat.messages WHERE room_id = $1 AND seq = $2`, roomB, reply2.Seq).Scan(&body, &replyTo); err != nil ||
+		body != "a reply" || replyTo == nil || *replyTo != reply.Seq {
+		t.Fatalf("reply row: body %q reply_to %v (%v)", body, replyTo, err)
+	}
+	if err := env.Pool.QueryRow(ctx, `SELECT body FROM chat.messages WHERE room_id = $1 AND seq = $2`, roomA, a[5].Seq).Scan(&body); err != nil || body != a[5].Body {
+		t.Fatalf("room A seq %d body %q (%v), want %q", a[5].Seq, body, err, a[5].Body)
+	}
+	// all of A and past its head: only the fourth is new
+	if n := persist(chatflow.SeqRange{Room: roomA, From: 1, To: a[5].Seq + 10}); n != 1 {
+		t.Fatalf("second batch inserted %d rows, want 1", n)
+	}
+	if pg, rd := watermark(t, env, roomA); pg != a[5].Seq || rd != a[5].Seq {
+		t.Fatalf("room A watermark Postgres %d, Redis %d; want %d", pg, rd, a[5].Seq)
+	}
+	if n := persist(chatflow.SeqRange{Room: roomA, From: 1, To: a[5].Seq}, chatflow.SeqRange{Room: roomB, From: 1, To: reply2.Seq}); n != 0 {
+		t.Fatalf("replayed batch inserted %d rows", n)
+	}
+	if s := roomStats(t, env, roomA); s.rows != a[5].Seq {
+		t.Fatalf("room A has %d rows, want %d", s.rows, a[5].Seq)
+	}
+}

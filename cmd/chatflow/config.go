@@ -97,6 +97,7 @@ func loadConfig(keys int) (app.Config, error) {
 	parse("BATCH_LINGER", dur(&c.Chat.BatchLinger))
 	parse("BATCH_MAX", num(&c.Chat.BatchMax))
 	parse("BATCH_INFLIGHT", num(&c.Chat.BatchInflight))
+	parse("SEND_PIPELINES", num(&c.Chat.SendPipelines))
 	parse("HISTORY_CAP", num(&c.Activities.HistoryCap))
 	parse("MAX_BACKLOG", func(v string) (e error) { c.Chat.MaxBacklog, e = strconv.ParseInt(v, 10, 64); return })
 	parse("SEQ_FENCE", func(v string) (e error) { c.Chat.SeqFence, e = strconv.ParseInt(v, 10, 64); return })
