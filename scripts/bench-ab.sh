@@ -6,6 +6,8 @@
 # appendfsync always unless A_FSYNC says otherwise (issue #8's run compared
 # against a build of the everysec era with A_FSYNC=everysec). A_ENV / B_ENV
 # are extra environment for that side's api and worker ("BATCH_LINGER=500ms").
+# A_NICE / B_NICE run that side's durable path (worker, Temporal dev server,
+# Postgres) at that nice level, the api and Redis at 0.
 # Results: bench/results/ab-$PREFIX{A,B}-*.json (PREFIX empty by default).
 # Usage: [REPS=n] [A_FSYNC=..] [A_ENV=..] [B_ENV=..] [PREFIX=..] [DURATION=20s]
 #        scripts/bench-ab.sh OLD_REV ["clients rate" ...]
@@ -28,11 +30,16 @@ export JWT_SECRET=bench-ab-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
 trap 'cleanup; git worktree remove --force "$wt"' EXIT
-run() { # label binary fsync clients rate suffix env
-  local label=${PREFIX:-}$1 bin=$2
+durable_pids() { # the Temporal dev server and every Postgres process
+  cat "${CHATFLOW_DATA:-.data}/temporal/pid" 2>/dev/null || true
+  pgrep -x postgres || true
+}
+run() { # label binary fsync clients rate suffix env nice
+  local label=${PREFIX:-}$1 bin=$2 nice=${8:-0}
   cleanup
   redis-cli -p "${REDIS_PORT:-16379}" config set appendfsync "$3" >/dev/null
-  env $7 METRICS_ADDR=127.0.0.1:18191 NODE_ID=ab-worker "$bin" worker >"$LOGS/ab-worker-$label.log" 2>&1 & pids+=($!)
+  renice -n "$nice" -p $(durable_pids) >/dev/null
+  env $7 METRICS_ADDR=127.0.0.1:18191 NODE_ID=ab-worker nice -n "$nice" "$bin" worker >"$LOGS/ab-worker-$label.log" 2>&1 & pids+=($!)
   env $7 HTTP_ADDR=127.0.0.1:18181 METRICS_ADDR=127.0.0.1:18192 RATE_LIMITS=off NODE_ID=ab-api "$bin" api >"$LOGS/ab-api-$label.log" 2>&1 & pids+=($!)
   for _ in $(seq 100); do curl -fs 127.0.0.1:18181/healthz >/dev/null && break; sleep 0.2; done
   echo "+ $label: $4 clients x $5 msg/s" >&2
@@ -43,9 +50,10 @@ for lvl in "${LEVELS[@]}"; do
   set -- $lvl
   for rep in $(seq "${REPS:-1}"); do
     sfx=""; [[ ${REPS:-1} -gt 1 ]] && sfx="-r$rep"
-    run A "$wt/chatflow-old" "${A_FSYNC:-always}" "$1" "$2" "$sfx" "${A_ENV:-}"
-    run B bin/chatflow always "$1" "$2" "$sfx" "${B_ENV:-}"
+    run A "$wt/chatflow-old" "${A_FSYNC:-always}" "$1" "$2" "$sfx" "${A_ENV:-}" "${A_NICE:-0}"
+    run B bin/chatflow always "$1" "$2" "$sfx" "${B_ENV:-}" "${B_NICE:-0}"
   done
 done
 cleanup
+renice -n 0 -p $(durable_pids) >/dev/null
 redis-cli -p "${REDIS_PORT:-16379}" config set appendfsync always >/dev/null
