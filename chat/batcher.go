@@ -28,8 +28,8 @@ type pendingMsg struct {
 }
 
 // batcher is the group commit of accepted messages into Temporal: it gathers
-// messages for a few milliseconds (and for as long as all start slots are
-// busy) and starts ONE PersistBatch workflow per batch. It is the fast path
+// messages for BatchLinger (and for as long as all start slots are busy)
+// and starts ONE PersistBatch workflow per batch. It is the fast path
 // to Postgres, not the durability point: every message it is handed is
 // already in the room's log, so a batch it cannot start (Temporal down, the
 // node stopping) is left to the reconciler instead of holding up senders.
