@@ -26,30 +26,13 @@ import (
 // refuses goes to chat.dead_letters and its seq to a tombstone; the rest of
 // the batch lands. Any other error is transient and the workflow retries.
 func (a *Activities) PersistMessages(ctx context.Context, b chatflow.MessageBatch) (int64, error) {
-	msgs := b.Messages
-	if len(b.Ranges) > 0 {
-		if a.Redis == nil {
-			return 0, errors.New("a batch of ranges needs the rooms' logs: no Redis configured")
-		}
-		logged, err := roomlog.Ranges(ctx, a.Redis, b.Ranges)
-		if err != nil {
-			return 0, fmt.Errorf("read the batch from the logs: %w", err)
-		}
-		for _, e := range logged {
-			m, err := e.Message()
-			if err != nil {
-				return 0, fmt.Errorf("log entry seq %d: %w", e.Seq, err)
-			}
-			msgs = append(msgs, m)
-		}
-	}
-	n, err := a.store(ctx, msgs)
+	n, err := a.store(ctx, b.Messages)
 	if err != nil {
 		return 0, err
 	}
 	rooms := map[string]bool{}
-	for _, r := range b.Rooms() {
-		rooms[r] = true
+	for _, m := range b.Messages {
+		rooms[m.RoomID] = true
 	}
 	if err := a.advance(ctx, rooms); err != nil {
 		return n, err

@@ -116,7 +116,7 @@ func (s *Service) accept(ctx context.Context, sender uuid.UUID, roomID, cmid, ki
 			ClientMsgID: cmid, Body: body, SentAt: now, Kind: kind, ReplyTo: replyTo,
 		}
 		s.metrics.messagesAccepted.Inc()
-		s.batcher.add(roomID, code)
+		s.batcher.add(m)
 		return Accepted{Msg: m, Frame: []byte(res[1].(string))}, nil
 	}
 	return Accepted{}, chatflow.Errorf(chatflow.ECodeUnavailable, "room %s state is being rebuilt; retry with the same client_msg_id", roomID)

@@ -1,15 +1,12 @@
 package chat
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -20,16 +17,55 @@ import (
 	"github.com/chatflow/chatflow"
 )
 
-// pendingMsg is an accepted message waiting for its batch workflow to start:
-// its room and seq are all the batch carries (see chatflow.MessageBatch).
+// pendingMsg is an accepted message waiting for its batch workflow to start.
 type pendingMsg struct {
-	room string
-	seq  int64
+	msg  chatflow.Message
+	size int // upper bound of msg's size in the workflow input, see msgJSONSize
+}
+
+// maxBatchBytes caps the JSON size of one batch workflow's input. Temporal
+// rejects a start whose input is over 2 MB (the default blob size limit),
+// and that is not transient: flush would retry it forever, holding a start
+// slot, never acking the batch's senders and never persisting its messages.
+// BatchMax alone does not bound the size: 2000 messages of 4000 characters
+// are 8 MB of ASCII, and 4-byte characters or JSON escapes make a single
+// message up to ~24 KB. A batch stops growing once it reaches this many
+// bytes, so it ends at most one message (~25 KB) above it.
+const maxBatchBytes = 1 << 20
+
+// msgJSONSize is an upper bound of the bytes m adds to a batch workflow's
+// JSON input: fixed fields plus the two client strings as encoding/json
+// (which the Temporal data converter uses) escapes them.
+func msgJSONSize(m chatflow.Message) int {
+	// field names, three UUIDs, seq, sent_at, punctuation: about 260 bytes;
+	// kind and reply_to up to about 50 more
+	const fixed = 340
+	return fixed + jsonStringSize(m.ClientMsgID) + jsonStringSize(m.Body)
+}
+
+// jsonStringSize bounds the length of s, valid UTF-8 (bodies are checked by
+// ValidBody, ids by ValidClientMsgID), once JSON-encoded by encoding/json.
+func jsonStringSize(s string) int {
+	n := 2 // quotes
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			n += 2
+		case c < 0x20 || c == '<' || c == '>' || c == '&':
+			n += 6 // \u00XX (HTML-safe escaping is on by default)
+		case c == 0xe2 && i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xa8 || s[i+2] == 0xa9):
+			n += 6 // U+2028, U+2029 become \u2028, \u2029
+			i += 2
+		default:
+			n++
+		}
+	}
+	return n
 }
 
 // batcher is the group commit of accepted messages into Temporal: it gathers
-// messages for BatchLinger (and for as long as all start slots are busy)
-// and starts ONE PersistBatch workflow per batch. It is the fast path
+// messages for a few milliseconds (and for as long as all start slots are
+// busy) and starts ONE PersistBatch workflow per batch. It is the fast path
 // to Postgres, not the durability point: every message it is handed is
 // already in the room's log, so a batch it cannot start (Temporal down, the
 // node stopping) is left to the reconciler instead of holding up senders.
@@ -54,9 +90,9 @@ func newBatcher(cfg Config, starter WorkflowStarter, log *slog.Logger, m *Metric
 
 // add queues a message without blocking; when the queue is full the
 // message is left to the reconciler.
-func (b *batcher) add(room string, seq int64) {
+func (b *batcher) add(m chatflow.Message) {
 	select {
-	case b.in <- pendingMsg{room: room, seq: seq}:
+	case b.in <- pendingMsg{msg: m, size: msgJSONSize(m)}:
 	default:
 		b.metrics.batchesLeft.Inc()
 	}
@@ -66,8 +102,9 @@ func (b *batcher) run(ctx context.Context) {
 	linger := b.cfg.BatchLinger
 	for {
 		var batch []pendingMsg
-		add := func(p pendingMsg) { batch = append(batch, p) }
-		full := func() bool { return len(batch) >= b.cfg.BatchMax }
+		size := 0
+		add := func(p pendingMsg) { batch = append(batch, p); size += p.size }
+		full := func() bool { return len(batch) >= b.cfg.BatchMax || size >= maxBatchBytes }
 		select {
 		case p := <-b.in:
 			add(p)
@@ -114,11 +151,13 @@ func (b *batcher) drain() {
 	defer cancel()
 	for {
 		var batch []pendingMsg
+		size := 0
 	collect:
-		for len(batch) < b.cfg.BatchMax {
+		for len(batch) < b.cfg.BatchMax && size < maxBatchBytes {
 			select {
 			case p := <-b.in:
 				batch = append(batch, p)
+				size += p.size
 			default:
 				break collect
 			}
@@ -134,34 +173,12 @@ func (b *batcher) drain() {
 	}
 }
 
-// seqRanges folds accepted messages into runs of consecutive seqs per room,
-// sorted by room and seq. Seqs another node took in between split a run, so
-// the ranges name exactly the messages given.
-func seqRanges(msgs []pendingMsg) []chatflow.SeqRange {
-	sorted := slices.Clone(msgs)
-	slices.SortFunc(sorted, func(x, y pendingMsg) int {
-		if c := strings.Compare(x.room, y.room); c != 0 {
-			return c
-		}
-		return cmp.Compare(x.seq, y.seq)
-	})
-	var out []chatflow.SeqRange
-	for _, p := range sorted {
-		if n := len(out); n > 0 && out[n-1].Room == p.room && p.seq <= out[n-1].To+1 {
-			out[n-1].To = max(out[n-1].To, p.seq)
-			continue
-		}
-		out = append(out, chatflow.SeqRange{Room: p.room, From: p.seq, To: p.seq})
-	}
-	return out
-}
-
-// BatchID names a batch by its node and ranges, so that starting the same
-// batch twice (a retried start whose answer was lost) runs it once.
-func BatchID(node string, ranges []chatflow.SeqRange) string {
+// BatchID names a batch by its node and messages, so that starting the
+// same batch twice (a retried start whose answer was lost) runs it once.
+func BatchID(node string, msgs []chatflow.Message) string {
 	h := sha256.New()
-	for _, r := range ranges {
-		fmt.Fprintf(h, "%s:%d-%d,", r.Room, r.From, r.To)
+	for _, m := range msgs {
+		fmt.Fprintf(h, "%s:%d,", m.RoomID, m.Seq)
 	}
 	return "msgbatch-" + node + "-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
@@ -172,12 +189,15 @@ const startTimeout = 10 * time.Second
 // flush starts the batch workflow, retrying with the same workflow id while
 // StartRetry lasts; then the batch is left to the reconciler.
 func (b *batcher) flush(ctx context.Context, batch []pendingMsg) {
+	msgs := make([]chatflow.Message, len(batch))
+	for i, p := range batch {
+		msgs[i] = p.msg
+	}
 	if time.Now().UnixNano() < b.downUntil.Load() {
 		b.metrics.batchesLeft.Inc()
 		return
 	}
-	ranges := seqRanges(batch)
-	id := BatchID(b.cfg.NodeID, ranges)
+	id := BatchID(b.cfg.NodeID, msgs)
 	opts := client.StartWorkflowOptions{
 		ID: id, TaskQueue: b.cfg.MessagesTaskQueue,
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
@@ -193,7 +213,7 @@ func (b *batcher) flush(ctx context.Context, batch []pendingMsg) {
 		// its SQLite transaction, which leaves its store unusable until it
 		// restarts (seen here under load with 100 ms deadlines).
 		sctx, cancel := context.WithTimeout(ctx, startTimeout)
-		_, err = b.starter.ExecuteWorkflow(sctx, opts, chatflow.WorkflowPersistBatch, chatflow.MessageBatch{Node: b.cfg.NodeID, Ranges: ranges})
+		_, err = b.starter.ExecuteWorkflow(sctx, opts, chatflow.WorkflowPersistBatch, chatflow.MessageBatch{Node: b.cfg.NodeID, Messages: msgs})
 		cancel()
 		var already *serviceerror.WorkflowExecutionAlreadyStarted
 		if err == nil || errors.As(err, &already) {
@@ -213,9 +233,9 @@ func (b *batcher) flush(ctx context.Context, batch []pendingMsg) {
 	if err != nil {
 		b.downUntil.Store(time.Now().Add(b.cfg.StartRetry).UnixNano())
 		b.metrics.batchesLeft.Inc()
-		b.log.Warn("batch workflow not started; the reconciler persists it from the log", "batch", id, "messages", len(batch), "error", err)
+		b.log.Warn("batch workflow not started; the reconciler persists it from the log", "batch", id, "messages", len(msgs), "error", err)
 		return
 	}
-	b.metrics.batchSize.Observe(float64(len(batch)))
-	b.metrics.messagesCommitted.Add(float64(len(batch)))
+	b.metrics.batchSize.Observe(float64(len(msgs)))
+	b.metrics.messagesCommitted.Add(float64(len(msgs)))
 }

@@ -34,8 +34,8 @@ type Config struct {
 	// the linger trades Postgres freshness (search, unread counts, not the
 	// ack or delivery) for CPU.
 	BatchLinger time.Duration
-	// BatchMax caps messages per batch workflow (a batch names them by seq
-	// range, so this bounds the worker's insert, not the workflow input).
+	// BatchMax caps messages per batch workflow; maxBatchBytes caps its
+	// payload first when bodies are long.
 	BatchMax int
 	// BatchInflight caps concurrent batch workflow starts.
 	BatchInflight int

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -61,6 +63,31 @@ func TestFrameSeq(t *testing.T) {
 	}
 }
 
+// jsonStringSize must never under-count what encoding/json (Temporal's data
+// converter) makes of a string, or batches could pass the payload limit.
+func TestJSONStringSizeIsAnUpperBound(t *testing.T) {
+	nasty := []string{
+		"", "plain", strings.Repeat("<", 4000), strings.Repeat(`"\`, 2000), strings.Repeat("\x00\n\t\x1f", 1000),
+		strings.Repeat("\u2028\u2029", 2000), strings.Repeat("😀", 4000), strings.Repeat("€—…", 1333),
+		"a\u2028b&c>d<e\"f\\g\u2029", "x\u2028", "\u2029",
+	}
+	for _, s := range nasty {
+		enc, _ := json.Marshal(s)
+		if got := jsonStringSize(s); got < len(enc) {
+			t.Errorf("jsonStringSize(%.20q...) = %d < %d encoded", s, got, len(enc))
+		}
+	}
+	m := chatflow.Message{
+		MessageID: uuid.NewString(), RoomID: uuid.NewString(), Seq: math.MaxInt64, SenderID: uuid.NewString(),
+		ClientMsgID: strings.Repeat("<", chatflow.MaxClientMsgID), Body: strings.Repeat("&", chatflow.MaxBodyChars),
+		SentAt: time.Date(2026, 12, 31, 23, 59, 59, 999999000, time.FixedZone("x", -11*3600)),
+	}
+	enc, _ := json.Marshal(m)
+	if got := msgJSONSize(m); got < len(enc)+1 { // +1: the comma between array elements
+		t.Fatalf("msgJSONSize = %d < %d encoded", got, len(enc)+1)
+	}
+}
+
 // fakeTemporal records the batch workflow starts.
 type fakeTemporal struct {
 	client.Client
@@ -75,83 +102,39 @@ func (f *fakeTemporal) ExecuteWorkflow(_ context.Context, _ client.StartWorkflow
 	return nil, nil
 }
 
-// A batch names its messages by room and runs of seqs: exactly the seqs
-// the node accepted (a seq another node took splits a run), every one once,
-// in a workflow input that stays small however many messages it names.
-func TestBatcherRanges(t *testing.T) {
+// A burst of maximal messages must be split into workflow inputs that
+// Temporal accepts (2 MB blob limit), however high BatchMax is.
+func TestBatcherCapsPayloadBytes(t *testing.T) {
 	tc := &fakeTemporal{}
 	cfg := DefaultConfig()
-	cfg.BatchMax, cfg.BatchLinger, cfg.BatchInflight = 500, 50*time.Millisecond, 1
+	cfg.BatchMax, cfg.BatchLinger, cfg.BatchInflight = 2000, 50*time.Millisecond, 1
 	b := newBatcher(cfg, tc, slog.New(slog.NewTextHandler(io.Discard, nil)), newMetrics())
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
 	go func() { b.run(ctx); close(stopped) }()
 
-	rooms := make([]string, 40)
-	for i := range rooms {
-		rooms[i] = uuid.NewString()
-	}
-	want := map[string]map[int64]bool{}
-	const n = 1900 // under the queue's 4×BatchMax: add never blocks, a full queue leaves messages to the reconciler
+	const n = 600 // 600 × ~24 KB ≈ 14 MB: far over the limit as one batch
 	for i := range n {
-		room := rooms[i%len(rooms)]
-		seq := int64(i/len(rooms))*3 + 1 // every third seq: 1, 4, 7, ...
-		if i%7 == 0 {
-			seq++ // and some runs of two
+		m := chatflow.Message{
+			MessageID: uuid.NewString(), RoomID: uuid.NewString(), Seq: int64(i + 1), SenderID: uuid.NewString(),
+			ClientMsgID: "c" + strings.Repeat("x", 60), Body: strings.Repeat("<", chatflow.MaxBodyChars), SentAt: time.Now().UTC(),
 		}
-		if want[room] == nil {
-			want[room] = map[int64]bool{}
-		}
-		if want[room][seq] {
-			continue
-		}
-		want[room][seq] = true
-		b.add(room, seq)
+		b.add(m)
 	}
 	cancel() // the batcher drains its queue on the way out
 	<-stopped
 
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
-	got := map[string]map[int64]bool{}
+	total := 0
 	for _, mb := range tc.batches {
-		if len(mb.Messages) != 0 {
-			t.Fatalf("batch carries %d message bodies; want ranges only", len(mb.Messages))
+		enc, _ := json.Marshal(mb)
+		if len(enc) > maxBatchBytes+64<<10 || len(enc) >= 2<<20 {
+			t.Errorf("batch of %d messages is %d bytes of JSON", len(mb.Messages), len(enc))
 		}
-		var count int64
-		for _, r := range mb.Ranges {
-			if r.From > r.To {
-				t.Fatalf("range %+v is empty", r)
-			}
-			count += r.Len()
-			for s := r.From; s <= r.To; s++ {
-				if got[r.Room] == nil {
-					got[r.Room] = map[int64]bool{}
-				}
-				if got[r.Room][s] {
-					t.Fatalf("room %s seq %d in two batches", r.Room, s)
-				}
-				got[r.Room][s] = true
-			}
-		}
-		if count > int64(cfg.BatchMax) {
-			t.Fatalf("batch names %d messages, over BatchMax %d", count, cfg.BatchMax)
-		}
-		if enc, _ := json.Marshal(mb); len(enc) > 64<<10 {
-			t.Errorf("batch naming %d messages is %d bytes of JSON", count, len(enc))
-		}
+		total += len(mb.Messages)
 	}
-	if len(got) != len(want) {
-		t.Fatalf("%d rooms batched, want %d", len(got), len(want))
-	}
-	for room, seqs := range want {
-		if len(got[room]) != len(seqs) {
-			t.Fatalf("room %s: %d seqs batched, want %d", room, len(got[room]), len(seqs))
-		}
-		for s := range seqs {
-			if !got[room][s] {
-				t.Fatalf("room %s: seq %d not batched", room, s)
-			}
-		}
+	if total != n || len(tc.batches) < 10 {
+		t.Fatalf("%d messages in %d batches, want %d in at least 10", total, len(tc.batches), n)
 	}
 }

@@ -294,39 +294,11 @@ func Range(ctx context.Context, rdb redis.Cmdable, room string, lo, hi int64) ([
 	if err != nil {
 		return nil, err
 	}
-	return entries(nil, xs), nil
-}
-
-func entries(out []Entry, xs []redis.XMessage) []Entry {
+	out := make([]Entry, 0, len(xs))
 	for _, x := range xs {
 		if f, ok := x.Values["f"].(string); ok {
 			out = append(out, Entry{Seq: StreamSeq(x.ID), Frame: []byte(f)})
 		}
-	}
-	return out
-}
-
-// Ranges reads the entries of several rooms' seq runs in one pipelined
-// round trip. A seq the log no longer holds is left out: the log is
-// trimmed only below Postgres' watermark, so such a seq is stored already
-// (or was lost by Redis, which the reconciler turns into a gap).
-func Ranges(ctx context.Context, rdb redis.Cmdable, rs []chatflow.SeqRange) ([]Entry, error) {
-	if len(rs) == 0 {
-		return nil, nil
-	}
-	pipe := rdb.Pipeline()
-	cmds := make([]*redis.XMessageSliceCmd, len(rs))
-	n := int64(0)
-	for i, r := range rs {
-		cmds[i] = pipe.XRange(ctx, StreamKey(r.Room), strconv.FormatInt(r.From, 10)+"-0", strconv.FormatInt(r.To, 10)+"-0")
-		n += r.Len()
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, err
-	}
-	out := make([]Entry, 0, n)
-	for _, c := range cmds {
-		out = entries(out, c.Val())
 	}
 	return out, nil
 }

@@ -23,7 +23,7 @@ make -s services >/dev/null
 go build -o bin/chatflow ./cmd/chatflow
 wt=$(mktemp -d)
 git worktree add -q --detach "$wt" "$OLD"
-(cd "$wt" && go build -o "$wt/chatflow-old" ./cmd/chatflow)
+(cd "$wt" && go build -o "$wt/bin/chatflow" ./cmd/chatflow) # named chatflow, so the bench finds its processes
 export DATABASE_URL="postgres://postgres@127.0.0.1:${PG_PORT:-15432}/chatflow?sslmode=disable"
 export REDIS_ADDR=127.0.0.1:${REDIS_PORT:-16379} KAFKA_BROKERS=127.0.0.1:${KAFKA_PORT:-19092}
 export JWT_SECRET=bench-ab-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n') LOG_LEVEL=warn BCRYPT_COST=4
@@ -50,7 +50,7 @@ for lvl in "${LEVELS[@]}"; do
   set -- $lvl
   for rep in $(seq "${REPS:-1}"); do
     sfx=""; [[ ${REPS:-1} -gt 1 ]] && sfx="-r$rep"
-    run A "$wt/chatflow-old" "${A_FSYNC:-always}" "$1" "$2" "$sfx" "${A_ENV:-}" "${A_NICE:-0}"
+    run A "$wt/bin/chatflow" "${A_FSYNC:-always}" "$1" "$2" "$sfx" "${A_ENV:-}" "${A_NICE:-0}"
     run B bin/chatflow always "$1" "$2" "$sfx" "${B_ENV:-}" "${B_NICE:-0}"
   done
 done

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -56,11 +57,20 @@ func PersistBatch(ctx workflow.Context, b chatflow.MessageBatch) (PersistResult,
 		StartToCloseTimeout: 15 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 	})
-	if err := workflow.ExecuteLocalActivity(publish, a.PublishRooms, b.Rooms()).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteLocalActivity(publish, a.PublishRooms, roomsOf(b)).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("Kafka publish left to the reconciler", "error", err)
 		res.PublishDeferred = true
 	}
 	return res, nil
+}
+
+func roomsOf(b chatflow.MessageBatch) []string {
+	var rooms []string
+	for _, m := range b.Messages {
+		rooms = append(rooms, m.RoomID)
+	}
+	slices.Sort(rooms)
+	return slices.Compact(rooms)
 }
 
 // Reconcile is one pass of the reconciler, started by a Temporal Schedule
