@@ -9,9 +9,9 @@ import (
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/chatflow/chatflow"
+	"github.com/chatflow/chatflow/codec"
 
 	"github.com/chatflow/chatflow/internal/testenv"
 )
@@ -197,7 +197,7 @@ func assertBatched(t *testing.T, env *testenv.Env, n *testenv.Node, node, room s
 				t.Fatalf("history of %s: %v", id, err)
 			}
 			var batch chatflow.MessageBatch
-			if err := converter.GetDefaultDataConverter().FromPayloads(ev.GetWorkflowExecutionStartedEventAttributes().GetInput(), &batch); err != nil {
+			if err := codec.DataConverter(0).FromPayloads(ev.GetWorkflowExecutionStartedEventAttributes().GetInput(), &batch); err != nil {
 				t.Fatalf("input of %s: %v", id, err)
 			}
 			if batch.Node != node || len(batch.Messages) == 0 {

@@ -86,6 +86,9 @@ func loadConfig(keys int) (app.Config, error) {
 	num := func(dst *int) func(string) error {
 		return func(v string) (e error) { *dst, e = strconv.Atoi(v); return }
 	}
+	boolean := func(dst *bool) func(string) error {
+		return func(v string) (e error) { *dst, e = strconv.ParseBool(v); return }
+	}
 	parse("ACCESS_TTL", dur(&c.Token.AccessTTL))
 	parse("REFRESH_TTL", dur(&c.Token.RefreshTTL))
 	parse("REFRESH_GRACE", dur(&c.Token.RefreshGrace))
@@ -95,6 +98,8 @@ func loadConfig(keys int) (app.Config, error) {
 	parse("PRESENCE_TTL", dur(&c.Chat.PresenceTTL))
 	parse("BCRYPT_COST", num(&c.API.BcryptCost))
 	parse("BATCH_LINGER", dur(&c.Chat.BatchLinger))
+	parse("TEMPORAL_COMPRESS_OVER", num(&c.TemporalCompressOver))
+	parse("TEMPORAL_GRPC_GZIP", boolean(&c.TemporalGRPCGzip))
 	parse("BATCH_MAX", num(&c.Chat.BatchMax))
 	parse("BATCH_INFLIGHT", num(&c.Chat.BatchInflight))
 	parse("SEND_PIPELINES", num(&c.Chat.SendPipelines))

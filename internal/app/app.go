@@ -28,6 +28,7 @@ import (
 	"github.com/chatflow/chatflow/api"
 	"github.com/chatflow/chatflow/blob"
 	"github.com/chatflow/chatflow/chat"
+	"github.com/chatflow/chatflow/codec"
 	"github.com/chatflow/chatflow/events"
 	"github.com/chatflow/chatflow/postgres"
 	"github.com/chatflow/chatflow/ratelimit"
@@ -49,8 +50,14 @@ type Config struct {
 	RedisClusterAddrs string
 	TemporalAddress   string
 	TemporalNamespace string
-	KafkaBrokers      string
-	LogLevel          string
+	// TemporalCompressOver zlib-compresses Temporal payloads of at least this
+	// many bytes (0: none); see package codec. Every process decodes them.
+	TemporalCompressOver int
+	// TemporalGRPCGzip gzips the gRPC requests to Temporal (the SDK's
+	// default). Payloads that matter are compressed by the codec already.
+	TemporalGRPCGzip bool
+	KafkaBrokers     string
+	LogLevel         string
 
 	Token    token.Config
 	API      api.Config
@@ -72,23 +79,25 @@ type Config struct {
 // scraped from) explicitly.
 func DefaultConfig() Config {
 	return Config{
-		HTTPAddr:          "127.0.0.1:8080",
-		MetricsAddr:       "127.0.0.1:9090",
-		DatabaseURL:       "postgres://postgres@127.0.0.1:15432/chatflow?sslmode=disable",
-		PGMaxConns:        32,
-		RedisAddr:         "127.0.0.1:16379",
-		TemporalAddress:   "127.0.0.1:7233",
-		TemporalNamespace: "default",
-		KafkaBrokers:      "127.0.0.1:19092",
-		LogLevel:          "info",
-		Token:             token.DefaultConfig(),
-		API:               api.DefaultConfig(),
-		Chat:              chat.DefaultConfig(),
-		Realtime:          realtime.DefaultConfig(),
-		RateLimit:         ratelimit.DefaultConfig(),
-		Workers:           workers.DefaultConfig(),
-		Activities:        activities.DefaultConfig(),
-		Objects:           blob.DefaultConfig(),
+		HTTPAddr:             "127.0.0.1:8080",
+		MetricsAddr:          "127.0.0.1:9090",
+		DatabaseURL:          "postgres://postgres@127.0.0.1:15432/chatflow?sslmode=disable",
+		PGMaxConns:           32,
+		RedisAddr:            "127.0.0.1:16379",
+		TemporalAddress:      "127.0.0.1:7233",
+		TemporalNamespace:    "default",
+		TemporalCompressOver: 16 << 10,
+		TemporalGRPCGzip:     true,
+		KafkaBrokers:         "127.0.0.1:19092",
+		LogLevel:             "info",
+		Token:                token.DefaultConfig(),
+		API:                  api.DefaultConfig(),
+		Chat:                 chat.DefaultConfig(),
+		Realtime:             realtime.DefaultConfig(),
+		RateLimit:            ratelimit.DefaultConfig(),
+		Workers:              workers.DefaultConfig(),
+		Activities:           activities.DefaultConfig(),
+		Objects:              blob.DefaultConfig(),
 	}
 }
 
@@ -120,15 +129,26 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 		m.Close()
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	m.Temporal, err = client.Dial(client.Options{
-		HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
-		Logger: tlog.NewStructuredLogger(log.With("component", "temporal")),
-	})
+	m.Temporal, err = client.Dial(TemporalOptions(cfg, log))
 	if err != nil {
 		m.Close()
 		return nil, fmt.Errorf("temporal: %w", err)
 	}
 	return m, nil
+}
+
+// TemporalOptions are the client options of cfg: address, namespace,
+// logger, the payload codec and the gRPC compression.
+func TemporalOptions(cfg Config, log *slog.Logger) client.Options {
+	opts := client.Options{
+		HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
+		Logger:        tlog.NewStructuredLogger(log.With("component", "temporal")),
+		DataConverter: codec.DataConverter(cfg.TemporalCompressOver),
+	}
+	if !cfg.TemporalGRPCGzip {
+		opts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
+	}
+	return opts
 }
 
 // NewRedis builds the Redis client of cfg: a cluster client when

@@ -17,7 +17,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/chatflow/chatflow/activities"
@@ -127,10 +126,7 @@ func Open(t testing.TB) *Env {
 		if openErr = e.Redis.Ping(ctx).Err(); openErr != nil {
 			return
 		}
-		e.Temporal, openErr = client.Dial(client.Options{
-			HostPort: cfg.TemporalAddress,
-			Logger:   tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-		})
+		e.Temporal, openErr = client.Dial(app.TemporalOptions(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))))
 		if openErr != nil {
 			return
 		}
