@@ -392,6 +392,15 @@ async function features(browser, size, api) {
     await px.click(tid('wallet-close'));
     await px.click(tid('whoami'));
     await px.fill(tid('delete-password'), ux.password);
+    // The saga's first step revokes X's sessions, and the socket's `revoked`
+    // frame can beat the 202 answer to the page (a clean-clone run lost the
+    // panel that way). Hold the answer back so that it always does.
+    await px.route('**/api/v1/me', async (route) => {
+      if (route.request().method() !== 'DELETE') return route.fallback();
+      const answer = await route.fetch();
+      await new Promise((r) => setTimeout(r, 1500));
+      await route.fulfill({ response: answer });
+    });
     await px.click(tid('delete-submit'));
     await px.locator(`${tid('delete-progress')}[data-status="completed"]`).waitFor({ timeout: 60_000 });
     await px.locator(`${tid('delete-step')}[data-step-name="auth.delete_credentials"][data-status="completed"]`).waitFor();

@@ -132,9 +132,12 @@
     if (!window.confirm('Delete your account for good?')) return;
     const btn = $('delete-submit');
     btn.disabled = true;
+    // Set before the request: the saga revokes this session first, and the
+    // socket's `revoked` frame (which stops the chat and closes panels unless
+    // a deletion is under way) may arrive before the 202 does.
+    deleting = true;
     try {
       const started = await api('DELETE', '/me', { password: $('delete-password').value });
-      deleting = true;
       $('delete-progress').hidden = false;
       $('delete-steps').replaceChildren();
       setDeleteStatus({ status: started.status || 'running', step: '' });
