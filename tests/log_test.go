@@ -804,4 +804,3 @@ func TestLogResendAfterDedupeExpiryDoesNotStallWatermark(t *testing.T) {
 	}
 	outboxCaughtUp(t, env, room, 3, 5*time.Second)
 }
-
