@@ -342,7 +342,7 @@ func runChat(ctx context.Context, o Options, r *Result, reconnect bool) error {
 			acks += len(c.acked)
 			c.mu.Unlock()
 		}
-		if int64(acks) >= sent.Load() && allDelivered(rooms, nil) {
+		if int64(acks) >= sent.Load() && allDelivered(rooms, ackedSnapshot(rooms)) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)

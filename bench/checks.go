@@ -9,16 +9,12 @@ import (
 )
 
 // allDelivered reports whether every client saw every seq in want (room →
-// seqs; nil: every acked seq of its room).
+// seqs, as ackedSnapshot gives).
 func allDelivered(rooms map[string][]*wsClient, want map[string]map[int64]bool) bool {
 	for id, cs := range rooms {
-		w := want[id]
-		if want == nil {
-			w = ackedSeqs(cs)
-		}
 		for _, c := range cs {
 			c.mu.Lock()
-			for s := range w {
+			for s := range want[id] {
 				if c.seen[s] == 0 {
 					c.mu.Unlock()
 					return false

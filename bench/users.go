@@ -27,6 +27,11 @@ type user struct {
 // recording saga and login latency. With o.UsersFile, users made by earlier
 // runs are logged in instead and new ones are appended to the file.
 func signupUsers(ctx context.Context, o Options, n int, r *Result, key string) ([]user, error) {
+	return cachedUsers(ctx, o, n, r, key, true)
+}
+
+// cachedUsers is signupUsers; reset allows starting the file over once.
+func cachedUsers(ctx context.Context, o Options, n int, r *Result, key string, reset bool) ([]user, error) {
 	if o.UsersFile == "" {
 		return signupFresh(ctx, o, n, r, key)
 	}
@@ -63,6 +68,15 @@ func signupUsers(ctx context.Context, o Options, n int, r *Result, key string) (
 		})
 	}
 	if err := g.Wait(); err != nil {
+		if strings.Contains(err.Error(), "invalid_credentials") && reset {
+			// the file belongs to another database (its users are not
+			// here): start it over rather than fail every later run
+			fmt.Fprintf(os.Stderr, "%s: cached users unknown to this server; signing up new ones\n", o.UsersFile)
+			if err := os.Remove(o.UsersFile); err != nil {
+				return nil, err
+			}
+			return cachedUsers(ctx, o, n, r, key, false)
+		}
 		return nil, fmt.Errorf("login of cached users: %v", err)
 	}
 	return users, nil

@@ -24,6 +24,14 @@ type Config struct {
 	// Queue is the per-connection outbound queue in frames; a reader that
 	// lets it fill up is disconnected.
 	Queue int
+	// FlushDelay holds a connection's first write for this long after a
+	// frame arrives on an idle queue, so frames that arrive together (an
+	// ack and the sender's own message, a burst of a room) share one
+	// syscall. Zero writes at once.
+	FlushDelay time.Duration
+	// FlushYield lets other goroutines run once before each write, for
+	// the same reason, without a timer.
+	FlushYield bool
 }
 
 // DefaultConfig is the configuration `make dev` runs with.

@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"encoding/json"
+	"runtime"
 	"time"
 
 	"github.com/gofiber/contrib/websocket"
@@ -62,7 +63,13 @@ func (c *Conn) ping() { c.Write(nil) }
 func (c *Conn) flush() {
 	defer c.wg.Done()
 	var buf []byte
+	if d := c.node.cfg.FlushDelay; d > 0 {
+		time.Sleep(d)
+	}
 	for {
+		if c.node.cfg.FlushYield {
+			runtime.Gosched()
+		}
 		c.qmu.Lock()
 		batch := c.q
 		c.q = nil
@@ -90,6 +97,7 @@ func (c *Conn) flush() {
 			return
 		}
 		c.node.metrics.framesOut.Add(float64(frames))
+		c.node.metrics.writes.Inc()
 		if cap(buf) > 64<<10 {
 			buf = nil // do not keep a burst's buffer around
 		}

@@ -8,7 +8,8 @@
 # are extra environment for that side's api and worker ("BATCH_LINGER=500ms").
 # A_NICE / B_NICE run that side's durable path (worker, Temporal dev server,
 # Postgres) at that nice level, the api and Redis at 0.
-# Results: bench/results/ab-$PREFIX{A,B}-*.json (PREFIX empty by default).
+# Results: bench/results/ab-$PREFIX{A,B}-*.json (PREFIX empty by default), with the
+# api's frame and write counters in *.metrics; `scripts/bench-table.py ab PREFIX` prints them.
 # Usage: [REPS=n] [A_FSYNC=..] [A_ENV=..] [B_ENV=..] [PREFIX=..] [DURATION=20s]
 #        scripts/bench-ab.sh OLD_REV ["clients rate" ...]
 # REPS repeats every level n times (A B A B ...) so the spread between runs
@@ -45,6 +46,8 @@ run() { # label binary fsync clients rate suffix env nice
   echo "+ $label: $4 clients x $5 msg/s" >&2
   bin/chatflow bench -scenario chat -users-file "$OUT/users-ab.json" -url http://127.0.0.1:18181 \
     -clients "$4" -rate "$5" -duration "${DURATION:-20s}" -label "$label-$4x$5$6" -out "$OUT/ab-$label-$4x$5$6.json" || true
+  # the api's socket writes against its frames: how much coalescing there was
+  curl -fs 127.0.0.1:18192/metrics | grep -E '^chatflow_ws_(frames_out|writes)_total' >"$OUT/ab-$label-$4x$5$6.metrics" || true
 }
 for lvl in "${LEVELS[@]}"; do
   set -- $lvl

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-"""Prints markdown tables from bench/results/*.json (used to write BENCHMARKS.md)."""
-import glob, json, os
+"""Prints markdown tables from bench/results/*.json (used to write BENCHMARKS.md).
+
+`bench-table.py ab PREFIX` prints the A/B table of scripts/bench-ab.sh's runs
+with that PREFIX instead."""
+import glob, json, os, re, sys
 
 def load(p):
     with open(p) as f:
@@ -12,6 +15,34 @@ def lat(r, k):
 
 def procs(r):
     return ", ".join(f'{p["name"]} {p["cpu_cores"]:.2f}' for p in r["processes"] if p["cpu_cores"] >= 0.01)
+
+def ab(prefix):
+    """One row per run of bench-ab.sh with PREFIX, in the order they ran."""
+    names = {"chatflow api": "api", "chatflow worker": "worker", "temporal dev server": "Temporal",
+             "postgres (all backends)": "PG", "redis": "Redis", "bench (load generator)": "gen"}
+    print("| run | offered | accepted | deliver p50 / p95 / p99 | ack p99 | deliveries by ms (0.5,1] / (1,2] / (2,4] / (4,8] / (8,16] / (16,32] % "
+          "| frames per write | cores api / worker / Temporal / PG / Redis / gen | checks |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    runs = sorted(glob.glob(f"bench/results/ab-{prefix}[AB]-*.json"), key=os.path.getmtime)
+    for p in runs:
+        r = load(p); m = r["metrics"]; d = r["latency_ms"]["send_to_deliver"]; a = r["latency_ms"]["send_to_ack"]
+        h = d.get("hist") or []
+        share = " / ".join(f"{100 * h[i] / d['n']:.0f}" for i in range(2, 8)) if h and d["n"] else "-"
+        cores = {names.get(x["name"]): x["cpu_cores"] for x in r["processes"]}
+        c = " / ".join(f"{cores[k]:.2f}" if k in cores else "–" for k in names.values())
+        fpw = "-"
+        mp = p[:-5] + ".metrics"
+        if os.path.exists(mp):
+            v = dict(re.findall(r"^(\S+) (\S+)$", open(mp).read(), re.M))
+            if float(v.get("chatflow_ws_writes_total", 0)) > 0:
+                fpw = f'{float(v["chatflow_ws_frames_out_total"]) / float(v["chatflow_ws_writes_total"]):.2f}'
+        ok = "ok" if r["ok"] else "FAIL " + ", ".join(k for k, v in r["checks"].items() if v.startswith("FAIL"))
+        print(f'| {r["label"]} | {m["offered_msgs_per_s"]:.0f} | {m["accepted_msgs_per_s"]:.0f} | {d["p50"]:.1f} / {d["p95"]:.1f} / {d["p99"]:.0f} '
+              f'| {a["p99"]:.0f} | {share} | {fpw} | {c} | {ok} |')
+
+if len(sys.argv) > 2 and sys.argv[1] == "ab":
+    ab(sys.argv[2])
+    sys.exit(0)
 
 rows = []
 for p in sorted(glob.glob("bench/results/chat-*.json")):
