@@ -54,7 +54,9 @@ type Config struct {
 	// many bytes (0: none); see package codec. Every process decodes them.
 	TemporalCompressOver int
 	// TemporalGRPCGzip gzips the gRPC requests to Temporal (the SDK's
-	// default). Payloads that matter are compressed by the codec already.
+	// default; off here). Payloads that matter are compressed by the codec
+	// already: at 5,000 msg/s the codec with gzip off took the Temporal dev
+	// server from ~0.2 to ~0.1 cores (BENCHMARKS.md, round 3).
 	TemporalGRPCGzip bool
 	KafkaBrokers     string
 	LogLevel         string
@@ -87,7 +89,7 @@ func DefaultConfig() Config {
 		TemporalAddress:      "127.0.0.1:7233",
 		TemporalNamespace:    "default",
 		TemporalCompressOver: 16 << 10,
-		TemporalGRPCGzip:     true,
+		TemporalGRPCGzip:     false,
 		KafkaBrokers:         "127.0.0.1:19092",
 		LogLevel:             "info",
 		Token:                token.DefaultConfig(),
