@@ -1,10 +1,18 @@
 package codec
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 type batch struct {
@@ -65,5 +73,61 @@ func TestLargeRoundTrip(t *testing.T) {
 	var got batch
 	if err := DataConverter(0).FromPayload(p, &got); err != nil || len(got.Msgs) != len(big.Msgs) {
 		t.Fatalf("compressed payload read with Over 0: %v", err)
+	}
+}
+
+// The Web UI's codec endpoint turns a compressed batch back into its JSON,
+// and answers a browser's preflight only for the allowed origins.
+func TestHandlerDecodesForTheWebUI(t *testing.T) {
+	srv := httptest.NewServer(Handler([]string{"http://127.0.0.1:8233"}))
+	defer srv.Close()
+	big := batch{Node: "n1"}
+	for i := range 2000 {
+		big.Msgs = append(big.Msgs, "hello "+strconv.Itoa(i))
+	}
+	p, err := DataConverter(16 << 10).ToPayload(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if enc := string(p.Metadata[converter.MetadataEncoding]); enc != "binary/zlib" {
+		t.Fatalf("encoding %q, want binary/zlib", enc)
+	}
+	body, _ := protojson.Marshal(&commonpb.Payloads{Payloads: []*commonpb.Payload{p}})
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/codec/decode", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", "http://127.0.0.1:8233")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.Header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:8233" {
+		t.Fatalf("decode: %d, allow-origin %q: %s", res.StatusCode, res.Header.Get("Access-Control-Allow-Origin"), raw)
+	}
+	var out commonpb.Payloads
+	if err := protojson.Unmarshal(raw, &out); err != nil || len(out.Payloads) != 1 {
+		t.Fatalf("decode answer %s: %v", raw, err)
+	}
+	if enc := string(out.Payloads[0].Metadata[converter.MetadataEncoding]); enc != "json/plain" {
+		t.Fatalf("decoded encoding %q, want json/plain", enc)
+	}
+	var back batch
+	if err := json.Unmarshal(out.Payloads[0].Data, &back); err != nil || back.Node != "n1" || len(back.Msgs) != 2000 || back.Msgs[1999] != "hello 1999" {
+		t.Fatalf("decoded payload: %v, %d messages", err, len(back.Msgs))
+	}
+
+	for origin, want := range map[string]string{"http://127.0.0.1:8233": "http://127.0.0.1:8233", "https://evil.example": ""} {
+		pre, _ := http.NewRequest(http.MethodOptions, srv.URL+"/codec/decode", nil)
+		pre.Header.Set("Origin", origin)
+		pre.Header.Set("Access-Control-Request-Method", "POST")
+		res, err := http.DefaultClient.Do(pre)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if got := res.Header.Get("Access-Control-Allow-Origin"); got != want {
+			t.Fatalf("preflight from %s: allow-origin %q, want %q", origin, got, want)
+		}
 	}
 }

@@ -253,8 +253,11 @@ start_temporal() {
   ensure_free "$TEMPORAL_UI_PORT" "temporal web UI"
   # WAL + synchronous=normal: commits survive a crash of the process (not of
   # the OS) and workflow starts take about half the time of the defaults.
+  # The Web UI decodes compressed payloads (batch bodies) through the codec
+  # endpoint on the METRICS_ADDR of `chatflow dev` (CODEC_PORT, 9090).
   nohup bin/temporal server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
     --db-filename "$DATA/temporal/temporal.db" --log-level warn \
+    --ui-codec-endpoint "http://127.0.0.1:${CODEC_PORT:-9090}/codec" \
     --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
     >"$DATA/logs/temporal.log" 2>&1 &
   echo $! >"$DATA/temporal/pid"

@@ -138,4 +138,22 @@ func TestOpsMetricsOnInternalAddress(t *testing.T) {
 	if !strings.HasPrefix(n.MetricsURL, "http://127.0.0.1:") {
 		t.Fatalf("metrics address %s is not loopback", n.MetricsURL)
 	}
+	// the Web UI's codec endpoint decodes batch bodies: internal only
+	payloads := `{"payloads":[{"metadata":{"encoding":"anNvbi9wbGFpbg=="},"data":"e30="}]}`
+	pub, err := http.Post(n.URL+"/codec/decode", "application/json", strings.NewReader(payloads))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.Body.Close()
+	if pub.StatusCode != 404 {
+		t.Fatalf("public /codec/decode: %d, want 404", pub.StatusCode)
+	}
+	internal, err := http.Post(strings.TrimSuffix(n.MetricsURL, "/metrics")+"/codec/decode", "application/json", strings.NewReader(payloads))
+	if err != nil {
+		t.Fatal(err)
+	}
+	internal.Body.Close()
+	if internal.StatusCode != 200 {
+		t.Fatalf("internal /codec/decode: %d, want 200", internal.StatusCode)
+	}
 }

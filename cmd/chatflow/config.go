@@ -100,6 +100,7 @@ func loadConfig(keys int) (app.Config, error) {
 	parse("BATCH_LINGER", dur(&c.Chat.BatchLinger))
 	parse("TEMPORAL_COMPRESS_OVER", num(&c.TemporalCompressOver))
 	parse("TEMPORAL_GRPC_GZIP", boolean(&c.TemporalGRPCGzip))
+	parse("TEMPORAL_UI_ORIGINS", func(v string) error { c.TemporalUIOrigins = strings.Split(v, ","); return nil })
 	parse("BATCH_MAX", num(&c.Chat.BatchMax))
 	parse("BATCH_INFLIGHT", num(&c.Chat.BatchInflight))
 	parse("SEND_PIPELINES", num(&c.Chat.SendPipelines))

@@ -58,8 +58,11 @@ type Config struct {
 	// already: at 5,000 msg/s the codec with gzip off took the Temporal dev
 	// server from ~0.2 to ~0.1 cores (BENCHMARKS.md, round 3).
 	TemporalGRPCGzip bool
-	KafkaBrokers     string
-	LogLevel         string
+	// TemporalUIOrigins are the Web UI origins allowed to call the codec
+	// endpoint (METRICS_ADDR/codec/) from a browser.
+	TemporalUIOrigins []string
+	KafkaBrokers      string
+	LogLevel          string
 
 	Token    token.Config
 	API      api.Config
@@ -90,6 +93,7 @@ func DefaultConfig() Config {
 		TemporalNamespace:    "default",
 		TemporalCompressOver: 16 << 10,
 		TemporalGRPCGzip:     false,
+		TemporalUIOrigins:    []string{"http://127.0.0.1:8233", "http://localhost:8233"},
 		KafkaBrokers:         "127.0.0.1:19092",
 		LogLevel:             "info",
 		Token:                token.DefaultConfig(),
@@ -349,7 +353,7 @@ func (m *Main) Run(ctx context.Context, roles Roles) error {
 		}
 		if node == nil {
 			g.Go(func() error {
-				return serveMetrics(gctx, m.Cfg.MetricsAddr, workerMetrics(acts.Metrics.Collectors()), m.Log)
+				return serveMetrics(gctx, m.Cfg.MetricsAddr, workerMetrics(acts.Metrics.Collectors()), m.Cfg.TemporalUIOrigins, m.Log)
 			})
 		} else {
 			node.API.Register(acts.Metrics.Collectors()...)
@@ -373,7 +377,9 @@ func (m *Main) Run(ctx context.Context, roles Roles) error {
 		}
 		m.Log.Info("api listening", "addr", ln.Addr().String(), "node", m.Cfg.API.NodeID)
 		g.Go(func() error { return node.Run(gctx, ln) })
-		g.Go(func() error { return serveMetrics(gctx, m.Cfg.MetricsAddr, node.API.MetricsHandler(), m.Log) })
+		g.Go(func() error {
+			return serveMetrics(gctx, m.Cfg.MetricsAddr, node.API.MetricsHandler(), m.Cfg.TemporalUIOrigins, m.Log)
+		})
 	}
 	err := g.Wait()
 	stopWorkers() // only after the api has flushed its batches
@@ -388,21 +394,23 @@ func workerMetrics(cs []prometheus.Collector) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
-// serveMetrics serves /metrics on addr (METRICS_ADDR: an internal address,
-// never the public listener) until ctx ends. A failure to listen is
-// logged, not fatal: the process keeps serving without metrics.
-func serveMetrics(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+// serveMetrics serves /metrics, and the Web UI's codec endpoint under
+// /codec/, on addr (METRICS_ADDR: an internal address, never the public
+// listener) until ctx ends. A failure to listen is logged, not fatal: the
+// process keeps serving without metrics.
+func serveMetrics(ctx context.Context, addr string, h http.Handler, uiOrigins []string, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		log.Warn("metrics server", "addr", addr, "error", err)
 		return nil
 	}
-	return metricsServer(ctx, ln, h, log)
+	return metricsServer(ctx, ln, h, uiOrigins, log)
 }
 
-func metricsServer(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+func metricsServer(ctx context.Context, ln net.Listener, h http.Handler, uiOrigins []string, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", h)
+	mux.Handle("/codec/", codec.Handler(uiOrigins))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { <-ctx.Done(); _ = srv.Close() }()
 	log.Info("metrics listening", "addr", ln.Addr().String())
@@ -415,5 +423,5 @@ func metricsServer(ctx context.Context, ln net.Listener, h http.Handler, log *sl
 // ServeMetrics serves the node's /metrics on ln (an internal address) until
 // ctx ends.
 func (n *Node) ServeMetrics(ctx context.Context, ln net.Listener) error {
-	return metricsServer(ctx, ln, n.API.MetricsHandler(), n.log)
+	return metricsServer(ctx, ln, n.API.MetricsHandler(), nil, n.log)
 }
