@@ -12,8 +12,8 @@
 # api's frame and write counters in *.metrics; `scripts/bench-table.py ab PREFIX` prints them.
 # Usage: [REPS=n] [A_FSYNC=..] [A_ENV=..] [B_ENV=..] [PREFIX=..] [DURATION=20s]
 #        scripts/bench-ab.sh OLD_REV ["clients rate" ...]
-# REPS repeats every level n times (A B A B ...) so the spread between runs
-# of the same build shows what counts as noise.
+# REPS repeats every level n times (A B, then B A, ...) so the spread between
+# runs of the same build shows what counts as noise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OLD=${1:?usage: scripts/bench-ab.sh OLD_REV [levels]}; shift
@@ -53,8 +53,16 @@ for lvl in "${LEVELS[@]}"; do
   set -- $lvl
   for rep in $(seq "${REPS:-1}"); do
     sfx=""; [[ ${REPS:-1} -gt 1 ]] && sfx="-r$rep"
-    run A "$wt/bin/chatflow" "${A_FSYNC:-always}" "$1" "$2" "$sfx" "${A_ENV:-}" "${A_NICE:-0}"
-    run B bin/chatflow always "$1" "$2" "$sfx" "${B_ENV:-}" "${B_NICE:-0}"
+    # even repetitions run B first (A B B A ...), so neither side always
+    # takes the first run of a level, the one after a restart or after a
+    # heavier level (BENCHMARKS.md round 3 has an A/A run for the noise)
+    if (( rep % 2 == 1 )); then
+      run A "$wt/bin/chatflow" "${A_FSYNC:-always}" "$1" "$2" "$sfx" "${A_ENV:-}" "${A_NICE:-0}"
+      run B bin/chatflow always "$1" "$2" "$sfx" "${B_ENV:-}" "${B_NICE:-0}"
+    else
+      run B bin/chatflow always "$1" "$2" "$sfx" "${B_ENV:-}" "${B_NICE:-0}"
+      run A "$wt/bin/chatflow" "${A_FSYNC:-always}" "$1" "$2" "$sfx" "${A_ENV:-}" "${A_NICE:-0}"
+    fi
   done
 done
 cleanup
