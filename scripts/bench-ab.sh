@@ -10,7 +10,9 @@
 # Postgres) at that nice level, the api and Redis at 0.
 # Results: bench/results/ab-$PREFIX{A,B}-*.json (PREFIX empty by default), with the
 # api's frame and write counters in *.metrics; `scripts/bench-table.py ab PREFIX` prints them.
-# Usage: [REPS=n] [A_FSYNC=..] [A_ENV=..] [B_ENV=..] [PREFIX=..] [DURATION=20s]
+# Before each run the stores are settled (VACUUM of chat.messages, CHECKPOINT,
+# sync; SETTLE=0 skips it).
+# Usage: [REPS=n] [A_FSYNC=..] [A_ENV=..] [B_ENV=..] [PREFIX=..] [DURATION=20s] [SETTLE=1]
 #        scripts/bench-ab.sh OLD_REV ["clients rate" ...]
 # REPS repeats every level n times (A B, then B A, ...) so the spread between
 # runs of the same build shows what counts as noise.
@@ -35,9 +37,19 @@ durable_pids() { # the Temporal dev server and every Postgres process
   cat "${CHATFLOW_DATA:-.data}/temporal/pid" 2>/dev/null || true
   pgrep -x postgres || true
 }
+# settle puts the background work the previous run left (autovacuum of
+# chat.messages, dirty pages of the WAL and the AOF) before this run rather
+# than into it: round 3's A/A run had one build spread by a third at 5,000
+# msg/s, with the slow run short of cores no listed process used.
+settle() {
+  [[ ${SETTLE:-1} == 1 ]] || return 0
+  psql "$DATABASE_URL" -qc 'VACUUM (ANALYZE) chat.messages' -c CHECKPOINT >/dev/null 2>&1 || true
+  sync
+}
 run() { # label binary fsync clients rate suffix env nice
   local label=${PREFIX:-}$1 bin=$2 nice=${8:-0}
   cleanup
+  settle
   redis-cli -p "${REDIS_PORT:-16379}" config set appendfsync "$3" >/dev/null
   renice -n "$nice" -p $(durable_pids) >/dev/null
   env $7 METRICS_ADDR=127.0.0.1:18191 NODE_ID=ab-worker nice -n "$nice" "$bin" worker >"$LOGS/ab-worker-$label.log" 2>&1 & pids+=($!)

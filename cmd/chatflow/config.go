@@ -114,7 +114,7 @@ func loadConfig(keys int) (app.Config, error) {
 	parse("WS_BURST", num(&c.Realtime.SendBurst))
 	parse("WS_QUEUE", num(&c.Realtime.Queue))
 	parse("WS_FLUSH_DELAY", dur(&c.Realtime.FlushDelay))
-	parse("WS_FLUSH_YIELD", func(v string) (e error) { c.Realtime.FlushYield, e = strconv.ParseBool(v); return })
+	parse("WS_FLUSH_YIELD", boolean(&c.Realtime.FlushYield))
 	parse("WS_RATE", func(v string) (e error) { c.Realtime.SendRate, e = strconv.ParseFloat(v, 64); return })
 	parse("SIGNUP_WORKERS", num(&c.Workers.SignupConcurrency))
 	parse("MESSAGE_WORKERS", num(&c.Workers.MessagesConcurrency))
