@@ -24,13 +24,9 @@ type Config struct {
 	// Queue is the per-connection outbound queue in frames; a reader that
 	// lets it fill up is disconnected.
 	Queue int
-	// FlushDelay holds a connection's first write for this long after a
-	// frame arrives on an idle queue, so frames that arrive together (an
-	// ack and the sender's own message, a burst of a room) share one
-	// syscall. Zero writes at once.
-	FlushDelay time.Duration
-	// FlushYield lets other goroutines run once before each write, for
-	// the same reason, without a timer. Off by default: it raised frames
+	// FlushYield lets other goroutines run once before each write, so
+	// frames that become ready together (an ack and the sender's own
+	// message, a burst of a room) share one syscall. Off by default: it raised frames
 	// per write at 5,000 msg/s, but in five A/B pairs the accepted rate
 	// did not follow (BENCHMARKS.md, round 3).
 	FlushYield bool

@@ -63,9 +63,6 @@ func (c *Conn) ping() { c.Write(nil) }
 func (c *Conn) flush() {
 	defer c.wg.Done()
 	var buf []byte
-	if d := c.node.cfg.FlushDelay; d > 0 {
-		time.Sleep(d)
-	}
 	for {
 		if c.node.cfg.FlushYield {
 			runtime.Gosched()

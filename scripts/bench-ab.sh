@@ -68,13 +68,14 @@ for lvl in "${LEVELS[@]}"; do
     # even repetitions run B first (A B B A ...), so neither side always
     # takes the first run of a level, the one after a restart or after a
     # heavier level (BENCHMARKS.md round 3 has an A/A run for the noise)
-    if (( rep % 2 == 1 )); then
-      run A "$wt/bin/chatflow" "${A_FSYNC:-always}" "$1" "$2" "$sfx" "${A_ENV:-}" "${A_NICE:-0}"
-      run B bin/chatflow always "$1" "$2" "$sfx" "${B_ENV:-}" "${B_NICE:-0}"
-    else
-      run B bin/chatflow always "$1" "$2" "$sfx" "${B_ENV:-}" "${B_NICE:-0}"
-      run A "$wt/bin/chatflow" "${A_FSYNC:-always}" "$1" "$2" "$sfx" "${A_ENV:-}" "${A_NICE:-0}"
-    fi
+    order=(A B); (( rep % 2 == 1 )) || order=(B A)
+    for side in "${order[@]}"; do
+      if [[ $side == A ]]; then
+        run A "$wt/bin/chatflow" "${A_FSYNC:-always}" "$1" "$2" "$sfx" "${A_ENV:-}" "${A_NICE:-0}"
+      else
+        run B bin/chatflow always "$1" "$2" "$sfx" "${B_ENV:-}" "${B_NICE:-0}"
+      fi
+    done
   done
 done
 cleanup

@@ -113,7 +113,6 @@ func loadConfig(keys int) (app.Config, error) {
 	parse("HOLE_GRACE", dur(&c.Activities.HoleGrace))
 	parse("WS_BURST", num(&c.Realtime.SendBurst))
 	parse("WS_QUEUE", num(&c.Realtime.Queue))
-	parse("WS_FLUSH_DELAY", dur(&c.Realtime.FlushDelay))
 	parse("WS_FLUSH_YIELD", boolean(&c.Realtime.FlushYield))
 	parse("WS_RATE", func(v string) (e error) { c.Realtime.SendRate, e = strconv.ParseFloat(v, 64); return })
 	parse("SIGNUP_WORKERS", num(&c.Workers.SignupConcurrency))
