@@ -8,11 +8,14 @@
 # are extra environment for that side's api and worker ("BATCH_LINGER=500ms").
 # A_NICE / B_NICE run that side's durable path (worker, Temporal dev server,
 # Postgres) at that nice level, the api and Redis at 0.
+# A_WORKER=0 runs A without a worker (a diagnostic: nothing is persisted or
+# published during the run, so A's Postgres check fails; the batch workflows
+# wait in Temporal and a worker drains them after the run, before the next).
 # Results: bench/results/ab-$PREFIX{A,B}-*.json (PREFIX empty by default), with the
 # api's frame and write counters in *.metrics; `scripts/bench-table.py ab PREFIX` prints them.
 # Before each run the stores are settled (VACUUM of chat.messages, CHECKPOINT,
 # sync; SETTLE=0 skips it).
-# Usage: [REPS=n] [A_FSYNC=..] [A_ENV=..] [B_ENV=..] [PREFIX=..] [DURATION=20s] [SETTLE=1]
+# Usage: [REPS=n] [A_FSYNC=..] [A_WORKER=0] [A_ENV=..] [B_ENV=..] [PREFIX=..] [DURATION=20s] [SETTLE=1]
 #        scripts/bench-ab.sh OLD_REV ["clients rate" ...]
 # REPS repeats every level n times (A B, then B A, ...) so the spread between
 # runs of the same build shows what counts as noise.
@@ -46,20 +49,40 @@ settle() {
   psql "$DATABASE_URL" -qc 'VACUUM (ANALYZE) chat.messages' -c CHECKPOINT >/dev/null 2>&1 || true
   sync
 }
-run() { # label binary fsync clients rate suffix env nice
-  local label=${PREFIX:-}$1 bin=$2 nice=${8:-0}
+# drain runs a worker until the rows in Postgres stop growing: what a run
+# without a worker left in Temporal is stored before the next run.
+drain() { # binary env label
+  env $2 METRICS_ADDR=127.0.0.1:18191 NODE_ID=ab-worker "$1" worker >"$LOGS/ab-worker-$3-drain.log" 2>&1 & pids+=($!)
+  local prev=-1 n
+  for _ in $(seq 120); do
+    sleep 3
+    n=$(psql "$DATABASE_URL" -qAtc 'SELECT count(*) FROM chat.messages')
+    [[ $n == "$prev" ]] && break
+    prev=$n
+  done
+  echo "+ $3: drained ($n rows)" >&2
+}
+run() { # label binary fsync clients rate suffix env nice worker
+  local label=${PREFIX:-}$1 bin=$2 nice=${8:-0} worker=${9:-1}
   cleanup
   settle
   redis-cli -p "${REDIS_PORT:-16379}" config set appendfsync "$3" >/dev/null
   renice -n "$nice" -p $(durable_pids) >/dev/null
-  env $7 METRICS_ADDR=127.0.0.1:18191 NODE_ID=ab-worker nice -n "$nice" "$bin" worker >"$LOGS/ab-worker-$label.log" 2>&1 & pids+=($!)
+  if [[ $worker == 1 ]]; then
+    env $7 METRICS_ADDR=127.0.0.1:18191 NODE_ID=ab-worker nice -n "$nice" "$bin" worker >"$LOGS/ab-worker-$label.log" 2>&1 & pids+=($!)
+  fi
   env $7 HTTP_ADDR=127.0.0.1:18181 METRICS_ADDR=127.0.0.1:18192 RATE_LIMITS=off NODE_ID=ab-api "$bin" api >"$LOGS/ab-api-$label.log" 2>&1 & pids+=($!)
   for _ in $(seq 100); do curl -fs 127.0.0.1:18181/healthz >/dev/null && break; sleep 0.2; done
   echo "+ $label: $4 clients x $5 msg/s" >&2
+  redis-cli -p "${REDIS_PORT:-16379}" config resetstat >/dev/null
   bin/chatflow bench -scenario chat -users-file "$OUT/users-ab.json" -url http://127.0.0.1:18181 \
     -clients "$4" -rate "$5" -duration "${DURATION:-20s}" -label "$label-$4x$5$6" -out "$OUT/ab-$label-$4x$5$6.json" || true
   # the api's socket writes against its frames: how much coalescing there was
-  curl -fs 127.0.0.1:18192/metrics | grep -E '^chatflow_ws_(frames_out|writes)_total' >"$OUT/ab-$label-$4x$5$6.metrics" || true
+  # and Redis' own time per script call (the send script is evalsha)
+  { curl -fs 127.0.0.1:18192/metrics | grep -E '^chatflow_ws_(frames_out|writes)_total' || true
+    redis-cli -p "${REDIS_PORT:-16379}" info commandstats | grep -E '^cmdstat_(evalsha|publish|xadd)' | tr -d '\r' || true
+  } >"$OUT/ab-$label-$4x$5$6.metrics"
+  [[ $worker == 1 ]] || drain "$bin" "$7" "$label"
 }
 for lvl in "${LEVELS[@]}"; do
   set -- $lvl
@@ -71,7 +94,7 @@ for lvl in "${LEVELS[@]}"; do
     order=(A B); (( rep % 2 == 1 )) || order=(B A)
     for side in "${order[@]}"; do
       if [[ $side == A ]]; then
-        run A "$wt/bin/chatflow" "${A_FSYNC:-always}" "$1" "$2" "$sfx" "${A_ENV:-}" "${A_NICE:-0}"
+        run A "$wt/bin/chatflow" "${A_FSYNC:-always}" "$1" "$2" "$sfx" "${A_ENV:-}" "${A_NICE:-0}" "${A_WORKER:-1}"
       else
         run B bin/chatflow always "$1" "$2" "$sfx" "${B_ENV:-}" "${B_NICE:-0}"
       fi

@@ -13,11 +13,17 @@
 # the load curve $OUT/peer-curve.png (scripts/plot.sh peer).
 #
 # Usage: [RATES="1000 2500 5000 10000"] [DURATION=30] [PER_CLIENT=5]
-#        [IDLE_CONNS=10000] [SERVICES=skip] scripts/bench-peer.sh
+#        [IDLE_CONNS=10000] [SERVICES=skip] [CF_FSYNC="no always"] scripts/bench-peer.sh
 # RATES are offered msg/s in all; each client sends PER_CLIENT msg/s, so a rate
 # runs RATE/PER_CLIENT clients (a multiple of the room size). IDLE_CONNS=0 skips
 # the idle-memory comparison. SERVICES=skip uses already running services
 # without `make services`. DATABASE_URL, if set, is the chatflow database.
+# CF_FSYNC lists the persistence of Centrifugo's Redis, one pass of every rate
+# each: `no` (the default: no AOF, as Centrifugo deploys it) and `always`
+# (AOF with `appendfsync always`, chatflow's durability point: a publish is
+# answered and pushed only after its fsync). The `always` pass writes its files
+# to $OUT-fsync and its table, against the same chatflow runs, to
+# ${TABLE%.md}-fsync.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATES=${RATES:-1000 2500 5000 10000}
@@ -59,11 +65,19 @@ clients_for() { echo $(( ($1 / PER_CLIENT) / ROOM_SIZE * ROOM_SIZE )); }
 bench() { echo "+ chatflow bench $*" >&2; bin/chatflow bench "$@"; }
 
 # --- Centrifugo + Redis -------------------------------------------------------
+CF_FSYNC=${CF_FSYNC:-no}
+for fsync in $CF_FSYNC; do
 CF_DIR=$(mktemp -d)
 # Centrifugo gets a Redis of its own, as it is deployed: Redis' default
-# persistence for an engine whose history is a cache (no AOF, no fsync),
-# not chatflow's `appendfsync always`, which would slow it for nothing.
-redis-server --port "$CF_REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$CF_DIR" \
+# persistence for an engine whose history is a cache (no AOF, no fsync).
+# The `always` pass gives it chatflow's durability point instead.
+case $fsync in
+  no) cf_out=$OUT; cf_persist=(--appendonly no) ;;
+  always) cf_out=$OUT-fsync; cf_persist=(--appendonly yes --appendfsync always) ;;
+  *) echo "CF_FSYNC: no or always, not $fsync" >&2; exit 2 ;;
+esac
+mkdir -p "$cf_out"
+redis-server --port "$CF_REDIS_PORT" --bind 127.0.0.1 --save "" "${cf_persist[@]}" --dir "$CF_DIR" \
   --logfile "$PWD/$LOGS/peer-redis.log" & pids+=($!)
 for _ in $(seq 50); do redis-cli -p "$CF_REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 # Not CENTRIFUGO_*: Centrifugo reads (and warns about) every variable so named.
@@ -76,13 +90,14 @@ wait_http "127.0.0.1:$CF_PORT/health"
 CF_URL=ws://127.0.0.1:$CF_PORT/connection/websocket
 for rate in $RATES; do
   bench -target centrifugo -scenario chat -url "$CF_URL" -clients "$(clients_for "$rate")" -rate "$PER_CLIENT" \
-    -duration "${DURATION}s" -label "centrifugo-$rate" -out "$OUT/centrifugo-$rate.json" || true
+    -duration "${DURATION}s" -label "centrifugo-$rate" -out "$cf_out/centrifugo-$rate.json" || true
 done
-if (( IDLE_CONNS > 0 )); then
+if (( IDLE_CONNS > 0 )) && [[ $fsync == no ]]; then
   bench -target centrifugo -scenario idle -pid "$cf_pid" -url "$CF_URL" -conns "$IDLE_CONNS" -label idle-centrifugo -out "$OUT/idle-centrifugo.json" || true
 fi
 cleanup
 rm -rf "$CF_DIR"
+done
 
 # --- chatflow (every process) -------------------------------------------------
 # The load generator is thousands of users on one address, far past the
@@ -114,4 +129,15 @@ cleanup
   bin/chatflow bench -peer-table "$OUT"
 } >"$TABLE"
 cat "$TABLE"
+if [[ " $CF_FSYNC " == *" always "* ]]; then
+  cp "$OUT"/chatflow-*.json "$OUT-fsync/"
+  {
+    echo "Peer comparison at the same durability point, $(date -u +'%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)$(git diff --quiet || echo '+dirty'):"
+    echo "the same chatflow runs as above; Centrifugo's Redis with \`appendonly yes\`, \`appendfsync always\` (a publish is answered and pushed after its fsync, as chatflow's send is)."
+    echo "\`CF_FSYNC=\"$CF_FSYNC\" RATES=\"$RATES\" DURATION=$DURATION PER_CLIENT=$PER_CLIENT scripts/bench-peer.sh\`. Ratios are chatflow ÷ Centrifugo."
+    echo
+    bin/chatflow bench -peer-table "$OUT-fsync"
+  } >"${TABLE%.md}-fsync.md"
+  cat "${TABLE%.md}-fsync.md"
+fi
 scripts/plot.sh peer "$OUT" || echo "plot failed (gnuplot?)" >&2

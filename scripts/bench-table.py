@@ -21,8 +21,8 @@ def ab(prefix):
     names = {"chatflow api": "api", "chatflow worker": "worker", "temporal dev server": "Temporal",
              "postgres (all backends)": "PG", "redis": "Redis", "bench (load generator)": "gen"}
     print("| run | offered | accepted | deliver p50 / p95 / p99 | ack p99 | deliveries by ms (0.5,1] / (1,2] / (2,4] / (4,8] / (8,16] / (16,32] % "
-          "| frames per write | cores api / worker / Temporal / PG / Redis / gen | checks |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| frames per write | send script µs per call | cores api / worker / Temporal / PG / Redis / gen | server CPU µs per accepted msg | checks |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     runs = sorted(glob.glob(f"bench/results/ab-{prefix}[AB]-*.json"), key=os.path.getmtime)
     for p in runs:
         r = load(p); m = r["metrics"]; d = r["latency_ms"]["send_to_deliver"]; a = r["latency_ms"]["send_to_ack"]
@@ -30,15 +30,21 @@ def ab(prefix):
         share = " / ".join(f"{100 * h[i] / d['n']:.0f}" for i in range(2, 8)) if h and d["n"] else "-"
         cores = {names.get(x["name"]): x["cpu_cores"] for x in r["processes"]}
         c = " / ".join(f"{cores[k]:.2f}" if k in cores else "–" for k in names.values())
-        fpw = "-"
+        fpw = script = "-"
         mp = p[:-5] + ".metrics"
         if os.path.exists(mp):
-            v = dict(re.findall(r"^(\S+) (\S+)$", open(mp).read(), re.M))
+            text = open(mp).read()
+            v = dict(re.findall(r"^(\S+) (\S+)$", text, re.M))
             if float(v.get("chatflow_ws_writes_total", 0)) > 0:
                 fpw = f'{float(v["chatflow_ws_frames_out_total"]) / float(v["chatflow_ws_writes_total"]):.2f}'
+            e = re.search(r"^cmdstat_evalsha:.*usec_per_call=([0-9.]+)", text, re.M)
+            if e:
+                script = f"{float(e.group(1)):.1f}"
+        server = sum(x["cpu_cores"] for x in r["processes"] if x["name"] != "bench (load generator)")
+        per_msg = f'{1e6 * server / m["accepted_msgs_per_s"]:.0f}' if m["accepted_msgs_per_s"] else "-"
         ok = "ok" if r["ok"] else "FAIL " + ", ".join(k for k, v in r["checks"].items() if v.startswith("FAIL"))
         print(f'| {r["label"]} | {m["offered_msgs_per_s"]:.0f} | {m["accepted_msgs_per_s"]:.0f} | {d["p50"]:.1f} / {d["p95"]:.1f} / {d["p99"]:.0f} '
-              f'| {a["p99"]:.0f} | {share} | {fpw} | {c} | {ok} |')
+              f'| {a["p99"]:.0f} | {share} | {fpw} | {script} | {c} | {per_msg} | {ok} |')
 
 if len(sys.argv) > 2 and sys.argv[1] == "ab":
     ab(sys.argv[2])
