@@ -68,11 +68,18 @@ run() { # label binary fsync clients rate suffix env nice worker
   settle
   redis-cli -p "${REDIS_PORT:-16379}" config set appendfsync "$3" >/dev/null
   renice -n "$nice" -p $(durable_pids) >/dev/null
-  if [[ $worker == 1 ]]; then
-    env $7 METRICS_ADDR=127.0.0.1:18191 NODE_ID=ab-worker nice -n "$nice" "$bin" worker >"$LOGS/ab-worker-$label.log" 2>&1 & pids+=($!)
-  fi
+  env $7 METRICS_ADDR=127.0.0.1:18191 NODE_ID=ab-worker nice -n "$nice" "$bin" worker >"$LOGS/ab-worker-$label.log" 2>&1 & pids+=($!)
+  local worker_pid=$!
   env $7 HTTP_ADDR=127.0.0.1:18181 METRICS_ADDR=127.0.0.1:18192 RATE_LIMITS=off NODE_ID=ab-api "$bin" api >"$LOGS/ab-api-$label.log" 2>&1 & pids+=($!)
   for _ in $(seq 100); do curl -fs 127.0.0.1:18181/healthz >/dev/null && break; sleep 0.2; done
+  if [[ $worker == 0 ]]; then
+    # sign-ups are sagas that need a worker: sign the level's users up (and
+    # let the worker drain that warm-up) before taking the worker away
+    bin/chatflow bench -scenario chat -users-file "$OUT/users-ab.json" -url http://127.0.0.1:18181 \
+      -clients "$4" -rate 1 -duration 1s -label warmup -out /dev/null >/dev/null 2>&1 || true
+    sleep 3
+    kill "$worker_pid"; wait "$worker_pid" 2>/dev/null || true
+  fi
   echo "+ $label: $4 clients x $5 msg/s" >&2
   redis-cli -p "${REDIS_PORT:-16379}" config resetstat >/dev/null
   bin/chatflow bench -scenario chat -users-file "$OUT/users-ab.json" -url http://127.0.0.1:18181 \
