@@ -85,8 +85,9 @@ run() { # label binary fsync clients rate suffix env nice worker
   bin/chatflow bench -scenario chat -users-file "$OUT/users-ab.json" -url http://127.0.0.1:18181 \
     -clients "$4" -rate "$5" -duration "${DURATION:-20s}" -label "$label-$4x$5$6" -out "$OUT/ab-$label-$4x$5$6.json" || true
   # the api's socket writes against its frames: how much coalescing there was
-  # and Redis' own time per script call (the send script is evalsha)
-  { curl -fs 127.0.0.1:18192/metrics | grep -E '^chatflow_ws_(frames_out|writes)_total' || true
+  # the api's own send→ack histogram (Redis round trip and pipeline wait), and
+  # Redis' own time per script call (the send script is evalsha)
+  { curl -fs 127.0.0.1:18192/metrics | grep -E '^chatflow_(ws_(frames_out|writes)_total|ack_seconds_(bucket|count))' || true
     redis-cli -p "${REDIS_PORT:-16379}" info commandstats | grep -E '^cmdstat_(evalsha|publish|xadd)' | tr -d '\r' || true
   } >"$OUT/ab-$label-$4x$5$6.metrics"
   [[ $worker == 1 ]] || drain "$bin" "$7" "$label"
