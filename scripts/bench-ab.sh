@@ -13,6 +13,9 @@
 # wait in Temporal and a worker drains them after the run, before the next).
 # Results: bench/results/ab-$PREFIX{A,B}-*.json (PREFIX empty by default), with the
 # api's frame and write counters in *.metrics; `scripts/bench-table.py ab PREFIX` prints them.
+# SCENARIO=reconnect runs `chatflow bench -scenario reconnect` instead of chat,
+# against two api nodes (clients drop and come back on the other node; levels
+# are then "clients rate" for the phase before the drop, e.g. "1000 2").
 # Before each run the stores are settled (VACUUM of chat.messages, CHECKPOINT,
 # sync; SETTLE=0 skips it).
 # Usage: [REPS=n] [A_FSYNC=..] [A_WORKER=0] [A_ENV=..] [B_ENV=..] [PREFIX=..] [DURATION=20s] [SETTLE=1]
@@ -71,6 +74,12 @@ run() { # label binary fsync clients rate suffix env nice worker
   env $7 METRICS_ADDR=127.0.0.1:18191 NODE_ID=ab-worker nice -n "$nice" "$bin" worker >"$LOGS/ab-worker-$label.log" 2>&1 & pids+=($!)
   local worker_pid=$!
   env $7 HTTP_ADDR=127.0.0.1:18181 METRICS_ADDR=127.0.0.1:18192 RATE_LIMITS=off NODE_ID=ab-api "$bin" api >"$LOGS/ab-api-$label.log" 2>&1 & pids+=($!)
+  local urls=http://127.0.0.1:18181
+  if [[ ${SCENARIO:-chat} == reconnect ]]; then
+    env $7 HTTP_ADDR=127.0.0.1:18183 METRICS_ADDR=127.0.0.1:18194 RATE_LIMITS=off NODE_ID=ab-api2 "$bin" api >"$LOGS/ab-api2-$label.log" 2>&1 & pids+=($!)
+    for _ in $(seq 100); do curl -fs 127.0.0.1:18183/healthz >/dev/null && break; sleep 0.2; done
+    urls=$urls,http://127.0.0.1:18183
+  fi
   for _ in $(seq 100); do curl -fs 127.0.0.1:18181/healthz >/dev/null && break; sleep 0.2; done
   if [[ $worker == 0 ]]; then
     # sign-ups are sagas that need a worker: sign the level's users up (and
@@ -82,7 +91,7 @@ run() { # label binary fsync clients rate suffix env nice worker
   fi
   echo "+ $label: $4 clients x $5 msg/s" >&2
   redis-cli -p "${REDIS_PORT:-16379}" config resetstat >/dev/null
-  bin/chatflow bench -scenario chat -users-file "$OUT/users-ab.json" -url http://127.0.0.1:18181 \
+  bin/chatflow bench -scenario "${SCENARIO:-chat}" -users-file "$OUT/users-ab.json" -url "$urls" \
     -clients "$4" -rate "$5" -duration "${DURATION:-20s}" -label "$label-$4x$5$6" -out "$OUT/ab-$label-$4x$5$6.json" || true
   # the api's socket writes against its frames: how much coalescing there was
   # the api's own send→ack histogram (Redis round trip and pipeline wait), and

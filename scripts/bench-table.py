@@ -43,6 +43,9 @@ def ab(prefix):
         server = sum(x["cpu_cores"] for x in r["processes"] if x["name"] != "bench (load generator)")
         per_msg = f'{1e6 * server / m["accepted_msgs_per_s"]:.0f}' if m["accepted_msgs_per_s"] else "-"
         ok = "ok" if r["ok"] else "FAIL " + ", ".join(k for k, v in r["checks"].items() if v.startswith("FAIL"))
+        rc = r["latency_ms"].get("reconnect_to_synced")
+        if rc:  # SCENARIO=reconnect: the time from the reconnect wave to each client's last missed seq
+            ok = f'reconnect→synced p50 {rc["p50"]:.0f} / p99 {rc["p99"]:.0f} / max {rc["max"]:.0f} ms, {m.get("reconnect_recovered", 0):.0f} of {m.get("reconnect_clients", 0):.0f}; {ok}'
         print(f'| {r["label"]} | {m["offered_msgs_per_s"]:.0f} | {m["accepted_msgs_per_s"]:.0f} | {d["p50"]:.1f} / {d["p95"]:.1f} / {d["p99"]:.0f} '
               f'| {a["p99"]:.0f} | {share} | {fpw} | {script} | {c} | {per_msg} | {ok} |')
 
