@@ -59,33 +59,45 @@ func reconnectStorm(ctx context.Context, o Options, r *Result, clients []*wsClie
 		c.mu.Unlock()
 	}
 	var deliveries atomic.Int64
-	start := time.Now()
-	if err := connectAll(clients, o.URLs, 1); err != nil {
-		return err
-	}
 	var recov []time.Duration
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, c := range clients {
-		go c.read(&deliveries)
-		wg.Add(1)
-		go func(c *wsClient) {
-			defer wg.Done()
-			_ = c.write(map[string]any{"type": "sync", "rooms": map[string]int64{c.room: last[c]}})
-			deadline := time.Now().Add(30 * time.Second)
-			for time.Now().Before(deadline) {
-				c.mu.Lock()
-				done := c.lastSeq >= target[c.room]
-				c.mu.Unlock()
-				if done {
-					mu.Lock()
-					recov = append(recov, time.Since(start))
-					mu.Unlock()
-					return
-				}
-				time.Sleep(5 * time.Millisecond)
+	// wait records when c has every missed seq.
+	wait := func(c *wsClient, start time.Time) {
+		defer wg.Done()
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			c.mu.Lock()
+			done := c.lastSeq >= target[c.room]
+			c.mu.Unlock()
+			if done {
+				mu.Lock()
+				recov = append(recov, time.Since(start))
+				mu.Unlock()
+				return
 			}
-		}(c)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// Every client comes back on the other node and syncs as soon as its own
+	// socket is up, as a real client does: a client's time runs from the
+	// start of the wave, so it includes waiting for its turn to dial.
+	start := time.Now()
+	err := dialAll(clients, func(i int, c *wsClient) error {
+		if err := c.dial(o.URLs[(i+1)%len(o.URLs)]); err != nil {
+			return err
+		}
+		go c.read(&deliveries)
+		if err := c.write(map[string]any{"type": "sync", "rooms": map[string]int64{c.room: last[c]}}); err != nil {
+			return err
+		}
+		wg.Add(1)
+		go wait(c, start)
+		return nil
+	})
+	if err != nil {
+		wg.Wait()
+		return err
 	}
 	wg.Wait()
 	r.Metrics["reconnect_clients"] = float64(len(clients))
