@@ -43,6 +43,12 @@ durable_pids() { # the Temporal dev server and every Postgres process
   cat "${CHATFLOW_DATA:-.data}/temporal/pid" 2>/dev/null || true
   pgrep -x postgres || true
 }
+# renice_durable sets the durable path's nice level. A Postgres backend that
+# ended between the listing and the renice fails the command; the rest are
+# reniced all the same, and the script goes on.
+renice_durable() {
+  renice -n "$1" -p $(durable_pids) >/dev/null 2>&1 || true
+}
 # settle puts the background work the previous run left (autovacuum of
 # chat.messages, dirty pages of the WAL and the AOF) before this run rather
 # than into it: round 3's A/A run had one build spread by a third at 5,000
@@ -52,10 +58,19 @@ settle() {
   psql "$DATABASE_URL" -qc 'VACUUM (ANALYZE) chat.messages' -c CHECKPOINT >/dev/null 2>&1 || true
   sync
 }
+# start_worker and start_api run one of the roles in the background, with
+# that side's extra environment; start_api waits until the node answers.
+start_worker() { # binary env log [nice]
+  env $2 METRICS_ADDR=127.0.0.1:18191 NODE_ID=ab-worker nice -n "${4:-0}" "$1" worker >"$3" 2>&1 & pids+=($!)
+}
+start_api() { # binary env log port metrics-port node-id
+  env $2 HTTP_ADDR=127.0.0.1:$4 METRICS_ADDR=127.0.0.1:$5 RATE_LIMITS=off NODE_ID=$6 "$1" api >"$3" 2>&1 & pids+=($!)
+  for _ in $(seq 100); do curl -fs "127.0.0.1:$4/healthz" >/dev/null && break; sleep 0.2; done
+}
 # drain runs a worker until the rows in Postgres stop growing: what a run
 # without a worker left in Temporal is stored before the next run.
 drain() { # binary env label
-  env $2 METRICS_ADDR=127.0.0.1:18191 NODE_ID=ab-worker "$1" worker >"$LOGS/ab-worker-$3-drain.log" 2>&1 & pids+=($!)
+  start_worker "$1" "$2" "$LOGS/ab-worker-$3-drain.log"
   local prev=-1 n
   for _ in $(seq 120); do
     sleep 3
@@ -70,17 +85,15 @@ run() { # label binary fsync clients rate suffix env nice worker
   cleanup
   settle
   redis-cli -p "${REDIS_PORT:-16379}" config set appendfsync "$3" >/dev/null
-  renice -n "$nice" -p $(durable_pids) >/dev/null
-  env $7 METRICS_ADDR=127.0.0.1:18191 NODE_ID=ab-worker nice -n "$nice" "$bin" worker >"$LOGS/ab-worker-$label.log" 2>&1 & pids+=($!)
+  renice_durable "$nice"
+  start_worker "$bin" "$7" "$LOGS/ab-worker-$label.log" "$nice"
   local worker_pid=$!
-  env $7 HTTP_ADDR=127.0.0.1:18181 METRICS_ADDR=127.0.0.1:18192 RATE_LIMITS=off NODE_ID=ab-api "$bin" api >"$LOGS/ab-api-$label.log" 2>&1 & pids+=($!)
+  start_api "$bin" "$7" "$LOGS/ab-api-$label.log" 18181 18192 ab-api
   local urls=http://127.0.0.1:18181
   if [[ ${SCENARIO:-chat} == reconnect ]]; then
-    env $7 HTTP_ADDR=127.0.0.1:18183 METRICS_ADDR=127.0.0.1:18194 RATE_LIMITS=off NODE_ID=ab-api2 "$bin" api >"$LOGS/ab-api2-$label.log" 2>&1 & pids+=($!)
-    for _ in $(seq 100); do curl -fs 127.0.0.1:18183/healthz >/dev/null && break; sleep 0.2; done
+    start_api "$bin" "$7" "$LOGS/ab-api2-$label.log" 18183 18194 ab-api2
     urls=$urls,http://127.0.0.1:18183
   fi
-  for _ in $(seq 100); do curl -fs 127.0.0.1:18181/healthz >/dev/null && break; sleep 0.2; done
   if [[ $worker == 0 ]]; then
     # sign-ups are sagas that need a worker: sign the level's users up (and
     # let the worker drain that warm-up) before taking the worker away
@@ -93,9 +106,10 @@ run() { # label binary fsync clients rate suffix env nice worker
   redis-cli -p "${REDIS_PORT:-16379}" config resetstat >/dev/null
   bin/chatflow bench -scenario "${SCENARIO:-chat}" -users-file "$OUT/users-ab.json" -url "$urls" \
     -clients "$4" -rate "$5" -duration "${DURATION:-20s}" -label "$label-$4x$5$6" -out "$OUT/ab-$label-$4x$5$6.json" || true
-  # the api's socket writes against its frames: how much coalescing there was
-  # the api's own send→ack histogram (Redis round trip and pipeline wait), and
-  # Redis' own time per script call (the send script is evalsha)
+  # what the run leaves beside its result: the api's socket writes against its
+  # frames (how much coalescing there was), its own send→ack histogram (Redis
+  # round trip and pipeline wait), and Redis' own time per script call (the
+  # send script is evalsha)
   { curl -fs 127.0.0.1:18192/metrics | grep -E '^chatflow_(ws_(frames_out|writes)_total|ack_seconds_(bucket|count))' || true
     redis-cli -p "${REDIS_PORT:-16379}" info commandstats | grep -E '^cmdstat_(evalsha|publish|xadd)' | tr -d '\r' || true
   } >"$OUT/ab-$label-$4x$5$6.metrics"
@@ -119,5 +133,5 @@ for lvl in "${LEVELS[@]}"; do
   done
 done
 cleanup
-renice -n 0 -p $(durable_pids) >/dev/null
+renice_durable 0
 redis-cli -p "${REDIS_PORT:-16379}" config set appendfsync always >/dev/null
