@@ -296,23 +296,32 @@ func watchedPIDs() map[int]string {
 	return out
 }
 
-// procCPU returns a process's CPU seconds and its proportional set size
-// (PSS: shared pages split between sharers, so Postgres backends sum right).
-func procCPU(pid int) (cpuSec, rssMB float64, ok bool) {
+// procCPU returns a process's CPU seconds.
+func procCPU(pid int) (cpuSec float64, ok bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, 0, false
+		return 0, false
 	}
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 	if len(f) < 22 {
-		return 0, 0, false
+		return 0, false
 	}
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100, pssMB(pid), true
+	return (ut + st) / 100, true
 }
 
+// pssSampleEvery is how often a run samples its processes' memory. Reading
+// smaps_rollup walks every page table entry of the process, under its mmap
+// lock: with a 1.3 GB Redis, an 800 MB Kafka broker and a shared-buffers
+// mapping in every Postgres backend, sampling every 500 ms took ~0.2 of the
+// box's 2 cores in a system-wide perf profile (BENCHMARKS.md, round 5) —
+// CPU the generator took from the system it measured.
+const pssSampleEvery = 5 * time.Second
+
+// pssMB returns a process's proportional set size (PSS: shared pages split
+// between sharers, so Postgres backends sum right).
 func pssMB(pid int) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 	if err != nil {
@@ -330,13 +339,13 @@ func pssMB(pid int) float64 {
 func startProcWatch() *procWatch {
 	w := &procWatch{start: time.Now(), cpu0: map[int]float64{}, names: watchedPIDs(), maxRSS: map[int]float64{}, stopc: make(chan struct{})}
 	for pid := range w.names {
-		c, _, _ := procCPU(pid)
+		c, _ := procCPU(pid)
 		w.cpu0[pid] = c
 	}
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		t := time.NewTicker(500 * time.Millisecond)
+		t := time.NewTicker(pssSampleEvery)
 		defer t.Stop()
 		for {
 			select {
@@ -345,7 +354,7 @@ func startProcWatch() *procWatch {
 			case <-t.C:
 				w.mu.Lock()
 				for pid := range w.names {
-					if _, rss, ok := procCPU(pid); ok && rss > w.maxRSS[pid] {
+					if rss := pssMB(pid); rss > w.maxRSS[pid] {
 						w.maxRSS[pid] = rss
 					}
 				}
@@ -368,10 +377,11 @@ func (w *procWatch) stop() []ProcStat {
 	}
 	agg := map[string]*ProcStat{}
 	for pid, name := range w.names {
-		c, rss, ok := procCPU(pid)
+		c, ok := procCPU(pid)
 		if !ok {
 			continue
 		}
+		rss := pssMB(pid)
 		p := agg[name]
 		if p == nil {
 			p = &ProcStat{Name: name, PID: pid}
