@@ -16,9 +16,12 @@
 # SCENARIO=reconnect runs `chatflow bench -scenario reconnect` instead of chat,
 # against two api nodes (clients drop and come back on the other node; levels
 # are then "clients rate" for the phase before the drop, e.g. "1000 2").
+# AB=gen compares load generators instead: both sides run this tree's api and
+# worker, A is driven by OLD's `chatflow bench` and B by this tree's (round 5:
+# the generator's own sampling took CPU from the system it measured).
 # Before each run the stores are settled (VACUUM of chat.messages, CHECKPOINT,
 # sync; SETTLE=0 skips it).
-# Usage: [REPS=n] [A_FSYNC=..] [A_WORKER=0] [A_ENV=..] [B_ENV=..] [PREFIX=..] [DURATION=20s] [SETTLE=1]
+# Usage: [REPS=n] [AB=gen] [A_FSYNC=..] [A_WORKER=0] [A_ENV=..] [B_ENV=..] [PREFIX=..] [DURATION=20s] [SETTLE=1]
 #        scripts/bench-ab.sh OLD_REV ["clients rate" ...]
 # REPS repeats every level n times (A B, then B A, ...) so the spread between
 # runs of the same build shows what counts as noise.
@@ -80,8 +83,8 @@ drain() { # binary env label
   done
   echo "+ $3: drained ($n rows)" >&2
 }
-run() { # label binary fsync clients rate suffix env nice worker
-  local label=${PREFIX:-}$1 bin=$2 nice=${8:-0} worker=${9:-1}
+run() { # label binary fsync clients rate suffix env nice worker generator
+  local label=${PREFIX:-}$1 bin=$2 nice=${8:-0} worker=${9:-1} gen=${10:-bin/chatflow}
   cleanup
   settle
   redis-cli -p "${REDIS_PORT:-16379}" config set appendfsync "$3" >/dev/null
@@ -104,7 +107,7 @@ run() { # label binary fsync clients rate suffix env nice worker
   fi
   echo "+ $label: $4 clients x $5 msg/s" >&2
   redis-cli -p "${REDIS_PORT:-16379}" config resetstat >/dev/null
-  bin/chatflow bench -scenario "${SCENARIO:-chat}" -users-file "$OUT/users-ab.json" -url "$urls" \
+  "$gen" bench -scenario "${SCENARIO:-chat}" -users-file "$OUT/users-ab.json" -url "$urls" \
     -clients "$4" -rate "$5" -duration "${DURATION:-20s}" -label "$label-$4x$5$6" -out "$OUT/ab-$label-$4x$5$6.json" || true
   # what the run leaves beside its result: the api's socket writes against its
   # frames (how much coalescing there was), its own send→ack histogram (Redis
@@ -124,7 +127,9 @@ for lvl in "${LEVELS[@]}"; do
     # heavier level (BENCHMARKS.md round 3 has an A/A run for the noise)
     order=(A B); (( rep % 2 == 1 )) || order=(B A)
     for side in "${order[@]}"; do
-      if [[ $side == A ]]; then
+      if [[ $side == A && ${AB:-server} == gen ]]; then
+        run A bin/chatflow "${A_FSYNC:-always}" "$1" "$2" "$sfx" "${A_ENV:-}" "${A_NICE:-0}" "${A_WORKER:-1}" "$wt/bin/chatflow"
+      elif [[ $side == A ]]; then
         run A "$wt/bin/chatflow" "${A_FSYNC:-always}" "$1" "$2" "$sfx" "${A_ENV:-}" "${A_NICE:-0}" "${A_WORKER:-1}"
       else
         run B bin/chatflow always "$1" "$2" "$sfx" "${B_ENV:-}" "${B_NICE:-0}"
