@@ -56,9 +56,19 @@ renice_durable() {
 # chat.messages, dirty pages of the WAL and the AOF) before this run rather
 # than into it: round 3's A/A run had one build spread by a third at 5,000
 # msg/s, with the slow run short of cores no listed process used.
+# Redis rewrites its AOF each time the file doubles (auto-aof-rewrite-percentage
+# 100): a fork and a write of the whole dataset, every minute or two at 5,000
+# msg/s on fresh stores. Round 5's first pipelines A/B had its two worst runs
+# exactly during two rewrites, so the settle starts one and waits for it.
 settle() {
   [[ ${SETTLE:-1} == 1 ]] || return 0
   psql "$DATABASE_URL" -qc 'VACUUM (ANALYZE) chat.messages' -c CHECKPOINT >/dev/null 2>&1 || true
+  local r="redis-cli -p ${REDIS_PORT:-16379}"
+  $r bgrewriteaof >/dev/null 2>&1 || true
+  for _ in $(seq 120); do
+    $r info persistence | grep -q '^aof_rewrite_in_progress:0' && ! $r info persistence | grep -q '^aof_rewrite_scheduled:1' && break
+    sleep 0.5
+  done
   sync
 }
 # start_worker and start_api run one of the roles in the background, with
