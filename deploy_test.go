@@ -76,6 +76,21 @@ func TestDeploySecretsAndAddresses(t *testing.T) {
 	}
 }
 
+// TestDeployRedisFsyncsEveryAck: the shipped Redis keeps the AOF that the
+// ack's durability rests on (a send is acked after Redis' fsync).
+func TestDeployRedisFsyncsEveryAck(t *testing.T) {
+	compose := readFile(t, "deploy/compose.yaml")
+	m := regexp.MustCompile(`(?m)^\s+command: \["redis-server"(.*)\]`).FindStringSubmatch(compose)
+	if m == nil {
+		t.Fatal("compose.yaml runs no redis-server command")
+	}
+	for _, want := range []string{`"--appendonly", "yes"`, `"--appendfsync", "always"`} {
+		if !strings.Contains(m[1], want) {
+			t.Errorf("compose.yaml's Redis lacks %s: acked messages could be lost in an OS crash", want)
+		}
+	}
+}
+
 func readFile(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)

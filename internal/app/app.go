@@ -33,6 +33,7 @@ import (
 	"github.com/chatflow/chatflow/postgres"
 	"github.com/chatflow/chatflow/ratelimit"
 	"github.com/chatflow/chatflow/realtime"
+	"github.com/chatflow/chatflow/roomlog"
 	"github.com/chatflow/chatflow/token"
 	"github.com/chatflow/chatflow/workers"
 )
@@ -134,6 +135,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Main, error) {
 	if err = m.Redis.Ping(ctx).Err(); err != nil {
 		m.Close()
 		return nil, fmt.Errorf("redis: %w", err)
+	}
+	// Not fatal: a diagnostic run may turn the fsync off on purpose. In
+	// production this line means acked messages are at risk.
+	if err = roomlog.CheckDurable(ctx, m.Redis); err != nil {
+		log.Error("acks are not durable", "error", err)
 	}
 	m.Temporal, err = client.Dial(TemporalOptions(cfg, log))
 	if err != nil {
