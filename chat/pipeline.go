@@ -2,6 +2,8 @@ package chat
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -28,10 +30,23 @@ type scriptResult struct {
 type pipeliner struct {
 	rdb redis.UniversalClient
 	in  chan *scriptCall
+	// split counts batches that went out on more than one connection.
+	split atomic.Int64
 }
 
-// maxPipeline caps the scripts per round trip.
+// maxPipeline caps the scripts a pipeliner worker takes per round trip.
 const maxPipeline = 256
+
+// pipelineChunk is the most scripts one connection carries per round trip;
+// a longer batch goes out on several connections at once. Redis reads 16 KB
+// from each client per event-loop turn and, with appendfsync always, ends
+// every turn with an fsync: a batch of 256 scripts (~850 bytes each) on one
+// connection took some fifteen turns and as many fsyncs, the same batch on
+// sixteen connections lands in one turn. Under load the fsync, not Redis'
+// CPU, was what bounded the sends per second (BENCHMARKS.md, round 5).
+// A batch of one chunk or less, the common case under light load, goes out
+// as before on one connection.
+const pipelineChunk = 16
 
 func newPipeliner(rdb redis.UniversalClient) *pipeliner {
 	return &pipeliner{rdb: rdb, in: make(chan *scriptCall, 4*maxPipeline)}
@@ -64,7 +79,27 @@ func (p *pipeliner) run(ctx context.Context, workers int) {
 	}
 }
 
+// exec runs a batch, split into chunks on connections of their own. Every
+// caller waits for its own reply and a connection sends one message at a
+// time, so no sender's order depends on which chunk its script is in.
 func (p *pipeliner) exec(batch []*scriptCall) {
+	if len(batch) <= pipelineChunk {
+		p.execChunk(batch)
+		return
+	}
+	p.split.Add(1)
+	k := (len(batch) + pipelineChunk - 1) / pipelineChunk
+	size := (len(batch) + k - 1) / k
+	var wg sync.WaitGroup
+	for len(batch) > 0 {
+		part := batch[:min(size, len(batch))]
+		batch = batch[len(part):]
+		wg.Go(func() { p.execChunk(part) })
+	}
+	wg.Wait()
+}
+
+func (p *pipeliner) execChunk(batch []*scriptCall) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	pipe := p.rdb.Pipeline()
