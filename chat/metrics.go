@@ -21,6 +21,9 @@ type Metrics struct {
 	// nodes whose presence a sweep ended.
 	membersRebuildRaced prometheus.Counter
 	presenceSwept       prometheus.Counter
+	// pipelineScripts is the send scripts per pipeliner round trip; past
+	// pipelineChunk they went out split over connections.
+	pipelineScripts prometheus.Histogram
 }
 
 func newMetrics() *Metrics {
@@ -35,13 +38,14 @@ func newMetrics() *Metrics {
 		readHoles:           prometheus.NewCounter(prometheus.CounterOpts{Name: "chatflow_read_holes_total", Help: "Reads that found seqs in neither the log nor Postgres (lost, not yet tombstoned)."}),
 		membersRebuildRaced: prometheus.NewCounter(prometheus.CounterOpts{Name: "chatflow_members_rebuild_raced_total", Help: "Member-set cache rebuilds refused because the membership changed meanwhile (read again)."}),
 		presenceSwept:       prometheus.NewCounter(prometheus.CounterOpts{Name: "chatflow_presence_swept_total", Help: "Users of dead nodes whose presence was ended by a sweep."}),
+		pipelineScripts:     prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chatflow_send_pipeline_scripts", Help: "Send scripts per Redis round trip of the send pipeliner; more than 16 go out split over connections.", Buckets: prometheus.ExponentialBuckets(1, 2, 9)}),
 	}
 }
 
 // Collectors lists the metrics for a registry.
 func (m *Metrics) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.messagesAccepted, m.messagesCommitted, m.batchSize, m.batchStart, m.ackLatency, m.backlogRefused, m.batchesLeft, m.readHoles,
-		m.membersRebuildRaced, m.presenceSwept}
+		m.membersRebuildRaced, m.presenceSwept, m.pipelineScripts}
 }
 
 // ObserveAck records the latency from a send to its durable ack.

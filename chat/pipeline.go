@@ -32,6 +32,8 @@ type pipeliner struct {
 	in  chan *scriptCall
 	// split counts batches that went out on more than one connection.
 	split atomic.Int64
+	// observe, if set, is told each batch's size.
+	observe func(scripts int)
 }
 
 // maxPipeline caps the scripts a pipeliner worker takes per round trip.
@@ -83,6 +85,9 @@ func (p *pipeliner) run(ctx context.Context, workers int) {
 // caller waits for its own reply and a connection sends one message at a
 // time, so no sender's order depends on which chunk its script is in.
 func (p *pipeliner) exec(batch []*scriptCall) {
+	if p.observe != nil {
+		p.observe(len(batch))
+	}
 	if len(batch) <= pipelineChunk {
 		p.execChunk(batch)
 		return

@@ -132,6 +132,7 @@ func Sharded(rdb redis.UniversalClient) bool {
 func New(cfg Config, rdb redis.UniversalClient, store Store, starter WorkflowStarter, log *slog.Logger) *Service {
 	s := &Service{cfg: cfg, rdb: rdb, store: store, log: log, metrics: newMetrics(), presence: newPresence(cfg.NodeID), sharded: Sharded(rdb)}
 	s.pipe = newPipeliner(rdb)
+	s.pipe.observe = func(n int) { s.metrics.pipelineScripts.Observe(float64(n)) }
 	s.batcher = newBatcher(cfg, starter, log, s.metrics)
 	return s
 }

@@ -48,12 +48,17 @@ const (
 // restart, backlog bound, next seq, stream entry and fan-out publish, in
 // one round trip.
 //
-// The alive key is written without replication (REPL_NONE), so it never
-// reaches the AOF or a replica: when it is missing, this room's state was
-// loaded from disk or promoted from a replica, which may have lost the last
-// writes, seqs already handed out among them. The counter then moves
-// ARGV[7] past what Redis remembers so that no seq is ever handed out twice;
-// the seqs skipped become gap tombstones in Postgres.
+// The alive key names the Redis process that last marked the room (see
+// aliveCheck): when it is missing or names another process, this room's
+// state was loaded from disk or promoted from a replica, which may have
+// lost the last writes, seqs already handed out among them. The counter
+// then moves ARGV[7] past what Redis remembers so that no seq is ever
+// handed out twice; the seqs skipped become gap tombstones in Postgres.
+// The key is written without replication (REPL_NONE), but that alone does
+// not keep it out of the files: an AOF rewrite or a replica's full sync
+// copies the dataset, alive keys included, and a marker that only had to
+// exist let a Redis that lost its last second after a rewrite hand seqs out
+// again (the fault suite's redis-oscrash at 3,000 msg/s, RELIABILITY.md).
 //
 // A room whose log is wholly persisted has a TTL on its log keys (see
 // Advance); a send takes it off again, since the log now holds a message
@@ -64,7 +69,7 @@ const (
 //
 // KEYS: seq, members, stream, dedupe, persisted, alive
 // ARGV: sender, frame prefix, frame suffix, channel, max backlog, dedupe ttl, fence, reply_to (0: none)
-var send, sendSharded = Scripts(`
+var send, sendSharded = Scripts(aliveCheck + `
 if redis.call('EXISTS', KEYS[2]) == 0 then return {-2} end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then return {-1} end
 local prev = redis.call('GET', KEYS[4])
@@ -72,10 +77,11 @@ if prev then return {0, prev} end
 local cur = redis.call('GET', KEYS[1])
 local p = redis.call('GET', KEYS[5])
 if not cur or not p then return {-3} end
-if redis.call('EXISTS', KEYS[6]) == 0 then
-  cur = redis.call('INCRBY', KEYS[1], ARGV[7])
+local state, fresh = alive(KEYS[6])
+if not fresh then
+  if state ~= 'same' then cur = redis.call('INCRBY', KEYS[1], ARGV[7]) end
   redis.set_repl(redis.REPL_NONE)
-  redis.call('SET', KEYS[6], '1')
+  redis.call('SET', KEYS[6], bootMark())
   redis.set_repl(redis.REPL_ALL)
 end
 if tonumber(ARGV[8]) > tonumber(cur) then return {-5} end
@@ -92,6 +98,33 @@ redis.call('SET', KEYS[4], seq, 'EX', ARGV[6])
 redis.call('XADD', KEYS[3], seq .. '-0', 'f', frame)
 redis.call('PUBLISH', ARGV[4], frame)
 return {seq, frame}`)
+
+// aliveCheck is the Lua prelude of the scripts that read or set a room's
+// alive marker, "<LASTSAVE>|<run_id>" of the Redis process that set it.
+// LASTSAVE (under a µs in a script) changes at every start and every RDB
+// save; run_id (INFO server, ~7 µs) only at a start. A send reads LASTSAVE
+// alone while the marker is fresh; INFO runs once per room after a start
+// or a save. A process that starts within the second of the last save or
+// start of the one that set a marker would take that marker for its own.
+const aliveCheck = `
+local function runID()
+  return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+end
+local function bootMark()
+  return tostring(redis.call('LASTSAVE')) .. '|' .. runID()
+end
+-- alive: 'none' or 'other' (no marker of this process: fence), 'same'
+-- (this process, before a save since); fresh when no save came since
+local function alive(key)
+  local m = redis.call('GET', key)
+  if not m then return 'none', false end
+  local ls = tostring(redis.call('LASTSAVE'))
+  if string.sub(m, 1, #ls + 1) == ls .. '|' then return 'same', true end
+  local rid = runID()
+  if string.sub(m, -#rid - 1) == '|' .. rid then return 'same', false end
+  return 'other', false
+end
+`
 
 // Scripts makes a script and its sharded twin, whose PUBLISH calls are
 // SPUBLISH (sharded pub/sub, for a Redis Cluster; sendSharded is send's).
@@ -149,12 +182,12 @@ func (a Append) Run(ctx context.Context, rdb redis.Scripter) *redis.Cmd {
 // only if its marker outlived its idle keys, see advance). A room whose log
 // is then wholly persisted gets the idle TTL (ARGV[4] s, 0: none), so that
 // reading an idle room does not pin its keys for good.
-var seed = redis.NewScript(`
+var seed = redis.NewScript(aliveCheck + `
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 redis.call('SET', KEYS[2], ARGV[2], 'NX')
 if ARGV[3] == '1' then
   redis.set_repl(redis.REPL_NONE)
-  redis.call('SET', KEYS[3], '1')
+  redis.call('SET', KEYS[3], bootMark())
   redis.set_repl(redis.REPL_ALL)
 end
 local ttl = tonumber(ARGV[4])
