@@ -85,7 +85,11 @@ func (r *ownRedis) newestIncr() string {
 	var newest string
 	var at time.Time
 	for _, f := range files {
-		if st, err := os.Stat(f); err == nil && st.ModTime().After(at) || newest == "" {
+		st, err := os.Stat(f)
+		if err != nil {
+			continue
+		}
+		if newest == "" || st.ModTime().After(at) {
 			newest, at = f, st.ModTime()
 		}
 	}
