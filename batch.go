@@ -13,6 +13,10 @@ const WorkflowPersistBatch = "PersistBatch"
 // WorkflowReconcile is the registered name of the reconciler's workflow.
 const WorkflowReconcile = "Reconcile"
 
+// WorkflowSweepUploads is the registered name of the upload sweep's
+// workflow (uploads never attached, avatar uploads never set).
+const WorkflowSweepUploads = "SweepUploads"
+
 // MessageBatch is one group commit of accepted messages from an api node.
 type MessageBatch struct {
 	Node     string    `json:"node"`

@@ -77,11 +77,20 @@ type Config struct {
 	// RoomIdleTTL is how long a room's log keys stay in Redis once
 	// everything in them is persisted (0: for good); see roomlog.Advance.
 	RoomIdleTTL time.Duration
+	// UploadPendingTTL is how long an upload (file or avatar) may wait to
+	// be attached or set before a sweep expires it; UploadSweepGrace is how
+	// long an expired upload keeps its objects (longer than any request
+	// that read it as pending can still run).
+	UploadPendingTTL time.Duration
+	UploadSweepGrace time.Duration
 }
 
 // DefaultConfig is the configuration `make dev` runs with.
 func DefaultConfig() Config {
-	return Config{HistoryCap: 1000, ReconcileAfter: 5 * time.Second, HoleGrace: time.Minute, PublishTimeout: 5 * time.Second, RoomIdleTTL: roomlog.DefaultIdleTTL}
+	return Config{
+		HistoryCap: 1000, ReconcileAfter: 5 * time.Second, HoleGrace: time.Minute, PublishTimeout: 5 * time.Second, RoomIdleTTL: roomlog.DefaultIdleTTL,
+		UploadPendingTTL: 24 * time.Hour, UploadSweepGrace: 10 * time.Minute,
+	}
 }
 
 // New wires the activities to a Postgres pool and a Kafka publisher.

@@ -12,6 +12,7 @@ type Metrics struct {
 	DeadLetters       prometheus.Counter
 	Tombstones        prometheus.Counter
 	Reconciled        prometheus.Counter
+	UploadsSwept      *prometheus.CounterVec
 }
 
 // NewMetrics builds the activity metrics.
@@ -41,10 +42,13 @@ func NewMetrics() *Metrics {
 		Reconciled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chatflow_messages_reconciled_total", Help: "Messages the reconciler persisted from the log (their batch was lost or late).",
 		}),
+		UploadsSwept: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatflow_uploads_swept_total", Help: "Uploads never attached (file) or set (avatar) whose objects and row a sweep removed.",
+		}, []string{"kind"}),
 	}
 }
 
 // Collectors lists the metrics for registration.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.SagaOutcomes, m.MessagesPersisted, m.MessagesPublished, m.BatchRows, m.SeqCollisions, m.DeadLetters, m.Tombstones, m.Reconciled}
+	return []prometheus.Collector{m.SagaOutcomes, m.MessagesPersisted, m.MessagesPublished, m.BatchRows, m.SeqCollisions, m.DeadLetters, m.Tombstones, m.Reconciled, m.UploadsSwept}
 }

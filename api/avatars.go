@@ -124,14 +124,14 @@ func (s *Server) setAvatar(c *fiber.Ctx) error {
 		return err
 	}
 	if up.Status != "pending" {
-		return chatflow.Errorf(chatflow.ECodeConflict, "avatar upload %s was already used", id)
+		return avatarTaken(up)
 	}
 	jpg, err := s.avatarImage(ctx, store, up)
 	if err != nil {
 		// A concurrent set of the same upload may have taken it and deleted
 		// the original under this one: that is a conflict, not a bad image.
 		if cur, gerr := s.Queries.GetAvatarUpload(ctx, id); gerr == nil && cur.Status != "pending" {
-			return chatflow.Errorf(chatflow.ECodeConflict, "avatar upload %s was already used", id)
+			return avatarTaken(cur)
 		}
 		return err
 	}
@@ -146,8 +146,14 @@ func (s *Server) setAvatar(c *fiber.Ctx) error {
 		if err != nil {
 			return err
 		}
-		if n == 0 { // a concurrent set took it (its picture is the same key: leave it)
-			return chatflow.Errorf(chatflow.ECodeConflict, "avatar upload %s was already used", id)
+		if n == 0 {
+			// A concurrent set took it (its picture is the same key: leave
+			// it), or a sweep expired it (the sweep deletes that key later).
+			cur, err := q.GetAvatarUpload(ctx, id)
+			if err != nil {
+				return err
+			}
+			return avatarTaken(cur)
 		}
 		row, err := q.SetAvatar(ctx, db.SetAvatarParams{UserID: me, AvatarKey: &key})
 		if isNotFound(err) {
@@ -171,6 +177,14 @@ func (s *Server) setAvatar(c *fiber.Ctx) error {
 	}
 	s.announceAvatar(ctx, me, v.DisplayName, v.StatusMessage, v.AvatarURL)
 	return c.JSON(v)
+}
+
+// avatarTaken is the answer for an avatar upload that is no longer pending.
+func avatarTaken(up db.ChatAvatarUpload) error {
+	if up.Status == uploadExpired {
+		return expiredErr(up.ID)
+	}
+	return chatflow.Errorf(chatflow.ECodeConflict, "avatar upload %s was already used", up.ID)
 }
 
 // avatarImage checks the uploaded original against what was declared and

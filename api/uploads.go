@@ -137,7 +137,18 @@ func (s *Server) upload(ctx context.Context, room uuid.UUID, raw string) (db.Cha
 	if isNotFound(err) || (err == nil && up.RoomID != room) {
 		return up, chatflow.Errorf(chatflow.ECodeNotFound, "upload %s not found in room %s", id, room)
 	}
+	if err == nil && up.Status == uploadExpired {
+		return up, expiredErr(up.ID)
+	}
 	return up, err
+}
+
+// uploadExpired is the status a sweep gives an upload (file or avatar) that
+// waited too long to be attached or set; its objects are deleted later.
+const uploadExpired = "expired"
+
+func expiredErr(id uuid.UUID) error {
+	return chatflow.Errorf(chatflow.ECodeNotFound, "upload %s has expired (it was never attached or set); upload the file again", id)
 }
 
 func (s *Server) attachFile(c *fiber.Ctx) error {
@@ -243,8 +254,10 @@ func (s *Server) verifyUpload(ctx context.Context, store ObjectStore, up db.Chat
 	width, height, real := s.imageSize(ctx, store, up, w, h)
 	thumb := real && s.makeThumb(ctx, store, up, int(*width), int(*height))
 	got, err := s.Queries.AttachUpload(ctx, db.AttachUploadParams{ID: up.ID, ClientMsgID: &cmid, Width: width, Height: height, Thumbnail: thumb})
-	if isNotFound(err) { // a concurrent attach won: answer as a retry would
-		return s.Queries.GetUpload(ctx, up.ID)
+	if isNotFound(err) { // a concurrent attach won, or a sweep expired it
+		if got, err = s.Queries.GetUpload(ctx, up.ID); err == nil && got.Status == uploadExpired {
+			return got, expiredErr(up.ID)
+		}
 	}
 	return got, err
 }

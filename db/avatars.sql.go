@@ -61,8 +61,79 @@ func (q *Queries) DeleteAvatarUpload(ctx context.Context, id uuid.UUID) error {
 	return err
 }
 
+const expirePendingAvatarUploads = `-- name: ExpirePendingAvatarUploads :execrows
+UPDATE chat.avatar_uploads SET status = 'expired', expired_at = now()
+WHERE id IN (
+    SELECT u.id FROM chat.avatar_uploads u
+    WHERE u.status = 'pending' AND u.created_at < $1::timestamptz
+    ORDER BY u.created_at LIMIT $2 FOR UPDATE SKIP LOCKED
+)
+`
+
+type ExpirePendingAvatarUploadsParams struct {
+	Before time.Time `json:"before"`
+	Max    int32     `json:"max"`
+}
+
+// ExpirePendingAvatarUploads marks at most @max avatar uploads pending since
+// before @before expired; UseAvatarUpload no longer takes them.
+func (q *Queries) ExpirePendingAvatarUploads(ctx context.Context, arg ExpirePendingAvatarUploadsParams) (int64, error) {
+	result, err := q.db.Exec(ctx, expirePendingAvatarUploads, arg.Before, arg.Max)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const expiredAvatarUploads = `-- name: ExpiredAvatarUploads :many
+SELECT id, object_key FROM chat.avatar_uploads
+WHERE status = 'expired' AND expired_at < $1::timestamptz
+ORDER BY expired_at LIMIT $2
+`
+
+type ExpiredAvatarUploadsParams struct {
+	Before time.Time `json:"before"`
+	Max    int32     `json:"max"`
+}
+
+type ExpiredAvatarUploadsRow struct {
+	ID        uuid.UUID `json:"id"`
+	ObjectKey string    `json:"object_key"`
+}
+
+// ExpiredAvatarUploads lists at most @max avatar uploads expired before @before.
+func (q *Queries) ExpiredAvatarUploads(ctx context.Context, arg ExpiredAvatarUploadsParams) ([]ExpiredAvatarUploadsRow, error) {
+	rows, err := q.db.Query(ctx, expiredAvatarUploads, arg.Before, arg.Max)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ExpiredAvatarUploadsRow
+	for rows.Next() {
+		var i ExpiredAvatarUploadsRow
+		if err := rows.Scan(&i.ID, &i.ObjectKey); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const forgetExpiredAvatarUpload = `-- name: ForgetExpiredAvatarUpload :exec
+DELETE FROM chat.avatar_uploads WHERE id = $1 AND status = 'expired'
+`
+
+// ForgetExpiredAvatarUpload deletes an expired avatar upload whose objects are gone.
+func (q *Queries) ForgetExpiredAvatarUpload(ctx context.Context, id uuid.UUID) error {
+	_, err := q.db.Exec(ctx, forgetExpiredAvatarUpload, id)
+	return err
+}
+
 const getAvatarUpload = `-- name: GetAvatarUpload :one
-SELECT id, user_id, object_key, size, content_type, status, created_at FROM chat.avatar_uploads WHERE id = $1
+SELECT id, user_id, object_key, size, content_type, status, created_at, expired_at FROM chat.avatar_uploads WHERE id = $1
 `
 
 func (q *Queries) GetAvatarUpload(ctx context.Context, id uuid.UUID) (ChatAvatarUpload, error) {
@@ -76,6 +147,7 @@ func (q *Queries) GetAvatarUpload(ctx context.Context, id uuid.UUID) (ChatAvatar
 		&i.ContentType,
 		&i.Status,
 		&i.CreatedAt,
+		&i.ExpiredAt,
 	)
 	return i, err
 }
@@ -83,7 +155,7 @@ func (q *Queries) GetAvatarUpload(ctx context.Context, id uuid.UUID) (ChatAvatar
 const insertAvatarUpload = `-- name: InsertAvatarUpload :one
 INSERT INTO chat.avatar_uploads (id, user_id, object_key, size, content_type)
 VALUES ($1, $2, $3, $4, $5)
-RETURNING id, user_id, object_key, size, content_type, status, created_at
+RETURNING id, user_id, object_key, size, content_type, status, created_at, expired_at
 `
 
 type InsertAvatarUploadParams struct {
@@ -112,6 +184,7 @@ func (q *Queries) InsertAvatarUpload(ctx context.Context, arg InsertAvatarUpload
 		&i.ContentType,
 		&i.Status,
 		&i.CreatedAt,
+		&i.ExpiredAt,
 	)
 	return i, err
 }

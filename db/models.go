@@ -47,13 +47,14 @@ type AuthUser struct {
 }
 
 type ChatAvatarUpload struct {
-	ID          uuid.UUID `json:"id"`
-	UserID      uuid.UUID `json:"user_id"`
-	ObjectKey   string    `json:"object_key"`
-	Size        int64     `json:"size"`
-	ContentType string    `json:"content_type"`
-	Status      string    `json:"status"`
-	CreatedAt   time.Time `json:"created_at"`
+	ID          uuid.UUID  `json:"id"`
+	UserID      uuid.UUID  `json:"user_id"`
+	ObjectKey   string     `json:"object_key"`
+	Size        int64      `json:"size"`
+	ContentType string     `json:"content_type"`
+	Status      string     `json:"status"`
+	CreatedAt   time.Time  `json:"created_at"`
+	ExpiredAt   *time.Time `json:"expired_at"`
 }
 
 type ChatBlock struct {
@@ -183,6 +184,7 @@ type ChatUpload struct {
 	Thumbnail   bool       `json:"thumbnail"`
 	CreatedAt   time.Time  `json:"created_at"`
 	AttachedAt  *time.Time `json:"attached_at"`
+	ExpiredAt   *time.Time `json:"expired_at"`
 }
 
 type CustomerAccount struct {

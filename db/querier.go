@@ -148,11 +148,25 @@ type Querier interface {
 	DisplayNames(ctx context.Context, userIds []uuid.UUID) ([]DisplayNamesRow, error)
 	EnableUser(ctx context.Context, id uuid.UUID) (AuthUser, error)
 	EnsurePublishCursors(ctx context.Context, roomIds []uuid.UUID) error
+	// ExpirePendingAvatarUploads marks at most @max avatar uploads pending since
+	// before @before expired; UseAvatarUpload no longer takes them.
+	ExpirePendingAvatarUploads(ctx context.Context, arg ExpirePendingAvatarUploadsParams) (int64, error)
+	// ExpirePendingUploads marks at most @max uploads pending since before
+	// @before expired; AttachUpload no longer takes them.
+	ExpirePendingUploads(ctx context.Context, arg ExpirePendingUploadsParams) (int64, error)
+	// ExpiredAvatarUploads lists at most @max avatar uploads expired before @before.
+	ExpiredAvatarUploads(ctx context.Context, arg ExpiredAvatarUploadsParams) ([]ExpiredAvatarUploadsRow, error)
+	// ExpiredUploads lists at most @max uploads expired before @before.
+	ExpiredUploads(ctx context.Context, arg ExpiredUploadsParams) ([]ExpiredUploadsRow, error)
 	// FailDeletion ends a running deletion as failed, with the step it stopped at.
 	FailDeletion(ctx context.Context, arg FailDeletionParams) (int64, error)
 	// FinishTransfer records a pending transfer's outcome once; a repeat finds
 	// the row no longer pending and changes nothing.
 	FinishTransfer(ctx context.Context, arg FinishTransferParams) (int64, error)
+	// ForgetExpiredAvatarUpload deletes an expired avatar upload whose objects are gone.
+	ForgetExpiredAvatarUpload(ctx context.Context, id uuid.UUID) error
+	// ForgetExpiredUpload deletes an expired upload whose objects are gone.
+	ForgetExpiredUpload(ctx context.Context, id uuid.UUID) error
 	// FriendPairState is what stands between @me and @other: friendship,
 	// pending requests each way and blocks each way.
 	FriendPairState(ctx context.Context, arg FriendPairStateParams) (FriendPairStateRow, error)

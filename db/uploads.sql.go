@@ -16,7 +16,7 @@ const attachUpload = `-- name: AttachUpload :one
 UPDATE chat.uploads
 SET status = 'attached', client_msg_id = $1, width = $2, height = $3, thumbnail = $4, attached_at = now()
 WHERE id = $5 AND status = 'pending'
-RETURNING id, room_id, uploader_id, object_key, name, size, content_type, status, client_msg_id, width, height, thumbnail, created_at, attached_at
+RETURNING id, room_id, uploader_id, object_key, name, size, content_type, status, client_msg_id, width, height, thumbnail, created_at, attached_at, expired_at
 `
 
 type AttachUploadParams struct {
@@ -53,6 +53,7 @@ func (q *Queries) AttachUpload(ctx context.Context, arg AttachUploadParams) (Cha
 		&i.Thumbnail,
 		&i.CreatedAt,
 		&i.AttachedAt,
+		&i.ExpiredAt,
 	)
 	return i, err
 }
@@ -85,8 +86,79 @@ func (q *Queries) DeleteUpload(ctx context.Context, id uuid.UUID) error {
 	return err
 }
 
+const expirePendingUploads = `-- name: ExpirePendingUploads :execrows
+UPDATE chat.uploads SET status = 'expired', expired_at = now()
+WHERE id IN (
+    SELECT u.id FROM chat.uploads u
+    WHERE u.status = 'pending' AND u.created_at < $1::timestamptz
+    ORDER BY u.created_at LIMIT $2 FOR UPDATE SKIP LOCKED
+)
+`
+
+type ExpirePendingUploadsParams struct {
+	Before time.Time `json:"before"`
+	Max    int32     `json:"max"`
+}
+
+// ExpirePendingUploads marks at most @max uploads pending since before
+// @before expired; AttachUpload no longer takes them.
+func (q *Queries) ExpirePendingUploads(ctx context.Context, arg ExpirePendingUploadsParams) (int64, error) {
+	result, err := q.db.Exec(ctx, expirePendingUploads, arg.Before, arg.Max)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const expiredUploads = `-- name: ExpiredUploads :many
+SELECT id, object_key FROM chat.uploads
+WHERE status = 'expired' AND expired_at < $1::timestamptz
+ORDER BY expired_at LIMIT $2
+`
+
+type ExpiredUploadsParams struct {
+	Before time.Time `json:"before"`
+	Max    int32     `json:"max"`
+}
+
+type ExpiredUploadsRow struct {
+	ID        uuid.UUID `json:"id"`
+	ObjectKey string    `json:"object_key"`
+}
+
+// ExpiredUploads lists at most @max uploads expired before @before.
+func (q *Queries) ExpiredUploads(ctx context.Context, arg ExpiredUploadsParams) ([]ExpiredUploadsRow, error) {
+	rows, err := q.db.Query(ctx, expiredUploads, arg.Before, arg.Max)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ExpiredUploadsRow
+	for rows.Next() {
+		var i ExpiredUploadsRow
+		if err := rows.Scan(&i.ID, &i.ObjectKey); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const forgetExpiredUpload = `-- name: ForgetExpiredUpload :exec
+DELETE FROM chat.uploads WHERE id = $1 AND status = 'expired'
+`
+
+// ForgetExpiredUpload deletes an expired upload whose objects are gone.
+func (q *Queries) ForgetExpiredUpload(ctx context.Context, id uuid.UUID) error {
+	_, err := q.db.Exec(ctx, forgetExpiredUpload, id)
+	return err
+}
+
 const getUpload = `-- name: GetUpload :one
-SELECT id, room_id, uploader_id, object_key, name, size, content_type, status, client_msg_id, width, height, thumbnail, created_at, attached_at FROM chat.uploads WHERE id = $1
+SELECT id, room_id, uploader_id, object_key, name, size, content_type, status, client_msg_id, width, height, thumbnail, created_at, attached_at, expired_at FROM chat.uploads WHERE id = $1
 `
 
 func (q *Queries) GetUpload(ctx context.Context, id uuid.UUID) (ChatUpload, error) {
@@ -107,6 +179,7 @@ func (q *Queries) GetUpload(ctx context.Context, id uuid.UUID) (ChatUpload, erro
 		&i.Thumbnail,
 		&i.CreatedAt,
 		&i.AttachedAt,
+		&i.ExpiredAt,
 	)
 	return i, err
 }
@@ -114,7 +187,7 @@ func (q *Queries) GetUpload(ctx context.Context, id uuid.UUID) (ChatUpload, erro
 const insertUpload = `-- name: InsertUpload :one
 INSERT INTO chat.uploads (id, room_id, uploader_id, object_key, name, size, content_type)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
-RETURNING id, room_id, uploader_id, object_key, name, size, content_type, status, client_msg_id, width, height, thumbnail, created_at, attached_at
+RETURNING id, room_id, uploader_id, object_key, name, size, content_type, status, client_msg_id, width, height, thumbnail, created_at, attached_at, expired_at
 `
 
 type InsertUploadParams struct {
@@ -154,6 +227,7 @@ func (q *Queries) InsertUpload(ctx context.Context, arg InsertUploadParams) (Cha
 		&i.Thumbnail,
 		&i.CreatedAt,
 		&i.AttachedAt,
+		&i.ExpiredAt,
 	)
 	return i, err
 }

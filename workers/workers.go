@@ -5,6 +5,7 @@ package workers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
@@ -26,6 +27,8 @@ type Config struct {
 	MessagesTaskQueue   string
 	// ReconcileEvery is the reconciler's schedule.
 	ReconcileEvery time.Duration
+	// SweepEvery is the upload sweep's schedule.
+	SweepEvery time.Duration
 }
 
 // DefaultConfig is the configuration `make dev` runs with.
@@ -33,7 +36,7 @@ func DefaultConfig() Config {
 	return Config{
 		SignupConcurrency: 32, MessagesConcurrency: 64,
 		SignupTaskQueue: chatflow.SignupTaskQueue, MessagesTaskQueue: chatflow.MessagesTaskQueue,
-		ReconcileEvery: 5 * time.Second,
+		ReconcileEvery: 5 * time.Second, SweepEvery: 10 * time.Minute,
 	}
 }
 
@@ -48,6 +51,8 @@ func New(c client.Client, acts *activities.Activities, cfg Config) []worker.Work
 	sw.RegisterWorkflowWithOptions(workflows.Transfer, workflow.RegisterOptions{Name: chatflow.WorkflowTransfer})
 	// Account deletions run on the sign-up pool: both are account sagas.
 	sw.RegisterWorkflowWithOptions(workflows.DeleteUser, workflow.RegisterOptions{Name: chatflow.WorkflowDeleteUser})
+	// So does the upload sweep: housekeeping of what users uploaded.
+	sw.RegisterWorkflowWithOptions(workflows.SweepUploads, workflow.RegisterOptions{Name: chatflow.WorkflowSweepUploads})
 	sw.RegisterActivity(acts)
 
 	mw := worker.New(c, cfg.MessagesTaskQueue, worker.Options{
@@ -65,23 +70,41 @@ func New(c client.Client, acts *activities.Activities, cfg Config) []worker.Work
 // ReconcileScheduleID names the reconciler's schedule of a task queue.
 func ReconcileScheduleID(taskQueue string) string { return "reconcile-" + taskQueue }
 
-// EnsureReconcileSchedule creates the Temporal Schedule that runs the
-// reconciler on the messages task queue (visible in the Web UI under
-// Schedules), or updates its interval if it exists. Overlapping runs are
-// skipped, so a slow pass never piles up.
-func EnsureReconcileSchedule(ctx context.Context, c client.Client, cfg Config) error {
-	id := ReconcileScheduleID(cfg.MessagesTaskQueue)
-	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: cfg.ReconcileEvery}}}
+// SweepScheduleID names the upload sweep's schedule of a task queue.
+func SweepScheduleID(taskQueue string) string { return "sweep-uploads-" + taskQueue }
+
+// EnsureSchedules creates the Temporal Schedules of the worker's periodic
+// workflows (visible in the Web UI under Schedules), or updates the
+// interval of those that exist: the reconciler on the messages task queue
+// and the upload sweep on the sagas' one. Overlapping runs are skipped, so
+// a slow pass never piles up, and a run that cannot start (no worker) is
+// dropped rather than queued.
+func EnsureSchedules(ctx context.Context, c client.Client, cfg Config) error {
+	err := ensureSchedule(ctx, c, ReconcileScheduleID(cfg.MessagesTaskQueue), cfg.ReconcileEvery, &client.ScheduleWorkflowAction{
+		ID: "reconcile-" + cfg.MessagesTaskQueue, Workflow: chatflow.WorkflowReconcile, TaskQueue: cfg.MessagesTaskQueue,
+		WorkflowRunTimeout: 10 * time.Minute,
+	}, "persists and publishes whatever the rooms' logs hold beyond Postgres and Kafka")
+	if err != nil {
+		return fmt.Errorf("reconciler schedule: %w", err)
+	}
+	err = ensureSchedule(ctx, c, SweepScheduleID(cfg.SignupTaskQueue), cfg.SweepEvery, &client.ScheduleWorkflowAction{
+		ID: "sweep-uploads-" + cfg.SignupTaskQueue, Workflow: chatflow.WorkflowSweepUploads, TaskQueue: cfg.SignupTaskQueue,
+		WorkflowRunTimeout: 30 * time.Minute,
+	}, "expires uploads never attached and avatar uploads never set, then deletes their objects")
+	if err != nil {
+		return fmt.Errorf("upload sweep schedule: %w", err)
+	}
+	return nil
+}
+
+func ensureSchedule(ctx context.Context, c client.Client, id string, every time.Duration, action *client.ScheduleWorkflowAction, what string) error {
+	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}}
 	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
 		ID:      id,
 		Spec:    spec,
 		Overlap: enums.SCHEDULE_OVERLAP_POLICY_SKIP,
-		Action: &client.ScheduleWorkflowAction{
-			ID: "reconcile-" + cfg.MessagesTaskQueue, Workflow: chatflow.WorkflowReconcile, TaskQueue: cfg.MessagesTaskQueue,
-			// a pass that cannot run (no worker) is dropped, not queued up
-			WorkflowRunTimeout: 10 * time.Minute,
-		},
-		Memo: map[string]any{"what": "persists and publishes whatever the rooms' logs hold beyond Postgres and Kafka"},
+		Action:  action,
+		Memo:    map[string]any{"what": what},
 	})
 	if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
 		return c.ScheduleClient().GetHandle(ctx, id).Update(ctx, client.ScheduleUpdateOptions{

@@ -74,7 +74,7 @@ func roomsOf(b chatflow.MessageBatch) []string {
 }
 
 // Reconcile is one pass of the reconciler, started by a Temporal Schedule
-// (see workers.EnsureReconcileSchedule): Postgres and Kafka catch up with
+// (see workers.EnsureSchedules): Postgres and Kafka catch up with
 // every room's log, whatever the batches missed.
 func Reconcile(ctx workflow.Context) (activities.ReconcileResult, error) {
 	var a *activities.Activities

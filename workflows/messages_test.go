@@ -130,3 +130,32 @@ func TestReconcileRunsOnePass(t *testing.T) {
 		t.Fatalf("result %+v, want %+v", got, want)
 	}
 }
+
+// TestSweepUploadsRetriesThenGivesUp: a sweep whose activity keeps failing
+// (the object store down) is tried three times and then fails, leaving the
+// rest to the next scheduled sweep; one that succeeds reports its result.
+func TestSweepUploadsRetriesThenGivesUp(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	var a *activities.Activities
+	env.RegisterActivity(a)
+	calls := 0
+	env.OnActivity(a.SweepUploads, mock.Anything).Return(func(context.Context) (activities.SweepResult, error) {
+		calls++
+		return activities.SweepResult{}, errors.New("store down")
+	})
+	env.ExecuteWorkflow(workflows.SweepUploads)
+	if err := env.GetWorkflowError(); err == nil || calls != 3 {
+		t.Fatalf("error %v after %d attempts, want an error after 3", err, calls)
+	}
+
+	env = s.NewTestWorkflowEnvironment()
+	env.RegisterActivity(a)
+	want := activities.SweepResult{Expired: 3, Deleted: 2, Objects: 4}
+	env.OnActivity(a.SweepUploads, mock.Anything).Return(want, nil)
+	env.ExecuteWorkflow(workflows.SweepUploads)
+	var got activities.SweepResult
+	if err := env.GetWorkflowResult(&got); err != nil || got != want {
+		t.Fatalf("result %+v %v, want %+v", got, err, want)
+	}
+}

@@ -146,6 +146,12 @@ func loadConfig(keys int) (app.Config, error) {
 		c.Objects.GetTTL = c.Objects.PutTTL
 		return
 	})
+	parse("UPLOAD_SWEEP_EVERY", dur(&c.Workers.SweepEvery))
+	parse("UPLOAD_PENDING_TTL", dur(&c.Activities.UploadPendingTTL))
+	if err == nil && c.Activities.UploadPendingTTL <= c.Objects.PutTTL {
+		// a sweep must never take an upload whose pre-signed PUT still works
+		err = fmt.Errorf("UPLOAD_PENDING_TTL=%s must be longer than the pre-signed URLs' S3_URL_TTL=%s", c.Activities.UploadPendingTTL, c.Objects.PutTTL)
+	}
 	parse("PG_MAX_CONNS", func(v string) error {
 		n, e := strconv.ParseInt(v, 10, 32)
 		c.PGMaxConns = int32(n)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chatflow/chatflow/token"
 )
@@ -101,5 +102,29 @@ func TestRemovedAndNewVariables(t *testing.T) {
 	}
 	if strings.Join(c.API.WSOrigins, "|") != "https://a.example|https://b.example:8443" {
 		t.Fatalf("WS_ORIGINS = %q", c.API.WSOrigins)
+	}
+}
+
+// TestUploadSweepVariables: the sweep's TTL and schedule come from the
+// environment, and a TTL no longer than the pre-signed URLs' lifetime is
+// refused (a sweep would expire an upload whose PUT URL still works).
+func TestUploadSweepVariables(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("JWT_SECRET", randomKey())
+	t.Setenv("UPLOAD_PENDING_TTL", "2h")
+	t.Setenv("UPLOAD_SWEEP_EVERY", "3m")
+	c, err := loadConfig(keysDeployed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Activities.UploadPendingTTL != 2*time.Hour || c.Workers.SweepEvery != 3*time.Minute {
+		t.Fatalf("UPLOAD_PENDING_TTL %s, UPLOAD_SWEEP_EVERY %s", c.Activities.UploadPendingTTL, c.Workers.SweepEvery)
+	}
+	for _, v := range [][2]string{{"5m", "5m"}, {"10m", "1h"}} { // ttl, url ttl
+		t.Setenv("UPLOAD_PENDING_TTL", v[0])
+		t.Setenv("S3_URL_TTL", v[1])
+		if _, err := loadConfig(keysDeployed); err == nil || !strings.Contains(err.Error(), "UPLOAD_PENDING_TTL") {
+			t.Fatalf("UPLOAD_PENDING_TTL=%s with S3_URL_TTL=%s: %v", v[0], v[1], err)
+		}
 	}
 }

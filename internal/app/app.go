@@ -354,8 +354,8 @@ func (m *Main) Run(ctx context.Context, roles Roles) error {
 		coreDone := make(chan struct{})
 		go func() { defer close(coreDone); w.Core.Run(workersCtx) }()
 		defer func() { stopWorkers(); <-coreDone }()
-		if err := workers.EnsureReconcileSchedule(ctx, m.Temporal, m.Cfg.Workers); err != nil {
-			return fmt.Errorf("reconciler schedule: %w", err)
+		if err := workers.EnsureSchedules(ctx, m.Temporal, m.Cfg.Workers); err != nil {
+			return err
 		}
 		if node == nil {
 			g.Go(func() error {

@@ -168,11 +168,13 @@ func (e *Env) WorkerWith(t testing.TB, pub activities.Publisher, change func(*ap
 	cfg := full.Workers
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := workers.EnsureReconcileSchedule(ctx, e.Temporal, cfg); err != nil {
-		t.Fatalf("reconciler schedule: %v", err)
+	if err := workers.EnsureSchedules(ctx, e.Temporal, cfg); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = e.Temporal.ScheduleClient().GetHandle(context.Background(), workers.ReconcileScheduleID(cfg.MessagesTaskQueue)).Delete(context.Background())
+		for _, id := range []string{workers.ReconcileScheduleID(cfg.MessagesTaskQueue), workers.SweepScheduleID(cfg.SignupTaskQueue)} {
+			_ = e.Temporal.ScheduleClient().GetHandle(context.Background(), id).Delete(context.Background())
+		}
 	})
 	for _, w := range ws {
 		if err := w.Start(); err != nil {

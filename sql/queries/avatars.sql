@@ -45,3 +45,23 @@ SET avatar_key = NULL,
 FROM old
 WHERE p.user_id = @user_id
 RETURNING old.avatar_key AS removed_key;
+
+-- name: ExpirePendingAvatarUploads :execrows
+-- ExpirePendingAvatarUploads marks at most @max avatar uploads pending since
+-- before @before expired; UseAvatarUpload no longer takes them.
+UPDATE chat.avatar_uploads SET status = 'expired', expired_at = now()
+WHERE id IN (
+    SELECT u.id FROM chat.avatar_uploads u
+    WHERE u.status = 'pending' AND u.created_at < @before::timestamptz
+    ORDER BY u.created_at LIMIT @max FOR UPDATE SKIP LOCKED
+);
+
+-- name: ExpiredAvatarUploads :many
+-- ExpiredAvatarUploads lists at most @max avatar uploads expired before @before.
+SELECT id, object_key FROM chat.avatar_uploads
+WHERE status = 'expired' AND expired_at < @before::timestamptz
+ORDER BY expired_at LIMIT @max;
+
+-- name: ForgetExpiredAvatarUpload :exec
+-- ForgetExpiredAvatarUpload deletes an expired avatar upload whose objects are gone.
+DELETE FROM chat.avatar_uploads WHERE id = @id AND status = 'expired';

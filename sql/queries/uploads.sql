@@ -23,3 +23,23 @@ RETURNING *;
 -- name: DeleteUpload :exec
 -- DeleteUpload forgets a pending upload whose object was refused.
 DELETE FROM chat.uploads WHERE id = @id AND status = 'pending';
+
+-- name: ExpirePendingUploads :execrows
+-- ExpirePendingUploads marks at most @max uploads pending since before
+-- @before expired; AttachUpload no longer takes them.
+UPDATE chat.uploads SET status = 'expired', expired_at = now()
+WHERE id IN (
+    SELECT u.id FROM chat.uploads u
+    WHERE u.status = 'pending' AND u.created_at < @before::timestamptz
+    ORDER BY u.created_at LIMIT @max FOR UPDATE SKIP LOCKED
+);
+
+-- name: ExpiredUploads :many
+-- ExpiredUploads lists at most @max uploads expired before @before.
+SELECT id, object_key FROM chat.uploads
+WHERE status = 'expired' AND expired_at < @before::timestamptz
+ORDER BY expired_at LIMIT @max;
+
+-- name: ForgetExpiredUpload :exec
+-- ForgetExpiredUpload deletes an expired upload whose objects are gone.
+DELETE FROM chat.uploads WHERE id = @id AND status = 'expired';
