@@ -19,9 +19,13 @@
 # AB=gen compares load generators instead: both sides run this tree's api and
 # worker, A is driven by OLD's `chatflow bench` and B by this tree's (round 5:
 # the generator's own sampling took CPU from the system it measured).
+# A_REDIS / B_REDIS are Redis settings for that side's runs, as CONFIG SET
+# pairs ("auto-aof-rewrite-percentage 0"); every run starts from the values
+# Redis had when the script began, and the script puts them back at the end.
 # Before each run the stores are settled (VACUUM of chat.messages, CHECKPOINT,
 # sync; SETTLE=0 skips it).
-# Usage: [REPS=n] [AB=gen] [A_FSYNC=..] [A_WORKER=0] [A_ENV=..] [B_ENV=..] [PREFIX=..] [DURATION=20s] [SETTLE=1]
+# Usage: [REPS=n] [AB=gen] [A_FSYNC=..] [A_WORKER=0] [A_ENV=..] [B_ENV=..] [A_REDIS=..] [B_REDIS=..]
+#        [PREFIX=..] [DURATION=20s] [SETTLE=1]
 #        scripts/bench-ab.sh OLD_REV ["clients rate" ...]
 # REPS repeats every level n times (A B, then B A, ...) so the spread between
 # runs of the same build shows what counts as noise.
@@ -42,6 +46,22 @@ export JWT_SECRET=bench-ab-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
 trap 'cleanup; git worktree remove --force "$wt"' EXIT
+# redis_conf applies CONFIG SET pairs; orig_redis holds what A_REDIS and
+# B_REDIS name as it was at the start.
+redis_conf() {
+  while [[ $# -ge 2 ]]; do
+    redis-cli -p "${REDIS_PORT:-16379}" config set "$1" "$2" >/dev/null
+    shift 2
+  done
+}
+orig_redis=()
+save_redis() {
+  while [[ $# -ge 2 ]]; do
+    orig_redis+=("$1" "$(redis-cli -p "${REDIS_PORT:-16379}" config get "$1" | sed -n 2p)")
+    shift 2
+  done
+}
+save_redis ${A_REDIS:-} ${B_REDIS:-}
 durable_pids() { # the Temporal dev server and every Postgres process
   cat "${CHATFLOW_DATA:-.data}/temporal/pid" 2>/dev/null || true
   pgrep -x postgres || true
@@ -93,10 +113,12 @@ drain() { # binary env label
   done
   echo "+ $3: drained ($n rows)" >&2
 }
-run() { # label binary fsync clients rate suffix env nice worker generator
+run() { # label binary fsync clients rate suffix env nice worker generator redis-settings
   local label=${PREFIX:-}$1 bin=$2 nice=${8:-0} worker=${9:-1} gen=${10:-bin/chatflow}
   cleanup
+  redis_conf "${orig_redis[@]}"
   settle
+  redis_conf ${11:-}
   redis-cli -p "${REDIS_PORT:-16379}" config set appendfsync "$3" >/dev/null
   renice_durable "$nice"
   start_worker "$bin" "$7" "$LOGS/ab-worker-$label.log" "$nice"
@@ -125,6 +147,7 @@ run() { # label binary fsync clients rate suffix env nice worker generator
   # send script is evalsha)
   { curl -fs 127.0.0.1:18192/metrics | grep -E '^chatflow_(ws_(frames_out|writes)_total|ack_seconds_(bucket|count))' || true
     redis-cli -p "${REDIS_PORT:-16379}" info commandstats | grep -E '^cmdstat_(evalsha|publish|xadd)' | tr -d '\r' || true
+    redis-cli -p "${REDIS_PORT:-16379}" info persistence | grep -E '^aof_rewrites:' | tr -d '\r' || true
   } >"$OUT/ab-$label-$4x$5$6.metrics"
   [[ $worker == 1 ]] || drain "$bin" "$7" "$label"
 }
@@ -138,15 +161,16 @@ for lvl in "${LEVELS[@]}"; do
     order=(A B); (( rep % 2 == 1 )) || order=(B A)
     for side in "${order[@]}"; do
       if [[ $side == A && ${AB:-server} == gen ]]; then
-        run A bin/chatflow "${A_FSYNC:-always}" "$1" "$2" "$sfx" "${A_ENV:-}" "${A_NICE:-0}" "${A_WORKER:-1}" "$wt/bin/chatflow"
+        run A bin/chatflow "${A_FSYNC:-always}" "$1" "$2" "$sfx" "${A_ENV:-}" "${A_NICE:-0}" "${A_WORKER:-1}" "$wt/bin/chatflow" "${A_REDIS:-}"
       elif [[ $side == A ]]; then
-        run A "$wt/bin/chatflow" "${A_FSYNC:-always}" "$1" "$2" "$sfx" "${A_ENV:-}" "${A_NICE:-0}" "${A_WORKER:-1}"
+        run A "$wt/bin/chatflow" "${A_FSYNC:-always}" "$1" "$2" "$sfx" "${A_ENV:-}" "${A_NICE:-0}" "${A_WORKER:-1}" "" "${A_REDIS:-}"
       else
-        run B bin/chatflow always "$1" "$2" "$sfx" "${B_ENV:-}" "${B_NICE:-0}"
+        run B bin/chatflow always "$1" "$2" "$sfx" "${B_ENV:-}" "${B_NICE:-0}" 1 "" "${B_REDIS:-}"
       fi
     done
   done
 done
 cleanup
+redis_conf "${orig_redis[@]}"
 renice_durable 0
 redis-cli -p "${REDIS_PORT:-16379}" config set appendfsync always >/dev/null
