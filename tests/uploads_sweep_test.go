@@ -251,6 +251,41 @@ func TestSweepUploadsStoreDown(t *testing.T) {
 	}
 }
 
+// raceDelays are how long after the requests of a race round its sweep
+// starts: from before any request gets far to after most have finished.
+var raceDelays = []time.Duration{0, 10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 160 * time.Millisecond}
+
+// raceSweep runs do(0..k-1) at once and, delay later, a sweep that expires
+// (inside the grace); once all are done, final (after the grace). It
+// returns each request's status.
+func raceSweep(t *testing.T, k int, delay time.Duration, do func(i int) int, sweep, final func() (activities.SweepResult, error)) []int {
+	t.Helper()
+	codes := make([]int, k)
+	var wg sync.WaitGroup
+	for i := range k {
+		wg.Go(func() { codes[i] = do(i) })
+	}
+	time.Sleep(delay)
+	if _, err := sweep(); err != nil {
+		t.Fatalf("sweep: %v", err)
+	}
+	wg.Wait()
+	if _, err := final(); err != nil {
+		t.Fatalf("sweep after the grace: %v", err)
+	}
+	return codes
+}
+
+// bothOutcomes fails a race test in which the requests all won or all lost:
+// then it did not race anything.
+func bothOutcomes(t *testing.T, won string, nWon, nLost int) {
+	t.Helper()
+	t.Logf("%d %s, %d expired", nWon, won, nLost)
+	if nWon == 0 || nLost == 0 {
+		t.Fatalf("no race took place (%d %s, %d expired): the delays no longer straddle the requests", nWon, won, nLost)
+	}
+}
+
 // TestSweepUploadsRacesAttach: attaches of stale uploads run while a sweep
 // expires them, the sweep started at several delays after the attaches so
 // that some attaches win and some lose. Each upload ends one way only:
@@ -270,7 +305,7 @@ func TestSweepUploadsRacesAttach(t *testing.T) {
 	sweep, final := sweeper(t, env, store, time.Hour), sweeper(t, env, store, 0)
 	const k = 8
 	won, lost := 0, 0
-	for _, delay := range []time.Duration{0, 10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 160 * time.Millisecond} {
+	for _, delay := range raceDelays {
 		ids, keys := make([]string, k), make([]string, k)
 		for i := range ids {
 			st, up, p := newUpload(t, n, a, room, fmt.Sprintf("r%d.png", i), "image/png", len(img))
@@ -281,22 +316,10 @@ func TestSweepUploadsRacesAttach(t *testing.T) {
 			age(t, env, "uploads", up.UploadID, ttl+time.Minute)
 			keys[i] = objectKey(t, env, "uploads", up.UploadID)
 		}
-		codes := make([]int, k)
-		var wg sync.WaitGroup
-		for i := range ids {
-			wg.Go(func() {
-				var p problem
-				codes[i] = n.Call(t, "POST", "/api/v1/rooms/"+room+"/messages/files", a.Access, map[string]string{"upload_id": ids[i], "client_msg_id": "swr-" + ids[i][:8]}, &p)
-			})
-		}
-		time.Sleep(delay)
-		if _, err := sweep(); err != nil {
-			t.Fatalf("sweep: %v", err)
-		}
-		wg.Wait()
-		if _, err := final(); err != nil {
-			t.Fatalf("sweep after the grace: %v", err)
-		}
+		codes := raceSweep(t, k, delay, func(i int) int {
+			var p problem
+			return n.Call(t, "POST", "/api/v1/rooms/"+room+"/messages/files", a.Access, map[string]string{"upload_id": ids[i], "client_msg_id": "swr-" + ids[i][:8]}, &p)
+		}, sweep, final)
 
 		var h history
 		if st := n.Call(t, "GET", "/api/v1/rooms/"+room+"/messages?limit=100", a.Access, nil, &h); st != 200 {
@@ -327,10 +350,7 @@ func TestSweepUploadsRacesAttach(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d attached, %d expired", won, lost)
-	if won == 0 || lost == 0 {
-		t.Fatalf("no race took place (%d attached, %d expired): the delays no longer straddle an attach", won, lost)
-	}
+	bothOutcomes(t, "attached", won, lost)
 }
 
 // TestSweepAvatarUploadsRacesSet: the same race for avatars, one upload per
@@ -352,26 +372,17 @@ func TestSweepAvatarUploadsRacesSet(t *testing.T) {
 		users[i] = n.SignUp(t, fmt.Sprintf("swv%d", i))
 	}
 	won, lost := 0, 0
-	for _, delay := range []time.Duration{0, 10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 160 * time.Millisecond} {
+	for _, delay := range raceDelays {
 		ids, keys := make([]string, k), make([]string, k)
 		for i, u := range users {
 			ids[i] = uploadAvatar(t, n, u, "image/png", pic)
 			age(t, env, "avatar_uploads", ids[i], ttl+time.Minute)
 			keys[i] = objectKey(t, env, "avatar_uploads", ids[i])
 		}
-		codes := make([]int, k)
-		var wg sync.WaitGroup
-		for i, u := range users {
-			wg.Go(func() { codes[i], _ = setAvatar(t, n, u, ids[i]) })
-		}
-		time.Sleep(delay)
-		if _, err := sweep(); err != nil {
-			t.Fatalf("sweep: %v", err)
-		}
-		wg.Wait()
-		if _, err := final(); err != nil {
-			t.Fatalf("sweep after the grace: %v", err)
-		}
+		codes := raceSweep(t, k, delay, func(i int) int {
+			st, _ := setAvatar(t, n, users[i], ids[i])
+			return st
+		}, sweep, final)
 		for i, id := range ids {
 			switch codes[i] {
 			case 200:
@@ -389,10 +400,7 @@ func TestSweepAvatarUploadsRacesSet(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d set, %d expired", won, lost)
-	if won == 0 || lost == 0 {
-		t.Fatalf("no race took place (%d set, %d expired): the delays no longer straddle a set", won, lost)
-	}
+	bothOutcomes(t, "set", won, lost)
 }
 
 // TestSweepSchedule: a worker sets up the sweep's Temporal Schedule on the
