@@ -33,4 +33,5 @@ func TestCheckDurable(t *testing.T) {
 			t.Errorf("%v: got %v, want an error naming %s", c.set, err, c.want)
 		}
 	}
+	r.waitPersistence() // turning appendonly on started a rewrite
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,6 +41,10 @@ func startOwnRedis(t *testing.T, dir string, port int) *ownRedis {
 	r := &ownRedis{t: t, dir: dir, port: port}
 	r.cmd = exec.Command("redis-server", "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--dir", dir,
 		"--save", "", "--appendonly", "yes", "--appendfsync", "always")
+	// its own process group: kill takes the children it forks for an AOF
+	// rewrite too, which would otherwise go on writing into dir while the
+	// test's cleanup removes it
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +61,7 @@ func startOwnRedis(t *testing.T, dir string, port int) *ownRedis {
 
 func (r *ownRedis) kill() {
 	if r.cmd.ProcessState == nil {
-		_ = r.cmd.Process.Kill()
+		_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
 		_ = r.cmd.Wait()
 	}
 	_ = r.rdb.Close()
