@@ -11,6 +11,14 @@ import (
 // GET /api/v1/rooms/{room_id}/files/{upload_id}.
 const KindFile = "file"
 
+// ThumbnailKey is where the api stores the JPEG preview of an image
+// attachment, next to its original.
+func ThumbnailKey(objectKey string) string { return objectKey + ".thumb.jpg" }
+
+// AvatarPictureKey is where the api stores the square JPEG it makes from an
+// avatar upload's original; the profile names this key once it is set.
+func AvatarPictureKey(originalKey string) string { return originalKey + ".jpg" }
+
 // MaxFileNameChars bounds an attachment's name, in characters.
 const MaxFileNameChars = 200
 

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
 
+	"github.com/chatflow/chatflow"
 	"github.com/chatflow/chatflow/db"
 )
 
@@ -27,10 +28,10 @@ const sweepPage = 500
 
 // expiredUpload is an expired upload of either table, with its delete.
 type expiredUpload struct {
-	id      uuid.UUID
-	keys    []string
-	forget  func(context.Context, uuid.UUID) error
-	picture bool
+	id     uuid.UUID
+	keys   []string
+	forget func(context.Context, uuid.UUID) error
+	kind   string // the metric's label: file or avatar
 }
 
 // SweepUploads removes uploads never attached to a message and avatar
@@ -87,11 +88,7 @@ func (a *Activities) SweepUploads(ctx context.Context) (SweepResult, error) {
 			}
 			res.Deleted++
 			if a.Metrics != nil {
-				kind := "file"
-				if u.picture {
-					kind = "avatar"
-				}
-				a.Metrics.UploadsSwept.WithLabelValues(kind).Inc()
+				a.Metrics.UploadsSwept.WithLabelValues(u.kind).Inc()
 			}
 		}
 		activity.RecordHeartbeat(ctx, res)
@@ -116,11 +113,11 @@ func (a *Activities) expiredUploads(ctx context.Context, cutoff time.Time) (_ []
 	page := make([]expiredUpload, 0, len(files)+len(pics))
 	for _, f := range files {
 		// the api stores a thumbnail next to an image before it attaches
-		page = append(page, expiredUpload{id: f.ID, keys: []string{f.ObjectKey, f.ObjectKey + ".thumb.jpg"}, forget: a.Queries.ForgetExpiredUpload})
+		page = append(page, expiredUpload{id: f.ID, keys: []string{f.ObjectKey, chatflow.ThumbnailKey(f.ObjectKey)}, forget: a.Queries.ForgetExpiredUpload, kind: "file"})
 	}
 	for _, p := range pics {
 		// and an avatar's square JPEG before it marks the upload used
-		page = append(page, expiredUpload{id: p.ID, keys: []string{p.ObjectKey, p.ObjectKey + ".jpg"}, forget: a.Queries.ForgetExpiredAvatarUpload, picture: true})
+		page = append(page, expiredUpload{id: p.ID, keys: []string{p.ObjectKey, chatflow.AvatarPictureKey(p.ObjectKey)}, forget: a.Queries.ForgetExpiredAvatarUpload, kind: "avatar"})
 	}
 	return page, len(files) == sweepPage || len(pics) == sweepPage, nil
 }

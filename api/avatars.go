@@ -135,7 +135,7 @@ func (s *Server) setAvatar(c *fiber.Ctx) error {
 		}
 		return err
 	}
-	key := up.ObjectKey + ".jpg"
+	key := chatflow.AvatarPictureKey(up.ObjectKey)
 	if err := store.Put(ctx, key, "image/jpeg", jpg); err != nil {
 		return storeErr(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"image/jpeg"
 	"io"
 
+	"github.com/chatflow/chatflow"
 	"github.com/chatflow/chatflow/db"
 )
 
@@ -20,7 +21,7 @@ const (
 	maxThumbPixels = 16 << 20
 )
 
-func thumbKey(up db.ChatUpload) string { return up.ObjectKey + ".thumb.jpg" }
+func thumbKey(up db.ChatUpload) string { return chatflow.ThumbnailKey(up.ObjectKey) }
 
 // makeThumb stores a thumbnail of up (width×height from its header) and
 // reports whether it did; any failure leaves the file without one.

@@ -55,6 +55,17 @@ func newUpload(t *testing.T, n *testenv.Node, u testenv.User, room, name, ct str
 	return st, up, p
 }
 
+// uploadFile uploads data as u's file in room (the upload, then the PUT to
+// the store) and returns its upload id, not yet attached.
+func uploadFile(t *testing.T, n *testenv.Node, u testenv.User, room, name, ct string, data []byte) string {
+	t.Helper()
+	st, up, p := newUpload(t, n, u, room, name, ct, len(data))
+	if st != 201 || putObject(t, up.URL, ct, data) != 200 {
+		t.Fatalf("upload %s: %d %+v", name, st, p)
+	}
+	return up.UploadID
+}
+
 // putObject PUTs body to a pre-signed URL as a browser would (the signed
 // content type, the body's real length).
 func putObject(t *testing.T, url, ct string, body []byte) int {

@@ -101,20 +101,13 @@ func TestSweepUploads(t *testing.T) {
 	store := blob.New(testenv.Config().Objects)
 	ttl := activities.DefaultConfig().UploadPendingTTL
 
-	put := func(name string, data []byte, ct string) string {
-		st, up, p := newUpload(t, n, a, room, name, ct, len(data))
-		if st != 201 || putObject(t, up.URL, ct, data) != 200 {
-			t.Fatalf("upload %s: %d %+v", name, st, p)
-		}
-		return up.UploadID
-	}
-	stale := put("stale.png", testPNG(t, 64, 64), "image/png")
-	attached := put("kept.png", testPNG(t, 64, 64), "image/png")
+	stale := uploadFile(t, n, a, room, "stale.png", "image/png", testPNG(t, 64, 64))
+	attached := uploadFile(t, n, a, room, "kept.png", "image/png", testPNG(t, 64, 64))
 	var m message
 	if st := n.Call(t, "POST", "/api/v1/rooms/"+room+"/messages/files", a.Access, map[string]string{"upload_id": attached, "client_msg_id": "sw-kept"}, &m); st != 201 {
 		t.Fatalf("attach: %d", st)
 	}
-	young := put("young.txt", []byte("young"), "text/plain")
+	young := uploadFile(t, n, a, room, "young.txt", "text/plain", []byte("young"))
 	staleAvatar := uploadAvatar(t, n, a, "image/png", solidPNG(t, 32, 32, color.RGBA{G: 200, A: 255}))
 	usedAvatar := uploadAvatar(t, n, a, "image/png", solidPNG(t, 32, 32, color.RGBA{B: 200, A: 255}))
 	if st, _ := setAvatar(t, n, a, usedAvatar); st != 200 {
@@ -224,20 +217,16 @@ func TestSweepUploadsStoreDown(t *testing.T) {
 	a := n.SignUp(t, "swd")
 	room := n.CreateRoom(t, a)
 	store := blob.New(testenv.Config().Objects)
-	data := []byte("left behind")
-	st, up, _ := newUpload(t, n, a, room, "left.txt", "text/plain", len(data))
-	if st != 201 || putObject(t, up.URL, "text/plain", data) != 200 {
-		t.Fatalf("upload: %d", st)
-	}
-	age(t, env, "uploads", up.UploadID, activities.DefaultConfig().UploadPendingTTL+time.Minute)
-	key := objectKey(t, env, "uploads", up.UploadID)
+	id := uploadFile(t, n, a, room, "left.txt", "text/plain", []byte("left behind"))
+	age(t, env, "uploads", id, activities.DefaultConfig().UploadPendingTTL+time.Minute)
+	key := objectKey(t, env, "uploads", id)
 
 	down := testenv.Config().Objects
 	down.Endpoint = "http://127.0.0.1:1" // nothing listens there
 	if _, err := sweeper(t, env, blob.New(down), 0)(); err == nil {
 		t.Fatal("a sweep with the store down succeeded")
 	}
-	if got := uploadStatus(t, env, "uploads", up.UploadID); got != "expired" {
+	if got := uploadStatus(t, env, "uploads", id); got != "expired" {
 		t.Fatalf("after the failed sweep the upload is %s, want expired (its object is still stored)", got)
 	}
 	if !stored(t, store, key) {
@@ -246,7 +235,7 @@ func TestSweepUploadsStoreDown(t *testing.T) {
 	if _, err := sweeper(t, env, store, 0)(); err != nil {
 		t.Fatalf("sweep with the store back: %v", err)
 	}
-	if uploadStatus(t, env, "uploads", up.UploadID) != "gone" || stored(t, store, key) {
+	if uploadStatus(t, env, "uploads", id) != "gone" || stored(t, store, key) {
 		t.Fatal("the next sweep did not finish the job")
 	}
 }
@@ -308,13 +297,9 @@ func TestSweepUploadsRacesAttach(t *testing.T) {
 	for _, delay := range raceDelays {
 		ids, keys := make([]string, k), make([]string, k)
 		for i := range ids {
-			st, up, p := newUpload(t, n, a, room, fmt.Sprintf("r%d.png", i), "image/png", len(img))
-			if st != 201 || putObject(t, up.URL, "image/png", img) != 200 {
-				t.Fatalf("upload %d: %d %+v", i, st, p)
-			}
-			ids[i] = up.UploadID
-			age(t, env, "uploads", up.UploadID, ttl+time.Minute)
-			keys[i] = objectKey(t, env, "uploads", up.UploadID)
+			ids[i] = uploadFile(t, n, a, room, fmt.Sprintf("r%d.png", i), "image/png", img)
+			age(t, env, "uploads", ids[i], ttl+time.Minute)
+			keys[i] = objectKey(t, env, "uploads", ids[i])
 		}
 		codes := raceSweep(t, k, delay, func(i int) int {
 			var p problem
