@@ -24,6 +24,10 @@
 # answered and pushed only after its fsync). The `always` pass writes its files
 # to $OUT-fsync and its table, against the same chatflow runs, to
 # ${TABLE%.md}-fsync.md.
+# SERVER_ENV is extra environment for both servers' processes alike
+# (Centrifugo, and chatflow's api and worker), e.g. "GOMAXPROCS=1": on a box
+# they share with every other process, one P each spins and wakes less
+# (BENCHMARKS.md round 7).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATES=${RATES:-1000 2500 5000 10000}
@@ -85,7 +89,7 @@ export BENCH_CENTRIFUGO_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d '
 bin/chatflow bench -write-centrifugo-config "$CF_DIR/config.json" -centrifugo-port "$CF_PORT" \
   -centrifugo-redis "127.0.0.1:$CF_REDIS_PORT" -centrifugo-redis-db "$CF_REDIS_DB" -centrifugo-history-size 100 -centrifugo-history-ttl 300s
 bin/centrifugo checkconfig --config "$CF_DIR/config.json" >/dev/null
-bin/centrifugo --config "$CF_DIR/config.json" >"$LOGS/peer-centrifugo.log" 2>&1 & pids+=($!); cf_pid=$!
+env ${SERVER_ENV:-} bin/centrifugo --config "$CF_DIR/config.json" >"$LOGS/peer-centrifugo.log" 2>&1 & pids+=($!); cf_pid=$!
 wait_http "127.0.0.1:$CF_PORT/health"
 CF_URL=ws://127.0.0.1:$CF_PORT/connection/websocket
 for rate in $RATES; do
@@ -103,8 +107,8 @@ done
 # The load generator is thousands of users on one address, far past the
 # per-user abuse limits: lift them (RATE_LIMITS=off), as scripts/bench.sh does.
 export JWT_SECRET=bench-peer-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n') LOG_LEVEL=warn BCRYPT_COST=4 RATE_LIMITS=off
-METRICS_ADDR=127.0.0.1:$((API_PORT + 9)) NODE_ID=peer-worker bin/chatflow worker >"$LOGS/peer-worker.log" 2>&1 & pids+=($!)
-HTTP_ADDR=127.0.0.1:$API_PORT METRICS_ADDR=127.0.0.1:$((API_PORT + 10)) NODE_ID=peer-api bin/chatflow api >"$LOGS/peer-api.log" 2>&1 & pids+=($!); api_pid=$!
+METRICS_ADDR=127.0.0.1:$((API_PORT + 9)) NODE_ID=peer-worker env ${SERVER_ENV:-} bin/chatflow worker >"$LOGS/peer-worker.log" 2>&1 & pids+=($!)
+HTTP_ADDR=127.0.0.1:$API_PORT METRICS_ADDR=127.0.0.1:$((API_PORT + 10)) NODE_ID=peer-api env ${SERVER_ENV:-} bin/chatflow api >"$LOGS/peer-api.log" 2>&1 & pids+=($!); api_pid=$!
 wait_http "127.0.0.1:$API_PORT/readyz"
 API_URL=http://127.0.0.1:$API_PORT
 U=(-users-file "${USERS_FILE:-bench/results/users.json}")
@@ -121,7 +125,7 @@ cleanup
 {
   echo "Peer comparison, $(date -u +'%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)$(git diff --quiet || echo '+dirty'):"
   echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), generator and every service on the same machine."
-  echo "\`RATES=\"$RATES\" DURATION=$DURATION PER_CLIENT=$PER_CLIENT IDLE_CONNS=$IDLE_CONNS scripts/bench-peer.sh\`: rooms of $ROOM_SIZE,"
+  echo "\`${SERVER_ENV:+SERVER_ENV=\"$SERVER_ENV\" }RATES=\"$RATES\" DURATION=$DURATION PER_CLIENT=$PER_CLIENT IDLE_CONNS=$IDLE_CONNS scripts/bench-peer.sh\`: rooms of $ROOM_SIZE,"
   echo "$PER_CLIENT msg/s per client, ${DURATION} s per rate; Centrifugo $CF_VERSION with the Redis engine (history 100, TTL 300 s, forced recovery)"
   echo "on a Redis of its own (no AOF, no fsync: a cache, as Centrifugo deploys it); chatflow's Redis runs \`appendfsync $(redis-cli -p "$REDIS_PORT" config get appendfsync | tail -1)\`. Ratios are chatflow ÷ Centrifugo."
   echo "Centrifugo has no durable ack: its ack column is the publish reply."
