@@ -22,10 +22,14 @@
 # A_REDIS / B_REDIS are Redis settings for that side's runs, as CONFIG SET
 # pairs ("auto-aof-rewrite-percentage 0"); every run starts from the values
 # Redis had when the script began, and the script puts them back at the end.
+# A_SVC_ENV / B_SVC_ENV are environment for the Go services (the Temporal dev
+# server and the Kafka broker) on that side ("GOMAXPROCS=1"); when either is
+# set, every run restarts those two with its side's (scripts/services.sh
+# restart-go), so both sides pay the restart.
 # Before each run the stores are settled (VACUUM of chat.messages, CHECKPOINT,
 # sync; SETTLE=0 skips it).
 # Usage: [REPS=n] [AB=gen] [A_FSYNC=..] [A_WORKER=0] [A_ENV=..] [B_ENV=..] [A_REDIS=..] [B_REDIS=..]
-#        [PREFIX=..] [DURATION=20s] [SETTLE=1]
+#        [A_SVC_ENV=..] [B_SVC_ENV=..] [PREFIX=..] [DURATION=20s] [SETTLE=1]
 #        scripts/bench-ab.sh OLD_REV ["clients rate" ...]
 # REPS repeats every level n times (A B, then B A, ...) so the spread between
 # runs of the same build shows what counts as noise.
@@ -116,6 +120,10 @@ drain() { # binary env label
 run() { # label binary fsync clients rate suffix env nice worker generator redis-settings
   local label=${PREFIX:-}$1 bin=$2 nice=${8:-0} worker=${9:-1} gen=${10:-bin/chatflow}
   cleanup
+  if [[ -n ${A_SVC_ENV:-}${B_SVC_ENV:-} ]]; then
+    local svc_env=${A_SVC_ENV:-}; [[ $1 == A ]] || svc_env=${B_SVC_ENV:-}
+    env $svc_env scripts/services.sh restart-go >/dev/null
+  fi
   redis_conf "${orig_redis[@]}"
   settle
   redis_conf ${11:-}

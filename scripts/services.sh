@@ -334,6 +334,14 @@ redis-cluster)
 redis-cluster-stop)
   stop_redis_cluster
   ;;
+restart-go)
+  # The two Go programs among the services, restarted with the caller's
+  # environment (GOMAXPROCS, GOGC): scripts/bench-ab.sh's A_SVC_ENV/B_SVC_ENV.
+  stop_pidfile kafka "$DATA/kafka/pid" chatflow
+  stop_pidfile temporal "$DATA/temporal/pid" temporal
+  start_kafka
+  start_temporal
+  ;;
 stop)
   stop_redis_cluster
   stop_pidfile "s3 (versitygw)" "$DATA/s3/pid" versitygw
@@ -356,6 +364,6 @@ status)
   status_line "s3 (versitygw)" "$(pid_of "$DATA/s3/pid" versitygw || true)"
   ;;
 *)
-  echo "usage: $0 start|stop|status|s3|redis-cluster|redis-cluster-stop" >&2; exit 2
+  echo "usage: $0 start|stop|status|s3|redis-cluster|redis-cluster-stop|restart-go" >&2; exit 2
   ;;
 esac
