@@ -147,6 +147,7 @@ run() { # label binary fsync clients rate suffix env nice worker generator redis
   fi
   echo "+ $label: $4 clients x $5 msg/s" >&2
   redis-cli -p "${REDIS_PORT:-16379}" config resetstat >/dev/null
+  psql "$DATABASE_URL" -qAtc 'SELECT pg_stat_statements_reset()' >/dev/null 2>&1 || true
   "$gen" bench -scenario "${SCENARIO:-chat}" -users-file "$OUT/users-ab.json" -url "$urls" \
     -clients "$4" -rate "$5" -duration "${DURATION:-20s}" -label "$label-$4x$5$6" -out "$OUT/ab-$label-$4x$5$6.json" || true
   # what the run leaves beside its result: the api's socket writes against its
@@ -156,6 +157,11 @@ run() { # label binary fsync clients rate suffix env nice worker generator redis
   { curl -fs 127.0.0.1:18192/metrics | grep -E '^chatflow_(ws_(frames_out|writes)_total|ack_seconds_(bucket|count))' || true
     redis-cli -p "${REDIS_PORT:-16379}" info commandstats | grep -E '^cmdstat_(evalsha|publish|xadd)' | tr -d '\r' || true
     redis-cli -p "${REDIS_PORT:-16379}" info persistence | grep -E '^aof_rewrites:' | tr -d '\r' || true
+    # Postgres' time per statement over the run (pg_stat_statements): calls,
+    # total ms, rows, the sqlc query name
+    psql "$DATABASE_URL" -qAtF' ' -c "SELECT 'pgss', calls, round(total_exec_time), rows,
+      coalesce(substring(query from '-- name: (\w+)'), left(regexp_replace(query, '\s+', ' ', 'g'), 60))
+      FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12" 2>/dev/null || true
   } >"$OUT/ab-$label-$4x$5$6.metrics"
   [[ $worker == 1 ]] || drain "$bin" "$7" "$label"
 }
