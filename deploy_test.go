@@ -91,6 +91,31 @@ func TestDeployRedisFsyncsEveryAck(t *testing.T) {
 	}
 }
 
+// TestDeployPostgresStatementStats: compose's Postgres preloads
+// pg_stat_statements and creates its view on first start, as the local
+// services do (README "Operations").
+func TestDeployPostgresStatementStats(t *testing.T) {
+	compose := readFile(t, "deploy/compose.yaml")
+	i := strings.Index(compose, "\n  postgres:\n")
+	if i < 0 {
+		t.Fatal("compose.yaml has no postgres service")
+	}
+	svc := compose[i+1:]
+	if end := regexp.MustCompile(`\n  \S`).FindStringIndex(svc[1:]); end != nil {
+		svc = svc[:end[0]+1]
+	}
+	if !strings.Contains(svc, `"shared_preload_libraries=pg_stat_statements"`) {
+		t.Error("compose.yaml's postgres does not preload pg_stat_statements")
+	}
+	m := regexp.MustCompile(`\./(\S+\.sql):/docker-entrypoint-initdb\.d/`).FindStringSubmatch(svc)
+	if m == nil {
+		t.Fatal("compose.yaml's postgres mounts no init script")
+	}
+	if init := readFile(t, "deploy/"+m[1]); !strings.Contains(init, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements") {
+		t.Errorf("deploy/%s does not create pg_stat_statements", m[1])
+	}
+}
+
 func readFile(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)

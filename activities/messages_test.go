@@ -256,3 +256,31 @@ func TestPersistReplacesTombstone(t *testing.T) {
 	}
 	wantText(t, p.rows(room), m3)
 }
+
+// The local Postgres that `make dev` and `make test` start keeps
+// per-statement statistics (pg_stat_statements, README "Operations"), and
+// the persistence path's insert is among them under its sqlc name.
+func TestPersistStatementStats(t *testing.T) {
+	p := newPersister(t)
+	ctx := context.Background()
+	room, sender := p.room(), uuid.New()
+	body := "counted " + uuid.NewString()
+	if _, err := p.persist(newMsg(room, sender, 1, "s1", body)); err != nil {
+		t.Fatalf("PersistMessages: %v", err)
+	}
+	var calls int64
+	err := p.acts.Pool.QueryRow(ctx, `SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements
+		WHERE query LIKE '-- name: InsertMessages %'`).Scan(&calls)
+	if err != nil {
+		t.Fatalf("pg_stat_statements: %v (a Postgres started before scripts/services.sh preloaded the library needs a restart: scripts/services.sh stop, then make services)", err)
+	}
+	if calls < 1 {
+		t.Fatalf("pg_stat_statements has no InsertMessages call after a persist")
+	}
+	// the view holds statement texts, never their parameters: no body
+	var leaked int64
+	if err := p.acts.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_statements WHERE query LIKE '%' || $1 || '%'
+		AND query NOT LIKE '%pg_stat_statements%'`, body).Scan(&leaked); err != nil || leaked != 0 {
+		t.Fatalf("%d statement texts hold the message body (%v)", leaked, err)
+	}
+}

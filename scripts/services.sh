@@ -161,13 +161,17 @@ start_postgres() {
     ensure_free "$PG_PORT" postgres
     [[ $(id -u) -eq 0 ]] && touch "$DATA/logs/postgres.log" && chown postgres "$DATA/logs/postgres.log"
     pg_run "$PGBIN/pg_ctl" -D "$DATA/pg" -l "$DATA/logs/postgres.log" -w -o \
-      "-p $PG_PORT -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=on -c synchronous_commit=on -c shared_buffers=256MB" start >/dev/null
+      "-p $PG_PORT -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=on -c synchronous_commit=on -c shared_buffers=256MB -c shared_preload_libraries=pg_stat_statements" start >/dev/null
     log "postgres started on :$PG_PORT"
   fi
   wait_for postgres 40 "" "$PGBIN/pg_isready" -h 127.0.0.1 -p "$PG_PORT"
   if ! "$PGBIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "select 1 from pg_database where datname='chatflow'" | grep -q 1; then
     "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres chatflow
   fi
+  # Per-query cost for operators and benchmarks (README "Operations"). A
+  # server started before the library was preloaded answers the view with an
+  # error until it is restarted.
+  "$PGBIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d chatflow -qc 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' >/dev/null
 }
 
 start_redis() {
