@@ -1,12 +1,15 @@
 package roomlog
 
 // aliveCheck is the Lua prelude of the scripts that read or set a room's
-// alive marker, "<LASTSAVE>|<run_id>" of the Redis process that set it.
-// LASTSAVE (under a µs in a script) changes at every start and every RDB
-// save; run_id (INFO server, ~7 µs) only at a start. A send reads LASTSAVE
-// alone while the marker is fresh; INFO runs once per room after a start
-// or a save. A process that starts within the second of the last save or
-// start of the one that set a marker would take that marker for its own.
+// alive marker, "<LASTSAVE>|<run_id>" of the Redis process that set it. A
+// marker is this process's only if its run_id is this process's: INFO
+// server, ~8 µs a script call (BENCHMARKS.md round 7). The LASTSAVE part no
+// longer decides anything; it stays so that the scripts of a build before
+// this one, which read it first, still take this build's markers for what
+// they are during a rolling upgrade. Those scripts trusted a matching
+// LASTSAVE alone, so a process started within the same second as the last
+// start or RDB save of the one that set a marker (a replica started with
+// its master, say) took that marker for its own and did not fence.
 const aliveCheck = `
 local function runID()
   return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
@@ -14,15 +17,13 @@ end
 local function bootMark()
   return tostring(redis.call('LASTSAVE')) .. '|' .. runID()
 end
--- alive: 'none' or 'other' (no marker of this process: fence), 'same'
--- (this process, before a save since); fresh when no save came since
+-- alive: 'none' or 'other' (no marker of this process: fence), or 'same';
+-- the second value says whether the marker can stay as it is
 local function alive(key)
   local m = redis.call('GET', key)
   if not m then return 'none', false end
-  local ls = tostring(redis.call('LASTSAVE'))
-  if string.sub(m, 1, #ls + 1) == ls .. '|' then return 'same', true end
   local rid = runID()
-  if string.sub(m, -#rid - 1) == '|' .. rid then return 'same', false end
+  if string.sub(m, -#rid - 1) == '|' .. rid then return 'same', true end
   return 'other', false
 end
 `

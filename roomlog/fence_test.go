@@ -163,12 +163,56 @@ func TestFenceAfterRewriteAndLoss(t *testing.T) {
 	if err := os.Truncate(incr, st.Size()); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1100 * time.Millisecond) // a new process, in another second
+	// no pause: the new process may well start within the second of the
+	// old one's start or save, which the fence must not depend on
 	r2 := startOwnRedis(t, r.dir, r.port)
 	if got := r2.rdb.Get(ctx, SeqKey(room)).Val(); got != "6" {
 		t.Fatalf("the emulated loss left the counter at %s, want 6", got)
 	}
 	if got := send(r2.rdb); got <= 10 {
 		t.Fatalf("after the loss the room handed out seq %d again (seqs up to 10 were acked)", got)
+	}
+}
+
+// TestFenceMarkerOfAnotherProcessSameSecond: a marker set by another Redis
+// process whose LASTSAVE is this one's to the second (a replica started
+// with its master and promoted, masters started together and a slot moved)
+// still names another process, so the room fences. The build before took
+// a matching LASTSAVE for its own process and handed the seqs out again.
+func TestFenceMarkerOfAnotherProcessSameSecond(t *testing.T) {
+	ctx := context.Background()
+	r := startOwnRedis(t, t.TempDir(), 0)
+	room, sender := uuid.NewString(), uuid.NewString()
+	if err := SeedNew(ctx, r.rdb, room, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.rdb.SAdd(ctx, MembersKey(room), sender).Err(); err != nil {
+		t.Fatal(err)
+	}
+	const fence = 1000
+	n := 0
+	send := func() int64 {
+		t.Helper()
+		n++
+		vals, err := Append{Room: room, Sender: sender, ClientMsgID: fmt.Sprint("s", n), Prefix: `{"seq":`, Suffix: `}`,
+			Channel: "c:" + room, MaxBacklog: 1 << 20, DedupeTTL: time.Hour, Fence: fence}.Run(ctx, r.rdb).Slice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return vals[0].(int64)
+	}
+	if got := send(); got != 1 {
+		t.Fatalf("first send: seq %d, want 1", got)
+	}
+	lastSave := r.rdb.LastSave(ctx).Val()
+	other := strings.Repeat("ab", 20) // a run_id (40 hex digits) of no live process
+	if err := r.rdb.Set(ctx, aliveKey(room), fmt.Sprintf("%d|%s", lastSave, other), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := send(); got != 1+fence+1 {
+		t.Fatalf("send under another process's marker of the same second: seq %d, want %d (fenced)", got, 1+fence+1)
+	}
+	if got := send(); got != 1+fence+2 {
+		t.Fatalf("the send after the fence: seq %d, want %d (fenced once)", got, 1+fence+2)
 	}
 }
