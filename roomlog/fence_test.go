@@ -104,14 +104,16 @@ func (r *ownRedis) newestIncr() string {
 	return newest
 }
 
-// TestFenceAfterRewriteAndLoss: a Redis that lost its last writes (an OS
-// crash on a disk that lied, a failover to a replica) must not hand a seq
-// out again, also when an AOF rewrite had copied the room's alive marker
-// into the base file before the loss. An RDB save of the same process must
-// not fence.
-func TestFenceAfterRewriteAndLoss(t *testing.T) {
+// testFence is the seq fence of the tests on a Redis of their own.
+const testFence = 1000
+
+// fenceRoom sets up a new room on r with one member, and returns it and a
+// send of a new message by that member through the send script on the
+// client given (the room's Redis, or the one restarted in its place),
+// returning the seq it got.
+func fenceRoom(t *testing.T, r *ownRedis) (room string, send func(*redis.Client) int64) {
+	t.Helper()
 	ctx := context.Background()
-	r := startOwnRedis(t, t.TempDir(), 0)
 	room, sender := uuid.NewString(), uuid.NewString()
 	if err := SeedNew(ctx, r.rdb, room, 0); err != nil {
 		t.Fatal(err)
@@ -120,16 +122,27 @@ func TestFenceAfterRewriteAndLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	send := func(rdb *redis.Client) int64 {
+	return room, func(rdb *redis.Client) int64 {
 		t.Helper()
 		n++
 		vals, err := Append{Room: room, Sender: sender, ClientMsgID: fmt.Sprint("m", n), Prefix: `{"seq":`, Suffix: `}`,
-			Channel: "c:" + room, MaxBacklog: 1 << 20, DedupeTTL: time.Hour, Fence: 1000}.Run(ctx, rdb).Slice()
+			Channel: "c:" + room, MaxBacklog: 1 << 20, DedupeTTL: time.Hour, Fence: testFence}.Run(ctx, rdb).Slice()
 		if err != nil {
 			t.Fatal(err)
 		}
 		return vals[0].(int64)
 	}
+}
+
+// TestFenceAfterRewriteAndLoss: a Redis that lost its last writes (an OS
+// crash on a disk that lied, a failover to a replica) must not hand a seq
+// out again, also when an AOF rewrite had copied the room's alive marker
+// into the base file before the loss. An RDB save of the same process must
+// not fence.
+func TestFenceAfterRewriteAndLoss(t *testing.T) {
+	ctx := context.Background()
+	r := startOwnRedis(t, t.TempDir(), 0)
+	room, send := fenceRoom(t, r)
 	for range 5 {
 		send(r.rdb)
 	}
@@ -182,26 +195,8 @@ func TestFenceAfterRewriteAndLoss(t *testing.T) {
 func TestFenceMarkerOfAnotherProcessSameSecond(t *testing.T) {
 	ctx := context.Background()
 	r := startOwnRedis(t, t.TempDir(), 0)
-	room, sender := uuid.NewString(), uuid.NewString()
-	if err := SeedNew(ctx, r.rdb, room, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.rdb.SAdd(ctx, MembersKey(room), sender).Err(); err != nil {
-		t.Fatal(err)
-	}
-	const fence = 1000
-	n := 0
-	send := func() int64 {
-		t.Helper()
-		n++
-		vals, err := Append{Room: room, Sender: sender, ClientMsgID: fmt.Sprint("s", n), Prefix: `{"seq":`, Suffix: `}`,
-			Channel: "c:" + room, MaxBacklog: 1 << 20, DedupeTTL: time.Hour, Fence: fence}.Run(ctx, r.rdb).Slice()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return vals[0].(int64)
-	}
-	if got := send(); got != 1 {
+	room, send := fenceRoom(t, r)
+	if got := send(r.rdb); got != 1 {
 		t.Fatalf("first send: seq %d, want 1", got)
 	}
 	lastSave := r.rdb.LastSave(ctx).Val()
@@ -209,10 +204,10 @@ func TestFenceMarkerOfAnotherProcessSameSecond(t *testing.T) {
 	if err := r.rdb.Set(ctx, aliveKey(room), fmt.Sprintf("%d|%s", lastSave, other), 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if got := send(); got != 1+fence+1 {
-		t.Fatalf("send under another process's marker of the same second: seq %d, want %d (fenced)", got, 1+fence+1)
+	if got := send(r.rdb); got != 1+testFence+1 {
+		t.Fatalf("send under another process's marker of the same second: seq %d, want %d (fenced)", got, 1+testFence+1)
 	}
-	if got := send(); got != 1+fence+2 {
-		t.Fatalf("the send after the fence: seq %d, want %d (fenced once)", got, 1+fence+2)
+	if got := send(r.rdb); got != 1+testFence+2 {
+		t.Fatalf("the send after the fence: seq %d, want %d (fenced once)", got, 1+testFence+2)
 	}
 }
