@@ -26,10 +26,12 @@ dev: services
 ## the chat test set again on a Redis Cluster, a short fault run on its own
 ## services, brief fuzzing, e2e). S3_REQUIRED: the attachment tests fail, not
 ## skip, without the object store.
+## A failed Go test step ends with scripts/services.sh diag (service state, log
+## tails, Temporal's namespaces): CI keeps only the output.
 test: services
 	$(GO) vet ./...
-	S3_REQUIRED=1 $(GO) test -p 2 -count=1 -timeout 20m ./...
-	$(MAKE) test-cluster
+	S3_REQUIRED=1 $(GO) test -p 2 -count=1 -timeout 20m ./... || { scripts/services.sh diag; exit 1; }
+	$(MAKE) test-cluster || { scripts/services.sh diag; exit 1; }
 	$(MAKE) fuzz FUZZTIME=50000x
 	bin/chatflow chaos -short
 	scripts/e2e.sh

@@ -243,6 +243,16 @@ stop_redis_cluster() {
   done
 }
 
+# temporal_ready TRIES: the dev server answers for namespace default (the
+# one every role uses), within TRIES tries half a second apart.
+temporal_ready() {
+  for ((t = 0; t < $1; t++)); do
+    ((t == 0)) || sleep 0.5
+    bin/temporal operator namespace describe -n default --address "127.0.0.1:$TEMPORAL_PORT" >/dev/null 2>&1 && return 0
+  done
+  return 1
+}
+
 start_temporal() {
   if [[ ! -x bin/temporal ]]; then
     log "building the temporal CLI v1.5.1 into bin/ (a few minutes the first time)"
@@ -251,7 +261,13 @@ start_temporal() {
   mkdir -p "$DATA/temporal" "$DATA/logs"
   local pid
   if pid=$(pid_of "$DATA/temporal/pid" temporal) && owned temporal "$pid" "$TEMPORAL_PORT"; then
-    log "temporal already running on :$TEMPORAL_PORT"; return
+    if temporal_ready 10; then log "temporal already running on :$TEMPORAL_PORT"; return; fi
+    # Seen once in CI: the dev server up, its namespace gone ("Namespace
+    # default is not found.") for every test that followed. A restart on the
+    # same file registers it again; the log tail is for finding out why.
+    log "temporal (pid $pid) is up but does not serve namespace default; its log ends with:"
+    tail -n 40 "$DATA/logs/temporal.log" | cut -c1-400 || true
+    stop_pidfile temporal "$DATA/temporal/pid" temporal
   fi
   ensure_free "$TEMPORAL_PORT" temporal
   ensure_free "$TEMPORAL_UI_PORT" "temporal web UI"
@@ -265,7 +281,7 @@ start_temporal() {
     --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
     >"$DATA/logs/temporal.log" 2>&1 &
   echo $! >"$DATA/temporal/pid"
-  wait_for temporal 120 "$(cat "$DATA/temporal/pid")" bin/temporal operator cluster health --address "127.0.0.1:$TEMPORAL_PORT"
+  wait_for temporal 120 "$(cat "$DATA/temporal/pid")" temporal_ready 1
   log "temporal started on :$TEMPORAL_PORT (Web UI http://127.0.0.1:$TEMPORAL_UI_PORT)"
 }
 
@@ -321,6 +337,17 @@ status_line() { # name, pid-or-empty
   else log "$1: not running"; fi
 }
 
+status_all() {
+  log "data: $DATA"
+  if [[ -f $DATA/pg/PG_VERSION ]] && pg_run "$PGBIN/pg_ctl" -D "$DATA/pg" status >/dev/null 2>&1; then
+    status_line postgres "$(sed -n 1p "$DATA/pg/postmaster.pid")" "$(sed -n 4p "$DATA/pg/postmaster.pid")"
+  else status_line postgres ""; fi
+  status_line redis "$(pid_of "$DATA/redis/redis.pid" redis-server || true)"
+  status_line "kafka dev broker" "$(pid_of "$DATA/kafka/pid" chatflow || true)"
+  status_line temporal "$(pid_of "$DATA/temporal/pid" temporal || true)"
+  status_line "s3 (versitygw)" "$(pid_of "$DATA/s3/pid" versitygw || true)"
+}
+
 case ${1:-start} in
 start)
   start_postgres
@@ -358,16 +385,22 @@ stop)
   fi
   ;;
 status)
-  log "data: $DATA"
-  if [[ -f $DATA/pg/PG_VERSION ]] && pg_run "$PGBIN/pg_ctl" -D "$DATA/pg" status >/dev/null 2>&1; then
-    status_line postgres "$(sed -n 1p "$DATA/pg/postmaster.pid")" "$(sed -n 4p "$DATA/pg/postmaster.pid")"
-  else status_line postgres ""; fi
-  status_line redis "$(pid_of "$DATA/redis/redis.pid" redis-server || true)"
-  status_line "kafka dev broker" "$(pid_of "$DATA/kafka/pid" chatflow || true)"
-  status_line temporal "$(pid_of "$DATA/temporal/pid" temporal || true)"
-  status_line "s3 (versitygw)" "$(pid_of "$DATA/s3/pid" versitygw || true)"
+  status_all
+  ;;
+diag)
+  # What a failed `make test` prints, since CI keeps only the output: each
+  # service's state, the end of its log, and the namespaces Temporal serves.
+  status_all
+  for name in temporal redis kafka postgres s3; do
+    [[ -f $DATA/logs/$name.log ]] || continue
+    echo "== last 30 lines of $DATA/logs/$name.log"
+    tail -n 30 "$DATA/logs/$name.log" | cut -c1-400
+  done
+  echo "== temporal namespaces on :$TEMPORAL_PORT"
+  bin/temporal operator namespace list --address "127.0.0.1:$TEMPORAL_PORT" 2>&1 |
+    grep -E 'NamespaceInfo\.(Name|State)|rror' || true
   ;;
 *)
-  echo "usage: $0 start|stop|status|s3|redis-cluster|redis-cluster-stop|restart-go" >&2; exit 2
+  echo "usage: $0 start|stop|status|diag|s3|redis-cluster|redis-cluster-stop|restart-go" >&2; exit 2
   ;;
 esac
