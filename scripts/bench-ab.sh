@@ -26,10 +26,14 @@
 # server and the Kafka broker) on that side ("GOMAXPROCS=1"); when either is
 # set, every run restarts those two with its side's (scripts/services.sh
 # restart-go), so both sides pay the restart.
+# A_PG_SQL / B_PG_SQL are SQL files run against Postgres before each of that
+# side's runs (after the settle): a definition both builds share, such as a
+# function of an index expression (round 8: chat.search_doc before and after
+# migration 0015); each run starts its own connections, so it sees the file's.
 # Before each run the stores are settled (VACUUM of chat.messages, CHECKPOINT,
 # sync; SETTLE=0 skips it).
 # Usage: [REPS=n] [AB=gen] [A_FSYNC=..] [A_WORKER=0] [A_ENV=..] [B_ENV=..] [A_REDIS=..] [B_REDIS=..]
-#        [A_SVC_ENV=..] [B_SVC_ENV=..] [PREFIX=..] [DURATION=20s] [SETTLE=1]
+#        [A_SVC_ENV=..] [B_SVC_ENV=..] [A_PG_SQL=..] [B_PG_SQL=..] [PREFIX=..] [DURATION=20s] [SETTLE=1]
 #        scripts/bench-ab.sh OLD_REV ["clients rate" ...]
 # REPS repeats every level n times (A B, then B A, ...) so the spread between
 # runs of the same build shows what counts as noise.
@@ -127,6 +131,8 @@ run() { # label binary fsync clients rate suffix env nice worker generator redis
   redis_conf "${orig_redis[@]}"
   settle
   redis_conf ${11:-}
+  local pg_sql=${A_PG_SQL:-}; [[ $1 == A ]] || pg_sql=${B_PG_SQL:-}
+  [[ -z $pg_sql ]] || psql "$DATABASE_URL" -q -v ON_ERROR_STOP=1 -f "$pg_sql" >/dev/null
   redis-cli -p "${REDIS_PORT:-16379}" config set appendfsync "$3" >/dev/null
   renice_durable "$nice"
   start_worker "$bin" "$7" "$LOGS/ab-worker-$label.log" "$nice"
