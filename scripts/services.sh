@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs (when missing) and starts the local services chatflow needs, each on
 # a project port with its data under .data/. Idempotent: a running service is
-# left alone. Usage: scripts/services.sh start|stop|status, or `s3` to start
-# the object store alone, or `redis-cluster` / `redis-cluster-stop` for the
-# local 3-master Redis Cluster of `make test-cluster` (not part of `start`).
+# left alone (Temporal only if it serves namespace default). Usage:
+# scripts/services.sh start|stop|status, `diag` (status plus log tails and
+# Temporal's namespaces), `s3` to start the object store alone, or
+# `redis-cluster` / `redis-cluster-stop` for the local 3-master Redis Cluster
+# of `make test-cluster` (not part of `start`).
 #
 # Knobs (environment): CHATFLOW_DATA (data directory, default .data; relative
 # paths are taken from the repository root), PG_PORT (15432), REDIS_PORT
