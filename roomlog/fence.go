@@ -17,13 +17,12 @@ end
 local function bootMark()
   return tostring(redis.call('LASTSAVE')) .. '|' .. runID()
 end
--- alive: 'none' or 'other' (no marker of this process: fence), or 'same';
--- the second value says whether the marker can stay as it is
+-- alive: whether key holds a marker of this process (no marker, or
+-- another process's: fence)
 local function alive(key)
   local m = redis.call('GET', key)
-  if not m then return 'none', false end
+  if not m then return false end
   local rid = runID()
-  if string.sub(m, -#rid - 1) == '|' .. rid then return 'same', true end
-  return 'other', false
+  return string.sub(m, -#rid - 1) == '|' .. rid
 end
 `

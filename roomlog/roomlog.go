@@ -77,9 +77,8 @@ if prev then return {0, prev} end
 local cur = redis.call('GET', KEYS[1])
 local p = redis.call('GET', KEYS[5])
 if not cur or not p then return {-3} end
-local state, fresh = alive(KEYS[6])
-if not fresh then
-  if state ~= 'same' then cur = redis.call('INCRBY', KEYS[1], ARGV[7]) end
+if not alive(KEYS[6]) then
+  cur = redis.call('INCRBY', KEYS[1], ARGV[7])
   redis.set_repl(redis.REPL_NONE)
   redis.call('SET', KEYS[6], bootMark())
   redis.set_repl(redis.REPL_ALL)
