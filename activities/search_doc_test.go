@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Migration 0015 gave chat.search_doc a fast path for bodies without Hangul.
@@ -74,20 +76,16 @@ func TestSearchDocFastPathSameDocument(t *testing.T) {
 	// The saving exists only if Postgres inlines the function into the index
 	// expression; a STRICT definition with a CASE body is not inlined and
 	// runs as a function call per row (slower than no fast path).
-	var plan strings.Builder
 	prow, err := a.Pool.Query(ctx, `EXPLAIN (VERBOSE, COSTS OFF) SELECT chat.search_doc(b) FROM (VALUES ('x'), ('y')) AS v(b)`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer prow.Close()
-	for prow.Next() {
-		var line string
-		if err := prow.Scan(&line); err != nil {
-			t.Fatal(err)
-		}
-		plan.WriteString(line + "\n")
+	lines, err := pgx.CollectRows(prow, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(plan.String(), "CASE WHEN") || strings.Contains(plan.String(), "search_doc(") {
-		t.Fatalf("chat.search_doc is not inlined with its fast path:\n%s", plan.String())
+	plan := strings.Join(lines, "\n")
+	if !strings.Contains(plan, "CASE WHEN") || strings.Contains(plan, "search_doc(") {
+		t.Fatalf("chat.search_doc is not inlined with its fast path:\n%s", plan)
 	}
 }
