@@ -85,10 +85,6 @@ type Conn struct {
 // whether it is the first copy the socket sees. The copies of one event are
 // published back to back, so a short memory suffices.
 func (c *Conn) firstPresence(id string) bool {
-	// the same presence event comes on each shared room's channel, which
-	// several receive loops may dispatch at once (multiPubSub)
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	for _, s := range c.presenceSeen {
 		if s == id {
 			return false

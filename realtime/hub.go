@@ -56,22 +56,8 @@ func (h *Hub) run(ctx context.Context) {
 	// Receive does not watch ctx; closing the PubSub is what unblocks it.
 	go func() { <-ctx.Done(); h.ps.Close() }()
 	go h.pingLoop(ctx)
-	m, ok := h.ps.(*multiPubSub)
-	if !ok {
-		h.receive(ctx, h.ps)
-		return
-	}
-	var wg sync.WaitGroup
-	for _, p := range m.parts {
-		wg.Go(func() { h.receive(ctx, p) })
-	}
-	wg.Wait()
-}
-
-// receive dispatches what one subscriber connection receives until ctx ends.
-func (h *Hub) receive(ctx context.Context, ps PubSub) {
 	for {
-		msg, err := ps.Receive(ctx)
+		msg, err := h.ps.Receive(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return

@@ -30,10 +30,6 @@ type Config struct {
 	// per write at 5,000 msg/s, but in five A/B pairs the accepted rate
 	// did not follow (BENCHMARKS.md, round 3).
 	FlushYield bool
-	// PubSubConns is the number of subscriber connections to a single
-	// Redis, each with its own receive loop (channels spread by a hash of
-	// their name); 1 is one connection. A Redis Cluster has one per master.
-	PubSubConns int
 }
 
 // DefaultConfig is the configuration `make dev` runs with.
@@ -92,12 +88,6 @@ func New(cfg Config, svc *chat.Service, log *slog.Logger) *Node {
 	var ps PubSub
 	if cc, ok := svc.Redis().(*redis.ClusterClient); ok {
 		ps = newShardedPubSub(cc, log)
-	} else if cfg.PubSubConns > 1 {
-		m := &multiPubSub{}
-		for range cfg.PubSubConns {
-			m.parts = append(m.parts, svc.Subscribe(context.Background()))
-		}
-		ps = m
 	} else {
 		ps = svc.Subscribe(context.Background())
 	}

@@ -114,7 +114,6 @@ func loadConfig(keys int) (app.Config, error) {
 	parse("WS_BURST", num(&c.Realtime.SendBurst))
 	parse("WS_QUEUE", num(&c.Realtime.Queue))
 	parse("WS_FLUSH_YIELD", boolean(&c.Realtime.FlushYield))
-	parse("PUBSUB_CONNS", num(&c.Realtime.PubSubConns))
 	parse("WS_RATE", func(v string) (e error) { c.Realtime.SendRate, e = strconv.ParseFloat(v, 64); return })
 	parse("SIGNUP_WORKERS", num(&c.Workers.SignupConcurrency))
 	parse("MESSAGE_WORKERS", num(&c.Workers.MessagesConcurrency))
