@@ -1,12 +1,20 @@
 package api
 
 import (
+	"context"
 	"errors"
+	"io"
+	"net"
 	"strconv"
+	"strings"
+	"syscall"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/gofiber/fiber/v2/utils"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/redis/go-redis/v9"
+	"go.temporal.io/api/serviceerror"
 
 	"github.com/chatflow/chatflow"
 	"github.com/chatflow/chatflow/ratelimit"
@@ -91,6 +99,13 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 			code = chatflow.ECodeNotFound
 		}
 	}
+	if code == chatflow.ECodeInternal && dependencyDown(err) {
+		// Postgres, Redis or Temporal did not answer: the request may
+		// succeed a moment later, which a 500 would not tell the client.
+		code, status = chatflow.ECodeUnavailable, fiber.StatusServiceUnavailable
+		detail = "a service this request needs is unreachable right now; retry shortly (with the same idempotency_key, where the request has one)"
+		c.Set(fiber.HeaderRetryAfter, "1")
+	}
 	rid, _ := c.Locals(requestid.ConfigDefault.ContextKey).(string)
 	if status >= 500 {
 		s.Log.Error("request failed", "method", c.Method(), "path", c.Path(), "request_id", rid, "error", err)
@@ -104,6 +119,41 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		Type: "https://chatflow.dev/problems/" + code, Title: titleOf(status), Status: status,
 		Detail: detail, Code: code, Instance: c.Path(), RequestID: rid,
 	}, "application/problem+json")
+}
+
+// dependencyDown reports whether err says a store or Temporal could not be
+// reached or is not serving yet (connection refused or dropped, a server
+// shutting down or starting, Redis loading its dataset, a timeout), as
+// opposed to a fault of this request or of chatflow itself.
+func dependencyDown(err error) bool {
+	var (
+		connErr *pgconn.ConnectError
+		pgErr   *pgconn.PgError
+		opErr   *net.OpError
+		redErr  redis.Error
+		tUnav   *serviceerror.Unavailable
+		tDead   *serviceerror.DeadlineExceeded
+	)
+	switch {
+	case errors.As(err, &connErr), errors.As(err, &opErr), errors.As(err, &tUnav), errors.As(err, &tDead):
+		return true
+	case errors.As(err, &pgErr):
+		// class 08: connection exception; 57P01-03: shutting down,
+		// crashed, starting up; 53300: too many connections
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" ||
+			pgErr.Code == "57P03" || pgErr.Code == "53300"
+	case errors.As(err, &redErr):
+		msg := redErr.Error()
+		for _, p := range []string{"LOADING ", "MASTERDOWN ", "TRYAGAIN ", "CLUSTERDOWN ", "BUSY "} {
+			if strings.HasPrefix(msg, p) {
+				return true
+			}
+		}
+		return false
+	}
+	return pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, redis.ErrClosed) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
 func titleOf(status int) string {
