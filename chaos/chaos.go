@@ -20,17 +20,18 @@ import (
 
 // Options configure a run.
 type Options struct {
-	Root     string   // repository root; found from the working directory when empty
-	Short    bool     // the CI subset
-	Only     []string // scenario names; empty: all of the selected set
-	Out      string   // Markdown report file
-	Users    int      // load clients (default 50)
-	RoomSize int      // members per room (default 5)
-	Rate     float64  // new messages per second, all clients together (default 400)
-	KeepData bool     // do not wipe .data/chaos first
-	Keep     bool     // leave the services running at the end
-	Stdout   io.Writer
-	Stderr   io.Writer
+	Root      string   // repository root; found from the working directory when empty
+	Short     bool     // the CI subset
+	Only      []string // scenario names; empty: all of the selected set
+	Out       string   // Markdown report file
+	Users     int      // load clients (default 50)
+	RoomSize  int      // members per room (default 5)
+	Rate      float64  // new messages per second, all clients together (default 400)
+	Transfers float64  // new transfers per second, all rooms together (default 3)
+	KeepData  bool     // do not wipe .data/chaos first
+	Keep      bool     // leave the services running at the end
+	Stdout    io.Writer
+	Stderr    io.Writer
 }
 
 // timing of one scenario.
@@ -52,6 +53,13 @@ func (o Options) timing() timing {
 	return timing{warmup: 10 * time.Second, after: 20 * time.Second, drain: 60 * time.Second,
 		pgLimit: 180 * time.Second, pgStall: 120 * time.Second, holeGrace: 90 * time.Second,
 		kafkaLimit: 120 * time.Second, kafkaStall: 45 * time.Second}
+}
+
+func (o Options) transferRate() float64 {
+	if o.Transfers > 0 {
+		return o.Transfers
+	}
+	return 3
 }
 
 // FindRoot walks up from the working directory to the repository root.

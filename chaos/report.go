@@ -12,8 +12,16 @@ type Row struct {
 	Counts    Counts
 	Errors    map[string]int // error frames the load clients got, by code
 	MaxAckGap time.Duration
-	Failures  []string // why the verdict is FAIL; empty: PASS
-	Notes     []string // details under the table
+	Transfers *MoneyCounts // nil: not checked (the scenario ended before)
+	Failures  []string     // why the verdict is FAIL; empty: PASS
+	Notes     []string     // details under the table
+}
+
+func (r Row) transfers() string {
+	if r.Transfers == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%d / %d, %d", r.Transfers.Completed, r.Transfers.Accepted, len(r.Transfers.Problems))
 }
 
 // Passed reports the verdict.
@@ -28,7 +36,7 @@ func (r Row) Verdict() string {
 }
 
 var tableHeader = []string{"scenario", "acked", "acked missing from PG", "wrong seq/id", "holes (non-tombstone)",
-	"tombstones", "seen-live missing", "kafka missing", "kafka dups", "errors by code", "max ack gap", "verdict"}
+	"tombstones", "seen-live missing", "kafka missing", "kafka dups", "errors by code", "max ack gap", "transfers completed / accepted, problems", "verdict"}
 
 // Table renders the rows as a Markdown table whose columns line up, so the
 // same text reads well on a terminal.
@@ -39,7 +47,7 @@ func Table(rows []Row) string {
 		cells = append(cells, []string{
 			cell(r.Scenario), fmt.Sprint(c.Acked), fmt.Sprint(c.AckedMissing), fmt.Sprint(c.WrongSeqID), fmt.Sprint(c.Holes),
 			fmt.Sprint(c.Tombstones), fmt.Sprint(c.SeenMissing), fmt.Sprint(c.KafkaMissing), fmt.Sprint(c.KafkaDups),
-			cell(FormatCodes(r.Errors)), fmt.Sprintf("%.1f s", r.MaxAckGap.Seconds()), cell(r.Verdict()),
+			cell(FormatCodes(r.Errors)), fmt.Sprintf("%.1f s", r.MaxAckGap.Seconds()), r.transfers(), cell(r.Verdict()),
 		})
 	}
 	width := make([]int, len(tableHeader))

@@ -109,6 +109,7 @@ func runScenario(ctx context.Context, env *Env, o Options, sc Scenario, idx int,
 	}
 	l := &Load{Base: env.BaseURL(), Rate: o.Rate / float64(o.Users), ResendAfter: 10 * time.Second}
 	var senders []*Client
+	roomMembers := map[string][]User{}
 	for i := 0; i+o.RoomSize <= o.Users; i += o.RoomSize {
 		members := users[i : i+o.RoomSize]
 		others := append([]User(nil), members[1:]...)
@@ -121,6 +122,7 @@ func runScenario(ctx context.Context, env *Env, o Options, sc Scenario, idx int,
 			return row
 		}
 		r.rooms = append(r.rooms, room)
+		roomMembers[room] = members
 		for _, m := range members {
 			senders = append(senders, l.NewClient(m, []string{room}))
 		}
@@ -130,7 +132,13 @@ func runScenario(ctx context.Context, env *Env, o Options, sc Scenario, idx int,
 		r.poison.answers = make(chan frame, 64)
 	}
 	r.load = l
-	logf("%d rooms, %d senders at %.1f msg/s each", len(r.rooms), len(senders), l.Rate)
+	logf("%d rooms, %d senders at %.1f msg/s each; transfers at %.1f/s", len(r.rooms), len(senders), l.Rate, o.transferRate())
+	money, err := NewMoney(ctx, env.BaseURL(), roomMembers, o.transferRate(), 5*time.Minute)
+	if err != nil {
+		failed("setup failed", err)
+		return row
+	}
+	defer money.Close()
 
 	l.Start(ctx, senders)
 	defer l.Close()
@@ -138,6 +146,7 @@ func runScenario(ctx context.Context, env *Env, o Options, sc Scenario, idx int,
 		failed("setup failed", err)
 		return row
 	}
+	money.Start(ctx)
 	stopProgress := sync.OnceFunc(every(5*time.Second, func() { logf("[%s] %s", sc.Name, l.Progress()) }))
 	defer stopProgress()
 
@@ -162,6 +171,8 @@ func runScenario(ctx context.Context, env *Env, o Options, sc Scenario, idx int,
 	logf("senders stopped; resending unacked messages for up to %s", t.drain)
 	unacked := l.Drain(ctx, t.drain)
 	l.Close()
+	logf("waiting for the transfer requests still retrying")
+	money.StopNew()
 	stopProgress()
 
 	acks, seen, errs, other, gaveUp := l.Records()
@@ -228,6 +239,29 @@ func runScenario(ctx context.Context, env *Env, o Options, sc Scenario, idx int,
 	}
 	if !slices.ContainsFunc(ackTimes, func(at time.Time) bool { return at.After(faultEnd) }) {
 		fail("no ack after the fault ended")
+	}
+
+	logf("checking the transfers against the ledger")
+	mc, err := money.CheckMoney(vctx, pool, faultStart, faultEnd, t.pgLimit, logf)
+	row.Transfers = &mc
+	if err != nil {
+		failed("transfers unreadable", err)
+		return row
+	}
+	r.note("transfers: %d asked, %d accepted (%d completed, %d failed, %d compensated), %d refused, %d unanswered, %d in flight across the fault; answers other than 2xx: %s",
+		mc.Requested, mc.Accepted, mc.Completed, mc.Failed, mc.Compensated, mc.Refused, mc.Unanswered, mc.Spanning, FormatCodes(money.Codes()))
+	for _, p := range mc.Problems {
+		r.note("transfers: %s", p)
+	}
+	check(len(mc.Problems), "transfer problems")
+	check(mc.Refused, "transfers refused")
+	check(mc.Unanswered, "transfers unanswered")
+	check(money.Internal(), "transfer requests answered 5xx other than 503")
+	if mc.Completed == 0 {
+		fail("no transfer completed")
+	}
+	if mc.Spanning == 0 {
+		fail("no transfer in flight across the fault")
 	}
 	return row
 }

@@ -21,13 +21,14 @@ func runChaos(ctx context.Context, args []string) error {
 	users := fs.Int("users", 50, "load clients (each its own user and WebSocket)")
 	roomSize := fs.Int("room-size", 5, "members per room")
 	rate := fs.Float64("rate", 400, "new messages per second, all clients together")
+	transfers := fs.Float64("transfers", 3, "new transfers per second (the transfer saga), all rooms together")
 	keepData := fs.Bool("keep-data", false, "do not wipe .data/chaos before the run")
 	keep := fs.Bool("keep", false, "leave the suite's services running at the end")
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: chatflow chaos [-short] [-only NAME,...] [-out FILE]\n\n"+
 			"Starts its own services (.data/chaos; ports 25432, 26379, 29092, 27233/28233) and its own\n"+
-			"api (127.0.0.1:28080) and worker, injects each fault under load and verifies from Postgres,\n"+
-			"Kafka and the clients' records. Scenarios: api-kill9, worker-kill9, temporal-stop,\n"+
+			"api (127.0.0.1:28080) and worker, injects each fault under chat and transfer load and verifies\n"+
+			"from Postgres, Kafka, the ledger and the clients' records. Scenarios: api-kill9, worker-kill9, temporal-stop,\n"+
 			"postgres-stop, kafka-stop, redis-shutdown, redis-kill9, redis-oscrash, poison.\n\n")
 		fs.PrintDefaults()
 	}
@@ -39,7 +40,7 @@ func runChaos(ctx context.Context, args []string) error {
 		}
 	}
 	rows, err := chaos.Run(ctx, chaos.Options{Short: *short, Only: names, Out: *out, Users: *users, RoomSize: *roomSize,
-		Rate: *rate, KeepData: *keepData, Keep: *keep})
+		Rate: *rate, Transfers: *transfers, KeepData: *keepData, Keep: *keep})
 	if err != nil {
 		return err
 	}
