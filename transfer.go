@@ -85,6 +85,10 @@ func ValidClientKey(k string) error {
 // the sign-up task queue (the sagas' pool).
 const WorkflowTransfer = "Transfer"
 
+// WorkflowResumeTransfers is the registered name of the scheduled pass that
+// starts the sagas of transfers left pending (workflows.ResumeTransfers).
+const WorkflowResumeTransfers = "ResumeTransfers"
+
 // TransferWorkflowID derives the transfer saga's workflow ID from the
 // transfer id, so a repeated start runs it once; it reads well in the Web UI.
 func TransferWorkflowID(id uuid.UUID) string { return "transfer-" + id.String() }

@@ -83,13 +83,17 @@ type Config struct {
 	// that read it as pending can still run).
 	UploadPendingTTL time.Duration
 	UploadSweepGrace time.Duration
+	// TransferResumeAfter is how long a transfer stays pending before
+	// ResumeTransfers starts its saga (much longer than the api takes to
+	// start it after recording it).
+	TransferResumeAfter time.Duration
 }
 
 // DefaultConfig is the configuration `make dev` runs with.
 func DefaultConfig() Config {
 	return Config{
 		HistoryCap: 1000, ReconcileAfter: 5 * time.Second, HoleGrace: time.Minute, PublishTimeout: 5 * time.Second, RoomIdleTTL: roomlog.DefaultIdleTTL,
-		UploadPendingTTL: 24 * time.Hour, UploadSweepGrace: 10 * time.Minute,
+		UploadPendingTTL: 24 * time.Hour, UploadSweepGrace: 10 * time.Minute, TransferResumeAfter: time.Minute,
 	}
 }
 

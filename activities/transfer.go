@@ -158,3 +158,28 @@ func (a *Activities) FinishTransfer(ctx context.Context, out chatflow.TransferOu
 	}
 	return nil
 }
+
+// StaleTransfers lists, oldest first and at most 500, the transfers of the
+// last week still pending TransferResumeAfter after they were recorded, as
+// the inputs of their sagas: those the api recorded but could not start
+// (it answered 503 and the sender did not repeat the request), and those
+// whose saga is simply still running, which ResumeTransfers finds started
+// already. A saga terminated from outside leaves its transfer pending; the
+// week's bound keeps such rows from filling every pass for good.
+func (a *Activities) StaleTransfers(ctx context.Context) ([]chatflow.TransferInput, error) {
+	now := time.Now()
+	rows, err := a.Queries.ListStalePendingTransfers(ctx, db.ListStalePendingTransfersParams{
+		Before: now.Add(-a.Cfg.TransferResumeAfter), Since: now.Add(-7 * 24 * time.Hour), Lim: 500,
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]chatflow.TransferInput, len(rows))
+	for i, t := range rows {
+		out[i] = chatflow.TransferInput{
+			TransferID: t.ID, FromID: t.FromID, ToID: t.ToID, RoomID: t.RoomID, Amount: t.Amount, Memo: t.Memo,
+			RequestedAt: t.CreatedAt.UTC(),
+		}
+	}
+	return out, nil
+}

@@ -300,6 +300,57 @@ func (q *Queries) InsertTransfer(ctx context.Context, arg InsertTransferParams) 
 	return i, err
 }
 
+const listStalePendingTransfers = `-- name: ListStalePendingTransfers :many
+SELECT id, from_id, to_id, room_id, amount, memo, idempotency_key, status, error_code, error, message_seq, created_at, finished_at FROM customer.transfers
+WHERE status = 'pending' AND created_at < $1::timestamptz AND created_at > $2::timestamptz
+ORDER BY created_at
+LIMIT $3
+`
+
+type ListStalePendingTransfersParams struct {
+	Before time.Time `json:"before"`
+	Since  time.Time `json:"since"`
+	Lim    int32     `json:"lim"`
+}
+
+// ListStalePendingTransfers returns transfers still pending that were
+// recorded between @since and @before, oldest first: those whose saga may
+// never have started (the api answered 503 and the sender did not repeat
+// the request).
+func (q *Queries) ListStalePendingTransfers(ctx context.Context, arg ListStalePendingTransfersParams) ([]CustomerTransfer, error) {
+	rows, err := q.db.Query(ctx, listStalePendingTransfers, arg.Before, arg.Since, arg.Lim)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []CustomerTransfer
+	for rows.Next() {
+		var i CustomerTransfer
+		if err := rows.Scan(
+			&i.ID,
+			&i.FromID,
+			&i.ToID,
+			&i.RoomID,
+			&i.Amount,
+			&i.Memo,
+			&i.IdempotencyKey,
+			&i.Status,
+			&i.ErrorCode,
+			&i.Error,
+			&i.MessageSeq,
+			&i.CreatedAt,
+			&i.FinishedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listTransactions = `-- name: ListTransactions :many
 SELECT t.id, t.user_id, t.amount, t.balance_after, t.kind, t.idempotency_key, t.created_at, t.entry, t.counterparty_id, t.transfer_id, t.memo, p.username AS counterparty_username
 FROM customer.transactions t

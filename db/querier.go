@@ -231,6 +231,11 @@ type Querier interface {
 	ListOutgoingFriendRequests(ctx context.Context, arg ListOutgoingFriendRequestsParams) ([]ListOutgoingFriendRequestsRow, error)
 	// ListRooms returns the caller's rooms, newest activity first, with their read markers.
 	ListRooms(ctx context.Context, arg ListRoomsParams) ([]ListRoomsRow, error)
+	// ListStalePendingTransfers returns transfers still pending that were
+	// recorded between @since and @before, oldest first: those whose saga may
+	// never have started (the api answered 503 and the sender did not repeat
+	// the request).
+	ListStalePendingTransfers(ctx context.Context, arg ListStalePendingTransfersParams) ([]CustomerTransfer, error)
 	// ListTransactions pages the ledger newest first by entry number, the order
 	// balance_after follows, with the counterparty's username (if any).
 	ListTransactions(ctx context.Context, arg ListTransactionsParams) ([]ListTransactionsRow, error)

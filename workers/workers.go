@@ -29,6 +29,8 @@ type Config struct {
 	ReconcileEvery time.Duration
 	// SweepEvery is the upload sweep's schedule.
 	SweepEvery time.Duration
+	// ResumeEvery is the transfer resume's schedule.
+	ResumeEvery time.Duration
 }
 
 // DefaultConfig is the configuration `make dev` runs with.
@@ -36,7 +38,7 @@ func DefaultConfig() Config {
 	return Config{
 		SignupConcurrency: 32, MessagesConcurrency: 64,
 		SignupTaskQueue: chatflow.SignupTaskQueue, MessagesTaskQueue: chatflow.MessagesTaskQueue,
-		ReconcileEvery: 5 * time.Second, SweepEvery: 10 * time.Minute,
+		ReconcileEvery: 5 * time.Second, SweepEvery: 10 * time.Minute, ResumeEvery: time.Minute,
 	}
 }
 
@@ -53,6 +55,8 @@ func New(c client.Client, acts *activities.Activities, cfg Config) []worker.Work
 	sw.RegisterWorkflowWithOptions(workflows.DeleteUser, workflow.RegisterOptions{Name: chatflow.WorkflowDeleteUser})
 	// So does the upload sweep: housekeeping of what users uploaded.
 	sw.RegisterWorkflowWithOptions(workflows.SweepUploads, workflow.RegisterOptions{Name: chatflow.WorkflowSweepUploads})
+	// And the transfer resume, next to the transfer sagas it starts.
+	sw.RegisterWorkflowWithOptions(workflows.ResumeTransfers, workflow.RegisterOptions{Name: chatflow.WorkflowResumeTransfers})
 	sw.RegisterActivity(acts)
 
 	mw := worker.New(c, cfg.MessagesTaskQueue, worker.Options{
@@ -73,10 +77,13 @@ func ReconcileScheduleID(taskQueue string) string { return "reconcile-" + taskQu
 // SweepScheduleID names the upload sweep's schedule of a task queue.
 func SweepScheduleID(taskQueue string) string { return "sweep-uploads-" + taskQueue }
 
+// ResumeScheduleID names the transfer resume's schedule of a task queue.
+func ResumeScheduleID(taskQueue string) string { return "resume-transfers-" + taskQueue }
+
 // EnsureSchedules creates the Temporal Schedules of the worker's periodic
 // workflows (visible in the Web UI under Schedules), or updates the
-// interval of those that exist: the reconciler on the messages task queue
-// and the upload sweep on the sagas' one. Overlapping runs are skipped, so
+// interval of those that exist: the reconciler on the messages task queue,
+// the upload sweep and the transfer resume on the sagas' one. Overlapping runs are skipped, so
 // a slow pass never piles up, and a run that cannot start (no worker) is
 // dropped rather than queued.
 func EnsureSchedules(ctx context.Context, c client.Client, cfg Config) error {
@@ -93,6 +100,13 @@ func EnsureSchedules(ctx context.Context, c client.Client, cfg Config) error {
 	}, "expires uploads never attached and avatar uploads never set, then deletes their objects")
 	if err != nil {
 		return fmt.Errorf("upload sweep schedule: %w", err)
+	}
+	err = ensureSchedule(ctx, c, ResumeScheduleID(cfg.SignupTaskQueue), cfg.ResumeEvery, &client.ScheduleWorkflowAction{
+		ID: "resume-transfers-" + cfg.SignupTaskQueue, Workflow: chatflow.WorkflowResumeTransfers, TaskQueue: cfg.SignupTaskQueue,
+		WorkflowRunTimeout: 10 * time.Minute,
+	}, "starts the sagas of transfers recorded but left pending (their start failed and the sender did not retry)")
+	if err != nil {
+		return fmt.Errorf("transfer resume schedule: %w", err)
 	}
 	return nil
 }

@@ -147,6 +147,8 @@ func loadConfig(keys int) (app.Config, error) {
 		return
 	})
 	parse("UPLOAD_SWEEP_EVERY", dur(&c.Workers.SweepEvery))
+	parse("TRANSFER_RESUME_EVERY", dur(&c.Workers.ResumeEvery))
+	parse("TRANSFER_RESUME_AFTER", dur(&c.Activities.TransferResumeAfter))
 	parse("UPLOAD_PENDING_TTL", dur(&c.Activities.UploadPendingTTL))
 	if err == nil && c.Activities.UploadPendingTTL <= c.Objects.PutTTL {
 		// a sweep must never take an upload whose pre-signed PUT still works

@@ -77,3 +77,13 @@ WHERE (from_id = @user_id OR to_id = @user_id)
   AND (created_at, id) < (@before_at::timestamptz, @before_id::uuid)
 ORDER BY created_at DESC, id DESC
 LIMIT @lim;
+
+-- name: ListStalePendingTransfers :many
+-- ListStalePendingTransfers returns transfers still pending that were
+-- recorded between @since and @before, oldest first: those whose saga may
+-- never have started (the api answered 503 and the sender did not repeat
+-- the request).
+SELECT * FROM customer.transfers
+WHERE status = 'pending' AND created_at < @before::timestamptz AND created_at > @since::timestamptz
+ORDER BY created_at
+LIMIT @lim;
