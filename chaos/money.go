@@ -50,8 +50,9 @@ type moneyReq struct {
 	key, room  string
 	from, to   User
 	amount     int64
-	id         string // transfer_id of the 2xx answer; "" without one
-	refusedFor string // code of a 4xx answer
+	first      time.Time // when it was first sent
+	id         string    // transfer_id of the 2xx answer; "" without one
+	refusedFor string    // code of a 4xx answer
 }
 
 // moneyFund is what every member deposits before the load; the amounts
@@ -111,7 +112,10 @@ func (m *Money) Start(ctx context.Context) {
 // "unavailable, retry", never as an internal error.
 func (m *Money) send(ctx context.Context, q *moneyReq) {
 	raw, _ := json.Marshal(map[string]any{"to_user_id": q.to.ID, "amount": q.amount, "idempotency_key": q.key, "memo": "chaos"})
-	deadline := time.Now().Add(m.retry)
+	m.mu.Lock()
+	q.first = time.Now()
+	m.mu.Unlock()
+	deadline := q.first.Add(m.retry)
 	for {
 		var out struct {
 			TransferID string `json:"transfer_id"`
@@ -177,7 +181,7 @@ func (m *Money) Close() {
 type MoneyCounts struct {
 	Requested, Accepted, Unanswered, Refused int
 	Completed, Failed, Compensated, Pending  int
-	Spanning                                 int      // started before the fault ended, finished after it began
+	Spanning                                 int      // asked for before the fault ended, finished after it began
 	Problems                                 []string // each a broken guarantee
 }
 
@@ -194,8 +198,8 @@ type MoneyCounts struct {
 //   - every completed transfer has its message in the room at its
 //     recorded seq, and the rooms hold no other transfer message.
 //
-// Spanning counts the transfers that were started before the fault ended
-// and finished after it began: the sagas the fault hit.
+// Spanning counts the transfers first asked for before the fault ended
+// that finished after it began: the requests and sagas the fault hit.
 func (m *Money) CheckMoney(ctx context.Context, pool *pgxpool.Pool, faultStart, faultEnd time.Time, limit time.Duration, logf func(string, ...any)) (MoneyCounts, error) {
 	var c MoneyCounts
 	m.mu.Lock()
@@ -253,18 +257,13 @@ FROM customer.transfers t WHERE from_id = ANY($1::uuid[])`, users).Scan(&pending
 		}
 	}
 
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM customer.transfers
-WHERE from_id = ANY($1::uuid[]) AND created_at <= $2 AND (finished_at IS NULL OR finished_at >= $3)`,
-		users, faultEnd, faultStart).Scan(&c.Spanning); err != nil {
-		return c, err
-	}
-
 	type row struct {
 		id, from, to, room, key, status string
 		amount                          int64
 		seq                             *int64
+		finished                        *time.Time
 	}
-	rows, err := pool.Query(ctx, `SELECT id::text, from_id::text, to_id::text, room_id::text, idempotency_key, status, amount, message_seq
+	rows, err := pool.Query(ctx, `SELECT id::text, from_id::text, to_id::text, room_id::text, idempotency_key, status, amount, message_seq, finished_at
 FROM customer.transfers WHERE from_id = ANY($1::uuid[])`, users)
 	if err != nil {
 		return c, err
@@ -273,7 +272,7 @@ FROM customer.transfers WHERE from_id = ANY($1::uuid[])`, users)
 	byKey := map[string]row{}
 	for rows.Next() {
 		var r row
-		if err := rows.Scan(&r.id, &r.from, &r.to, &r.room, &r.key, &r.status, &r.amount, &r.seq); err != nil {
+		if err := rows.Scan(&r.id, &r.from, &r.to, &r.room, &r.key, &r.status, &r.amount, &r.seq, &r.finished); err != nil {
 			return c, err
 		}
 		got[r.id] = r
@@ -297,6 +296,8 @@ FROM customer.transfers WHERE from_id = ANY($1::uuid[])`, users)
 			problem("accepted transfer %s (%s) is not in Postgres", q.id, q.key)
 		case r.key != q.key || r.to != q.to.ID || r.room != q.room || r.amount != q.amount:
 			problem("transfer %s is not what was asked: %+v", q.id, r)
+		case !q.first.After(faultEnd) && (r.finished == nil || !r.finished.Before(faultStart)):
+			c.Spanning++
 		}
 	}
 	for _, r := range got {

@@ -27,7 +27,7 @@ func newMoneyWorld(t *testing.T) *moneyWorld {
 	w := &moneyWorld{pool: env.Pool, a: uuid.New(), b: uuid.New(), room: uuid.New(), id: uuid.New()}
 	a, b := User{ID: w.a.String(), Username: "a"}, User{ID: w.b.String(), Username: "b"}
 	w.m = &Money{codes: map[string]int{}, rooms: []moneyRoom{{id: w.room.String(), members: []User{a, b}}},
-		reqs: []*moneyReq{{key: "chaos-t-0", room: w.room.String(), from: a, to: b, amount: 5, id: w.id.String()}}}
+		reqs: []*moneyReq{{key: "chaos-t-0", room: w.room.String(), from: a, to: b, amount: 5, id: w.id.String(), first: time.Now().Add(-time.Minute)}}}
 	w.exec(t, `INSERT INTO chat.rooms (id, name, created_by) VALUES ($1, 'money check', $2)`, w.room, w.a)
 	w.exec(t, `INSERT INTO customer.accounts (user_id, balance) VALUES ($1, $2), ($3, $4)`, w.a, moneyFund-5, w.b, moneyFund+5)
 	for _, e := range []struct {
