@@ -83,9 +83,9 @@ func ResumeScheduleID(taskQueue string) string { return "resume-transfers-" + ta
 // EnsureSchedules creates the Temporal Schedules of the worker's periodic
 // workflows (visible in the Web UI under Schedules), or updates the
 // interval of those that exist: the reconciler on the messages task queue,
-// the upload sweep and the transfer resume on the sagas' one. Overlapping runs are skipped, so
-// a slow pass never piles up, and a run that cannot start (no worker) is
-// dropped rather than queued.
+// the upload sweep and the transfer resume on the sagas' one. Overlapping
+// runs are skipped, so a slow pass never piles up, and a run that cannot
+// start (no worker) is dropped rather than queued.
 func EnsureSchedules(ctx context.Context, c client.Client, cfg Config) error {
 	err := ensureSchedule(ctx, c, ReconcileScheduleID(cfg.MessagesTaskQueue), cfg.ReconcileEvery, &client.ScheduleWorkflowAction{
 		ID: "reconcile-" + cfg.MessagesTaskQueue, Workflow: chatflow.WorkflowReconcile, TaskQueue: cfg.MessagesTaskQueue,
