@@ -123,6 +123,12 @@ func ensureSchedule(ctx context.Context, c client.Client, id string, every time.
 	if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
 		return c.ScheduleClient().GetHandle(ctx, id).Update(ctx, client.ScheduleUpdateOptions{
 			DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+				// every worker start comes here: write only when the
+				// interval changed (a write is slow on a busy server)
+				if old := in.Description.Schedule.Spec; old != nil && len(old.Intervals) == 1 &&
+					old.Intervals[0].Every == every && old.Intervals[0].Offset == 0 {
+					return nil, temporal.ErrSkipScheduleUpdate
+				}
 				in.Description.Schedule.Spec = &spec
 				return &client.ScheduleUpdate{Schedule: &in.Description.Schedule}, nil
 			},

@@ -166,7 +166,8 @@ func (e *Env) WorkerWith(t testing.TB, pub activities.Publisher, change func(*ap
 	}
 	ws := e.workers(t, pub, full)
 	cfg := full.Workers
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// the dev server answers slowly while the whole suite runs at once
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := workers.EnsureSchedules(ctx, e.Temporal, cfg); err != nil {
 		t.Fatal(err)
