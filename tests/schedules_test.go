@@ -20,7 +20,7 @@ func TestEnsureSchedulesWritesOnlyChanges(t *testing.T) {
 	q := "test-schedules-" + testenv.Unique()
 	cfg.SignupTaskQueue, cfg.MessagesTaskQueue = q, q
 	t.Cleanup(func() {
-		for _, id := range []string{workers.ReconcileScheduleID(q), workers.SweepScheduleID(q), workers.ResumeScheduleID(q)} {
+		for _, id := range workers.ScheduleIDs(cfg) {
 			_ = env.Temporal.ScheduleClient().GetHandle(context.Background(), id).Delete(context.Background())
 		}
 	})

@@ -80,6 +80,36 @@ func SweepScheduleID(taskQueue string) string { return "sweep-uploads-" + taskQu
 // ResumeScheduleID names the transfer resume's schedule of a task queue.
 func ResumeScheduleID(taskQueue string) string { return "resume-transfers-" + taskQueue }
 
+// schedule is one of the worker's periodic workflows.
+type schedule struct {
+	id, name, what  string // name and what: for errors and the Web UI's memo
+	workflow, queue string
+	every, timeout  time.Duration
+}
+
+func schedules(cfg Config) []schedule {
+	return []schedule{
+		{ReconcileScheduleID(cfg.MessagesTaskQueue), "reconciler",
+			"persists and publishes whatever the rooms' logs hold beyond Postgres and Kafka",
+			chatflow.WorkflowReconcile, cfg.MessagesTaskQueue, cfg.ReconcileEvery, 10 * time.Minute},
+		{SweepScheduleID(cfg.SignupTaskQueue), "upload sweep",
+			"expires uploads never attached and avatar uploads never set, then deletes their objects",
+			chatflow.WorkflowSweepUploads, cfg.SignupTaskQueue, cfg.SweepEvery, 30 * time.Minute},
+		{ResumeScheduleID(cfg.SignupTaskQueue), "transfer resume",
+			"starts the sagas of transfers recorded but left pending (their start failed and the sender did not retry)",
+			chatflow.WorkflowResumeTransfers, cfg.SignupTaskQueue, cfg.ResumeEvery, 10 * time.Minute},
+	}
+}
+
+// ScheduleIDs names every schedule EnsureSchedules sets up for cfg.
+func ScheduleIDs(cfg Config) []string {
+	var ids []string
+	for _, s := range schedules(cfg) {
+		ids = append(ids, s.id)
+	}
+	return ids
+}
+
 // EnsureSchedules creates the Temporal Schedules of the worker's periodic
 // workflows (visible in the Web UI under Schedules), or updates the
 // interval of those that exist: the reconciler on the messages task queue,
@@ -87,26 +117,13 @@ func ResumeScheduleID(taskQueue string) string { return "resume-transfers-" + ta
 // runs are skipped, so a slow pass never piles up, and a run that cannot
 // start (no worker) is dropped rather than queued.
 func EnsureSchedules(ctx context.Context, c client.Client, cfg Config) error {
-	err := ensureSchedule(ctx, c, ReconcileScheduleID(cfg.MessagesTaskQueue), cfg.ReconcileEvery, &client.ScheduleWorkflowAction{
-		ID: "reconcile-" + cfg.MessagesTaskQueue, Workflow: chatflow.WorkflowReconcile, TaskQueue: cfg.MessagesTaskQueue,
-		WorkflowRunTimeout: 10 * time.Minute,
-	}, "persists and publishes whatever the rooms' logs hold beyond Postgres and Kafka")
-	if err != nil {
-		return fmt.Errorf("reconciler schedule: %w", err)
-	}
-	err = ensureSchedule(ctx, c, SweepScheduleID(cfg.SignupTaskQueue), cfg.SweepEvery, &client.ScheduleWorkflowAction{
-		ID: "sweep-uploads-" + cfg.SignupTaskQueue, Workflow: chatflow.WorkflowSweepUploads, TaskQueue: cfg.SignupTaskQueue,
-		WorkflowRunTimeout: 30 * time.Minute,
-	}, "expires uploads never attached and avatar uploads never set, then deletes their objects")
-	if err != nil {
-		return fmt.Errorf("upload sweep schedule: %w", err)
-	}
-	err = ensureSchedule(ctx, c, ResumeScheduleID(cfg.SignupTaskQueue), cfg.ResumeEvery, &client.ScheduleWorkflowAction{
-		ID: "resume-transfers-" + cfg.SignupTaskQueue, Workflow: chatflow.WorkflowResumeTransfers, TaskQueue: cfg.SignupTaskQueue,
-		WorkflowRunTimeout: 10 * time.Minute,
-	}, "starts the sagas of transfers recorded but left pending (their start failed and the sender did not retry)")
-	if err != nil {
-		return fmt.Errorf("transfer resume schedule: %w", err)
+	for _, s := range schedules(cfg) {
+		err := ensureSchedule(ctx, c, s.id, s.every, &client.ScheduleWorkflowAction{
+			ID: s.id, Workflow: s.workflow, TaskQueue: s.queue, WorkflowRunTimeout: s.timeout,
+		}, s.what)
+		if err != nil {
+			return fmt.Errorf("%s schedule: %w", s.name, err)
+		}
 	}
 	return nil
 }

@@ -173,7 +173,7 @@ func (e *Env) WorkerWith(t testing.TB, pub activities.Publisher, change func(*ap
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for _, id := range []string{workers.ReconcileScheduleID(cfg.MessagesTaskQueue), workers.SweepScheduleID(cfg.SignupTaskQueue), workers.ResumeScheduleID(cfg.SignupTaskQueue)} {
+		for _, id := range workers.ScheduleIDs(cfg) {
 			_ = e.Temporal.ScheduleClient().GetHandle(context.Background(), id).Delete(context.Background())
 		}
 	})
